@@ -1,0 +1,1 @@
+"""Crossline's declarative room policies and the Synapse module that enforces them."""

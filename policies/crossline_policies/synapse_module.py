@@ -1,0 +1,148 @@
+"""The Synapse module: loads into Synapse and applies `enforcement` to every request.
+
+Configured by `crossline init` in homeserver.yaml:
+    modules:
+      - module: crossline_policies.synapse_module.CrosslinePolicy
+        config: {known_members_path: ..., registration_claims_dir: ..., exempt_users: [...]}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synapse.api.errors import Codes, SynapseError
+from synapse.module_api import NOT_SPAM, ModuleApi
+
+from crossline_policies import enforcement
+
+logger = logging.getLogger(__name__)
+
+REGISTRATION_TOKEN_STAGE = "m.login.registration_token"
+
+
+@dataclass(frozen=True)
+class ModuleConfig:
+    known_members_path: Path
+    registration_claims_dir: Path
+    exempt_users: frozenset[str]
+
+
+class KnownMembers:
+    """The hub's list of member accounts, re-read whenever the hub rewrites the file."""
+
+    def __init__(self, path: Path):
+        self._path = path
+        self._mtime_ns: int | None = None
+        self._user_ids: frozenset[str] = frozenset()
+
+    def current(self) -> frozenset[str]:
+        try:
+            mtime_ns = self._path.stat().st_mtime_ns
+        except FileNotFoundError:
+            # Fail closed: without the hub's list nobody can be invited.
+            logger.warning("Crossline known-members file %s is missing", self._path)
+            return frozenset()
+        if mtime_ns != self._mtime_ns:
+            data = json.loads(self._path.read_text(encoding="utf-8"))
+            self._user_ids = frozenset(data["user_ids"])
+            self._mtime_ns = mtime_ns
+        return self._user_ids
+
+
+def _refuse(message: str) -> SynapseError:
+    return SynapseError(403, message, Codes.FORBIDDEN)
+
+
+class CrosslinePolicy:
+    def __init__(self, config: ModuleConfig, api: ModuleApi):
+        self._config = config
+        self._api = api
+        self._known = KnownMembers(config.known_members_path)
+        api.register_spam_checker_callbacks(
+            check_event_for_spam=self.check_event_for_spam,
+            user_may_invite=self.user_may_invite,
+            user_may_publish_room=self.user_may_publish_room,
+            user_may_send_state_event=self.user_may_send_state_event,
+        )
+        api.register_third_party_rules_callbacks(on_create_room=self.on_create_room)
+        api.register_password_auth_provider_callbacks(
+            get_username_for_registration=self.get_username_for_registration
+        )
+
+    @staticmethod
+    def parse_config(config: dict[str, Any]) -> ModuleConfig:
+        return ModuleConfig(
+            known_members_path=Path(config["known_members_path"]),
+            registration_claims_dir=Path(config["registration_claims_dir"]),
+            exempt_users=frozenset(config.get("exempt_users", [])),
+        )
+
+    async def check_event_for_spam(self, event: Any) -> Any:
+        refusal = enforcement.check_event(
+            event.type, event.sender, event.is_state(), self._config.exempt_users
+        )
+        if refusal:
+            raise _refuse(refusal)
+        return NOT_SPAM
+
+    async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:
+        if inviter in self._config.exempt_users:
+            return NOT_SPAM
+        refusal = enforcement.check_invite(inviter, invitee, self._known.current())
+        if refusal:
+            raise _refuse(refusal)
+        return NOT_SPAM
+
+    async def user_may_publish_room(self, user_id: str, room_id: str) -> Any:
+        raise _refuse(enforcement.check_publish_room())
+
+    async def user_may_send_state_event(
+        self, user_id: str, room_id: str, event_type: str, state_key: str, content: dict
+    ) -> Any:
+        refusal = enforcement.check_state_event(event_type, content)
+        if refusal:
+            raise _refuse(refusal)
+        return NOT_SPAM
+
+    async def on_create_room(self, requester: Any, request: dict, is_requester_admin: bool) -> None:
+        refusal = enforcement.check_create_room(request)
+        if refusal:
+            raise _refuse(refusal)
+        # Belt and braces beside encryption_enabled_by_default_for_room_type: the room is
+        # invite-only and encrypted from its first events whatever the client asked for.
+        request["preset"] = "private_chat"
+        initial_state = request.setdefault("initial_state", [])
+        types = {state.get("type") for state in initial_state}
+        if "m.room.encryption" not in types:
+            initial_state.append(
+                {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": enforcement.MEGOLM}}
+            )
+        if "m.room.guest_access" not in types:
+            initial_state.append(
+                {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "forbidden"}}
+            )
+
+    async def get_username_for_registration(self, uia_results: dict, params: dict) -> str | None:
+        """Record which account a registration token was used for, so the hub can bind the
+        invitation to it. Only the token's hash and the chosen name are written."""
+        token = uia_results.get(REGISTRATION_TOKEN_STAGE)
+        if not isinstance(token, str):
+            return None
+        username = params.get("username")
+        if not isinstance(username, str) or not username:
+            # Synapse would pick a number; pick an opaque name ourselves so it can be recorded.
+            username = f"member-{secrets.token_hex(6)}"
+        claim = self._config.registration_claims_dir / hashlib.sha256(token.encode()).hexdigest()
+        tmp = claim.with_name(f".{claim.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump({"localpart": username.lower()}, handle)
+        os.replace(tmp, claim)
+        return username

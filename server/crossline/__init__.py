@@ -1,0 +1,1 @@
+"""Crossline: a hardened Matrix hub for structured dialogue across conflict lines."""

@@ -1,0 +1,282 @@
+"""The one typed configuration object, loaded once from `DATA_DIR/crossline.toml`.
+
+Secrets never live in the TOML file: they are files of their own (mode 0600) under
+`DATA_DIR/secrets/`, named by `Paths`. Nothing else in Crossline reads `os.environ`
+except `default_data_dir` here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE_NAME = "crossline.toml"
+DATA_DIR_ENV = "CROSSLINE_DATA_DIR"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded so that the reader knows what to change."""
+
+
+def default_data_dir() -> Path:
+    """`$CROSSLINE_DATA_DIR`, else `$XDG_DATA_HOME/crossline`, else `~/.local/share/crossline`."""
+    if os.environ.get(DATA_DIR_ENV):
+        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "crossline"
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    host: str = "127.0.0.1"
+    port: int = 8787
+    # Where people reach the hub; links in invitations use it. Empty: http://host:port.
+    public_url: str = ""
+    # Where the quick-exit control leads: a neutral page that looks like ordinary browsing.
+    quick_exit_url: str = "https://www.bbc.com/weather"
+
+
+@dataclass(frozen=True)
+class SynapseConfig:
+    server_name: str = "crossline.local"
+    host: str = "127.0.0.1"
+    port: int = 8008
+    # Where Matrix clients reach the homeserver. Empty: http://host:port.
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
+class InvitationConfig:
+    lifetime_hours: int = 72
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    # Empty: SQLite at DATA_DIR/hub.sqlite3. PostgreSQL: postgresql+psycopg://...
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every file Crossline keeps, derived from the data directory."""
+
+    data_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / CONFIG_FILE_NAME
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    def secret(self, name: str) -> Path:
+        return self.secrets_dir / name
+
+    @property
+    def synapse_dir(self) -> Path:
+        return self.data_dir / "synapse"
+
+    @property
+    def synapse_config(self) -> Path:
+        return self.synapse_dir / "homeserver.yaml"
+
+    @property
+    def synapse_log(self) -> Path:
+        return self.synapse_dir / "homeserver.log"
+
+    @property
+    def synapse_database(self) -> Path:
+        return self.synapse_dir / "homeserver.db"
+
+    @property
+    def appservice_registration(self) -> Path:
+        return self.synapse_dir / "crossline-appservice.yaml"
+
+    @property
+    def known_members(self) -> Path:
+        """Written by the hub, read by our Synapse module: who may invite and be invited."""
+        return self.synapse_dir / "known-members.json"
+
+    @property
+    def registration_claims_dir(self) -> Path:
+        """Written by our Synapse module: which account registered with which token."""
+        return self.synapse_dir / "registration-claims"
+
+    @property
+    def hub_database(self) -> Path:
+        return self.data_dir / "hub.sqlite3"
+
+    @property
+    def run_state(self) -> Path:
+        return self.data_dir / "run" / "state.json"
+
+
+@dataclass(frozen=True)
+class Config:
+    data_dir: Path
+    hub: HubConfig = field(default_factory=HubConfig)
+    synapse: SynapseConfig = field(default_factory=SynapseConfig)
+    invitations: InvitationConfig = field(default_factory=InvitationConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+
+    @property
+    def paths(self) -> Paths:
+        return Paths(self.data_dir)
+
+    @property
+    def hub_url(self) -> str:
+        return (self.hub.public_url or f"http://{_url_host(self.hub.host)}:{self.hub.port}").rstrip("/")
+
+    @property
+    def homeserver_url(self) -> str:
+        """Where the hub itself talks to Synapse: always the local listener."""
+        return f"http://{_url_host(self.synapse.host)}:{self.synapse.port}"
+
+    @property
+    def homeserver_public_url(self) -> str:
+        return (self.synapse.public_url or self.homeserver_url).rstrip("/")
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.paths.hub_database}"
+
+    @property
+    def bot_user_id(self) -> str:
+        return f"@{BOT_LOCALPART}:{self.synapse.server_name}"
+
+    @property
+    def hub_admin_user_id(self) -> str:
+        return f"@{HUB_ADMIN_LOCALPART}:{self.synapse.server_name}"
+
+
+BOT_LOCALPART = "crossline"
+HUB_ADMIN_LOCALPART = "crossline-admin"
+
+_SECTIONS: dict[str, type] = {
+    "hub": HubConfig,
+    "synapse": SynapseConfig,
+    "invitations": InvitationConfig,
+    "database": DatabaseConfig,
+}
+
+_SERVER_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def load_config(data_dir: Path) -> Config:
+    path = Paths(data_dir).config_file
+    if not path.exists():
+        raise ConfigError(
+            f"No Crossline configuration at {path}. Run `crossline init --data-dir {data_dir}` first."
+        )
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML ({error}).") from error
+    return parse_config(raw, data_dir, source=str(path))
+
+
+def parse_config(raw: dict[str, Any], data_dir: Path, source: str = "config") -> Config:
+    sections: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in _SECTIONS:
+            known = ", ".join(f"[{s}]" for s in _SECTIONS)
+            raise ConfigError(f"{source}: unknown section [{name}]. Known sections: {known}.")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{name}' must be a table ([{name}]).")
+        sections[name] = _parse_section(name, _SECTIONS[name], value, source)
+    config = Config(data_dir=data_dir.resolve(), **sections)
+    _validate(config, source)
+    return config
+
+
+def _parse_section(section: str, cls: type, values: dict[str, Any], source: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(
+                f"{source}: unknown key '{key}' in [{section}]. Known keys: {', '.join(known)}."
+            )
+        expected = type(getattr(cls(), key))
+        if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{source}: [{section}] {key} must be a whole number, not {value!r}.")
+        if expected is str and not isinstance(value, str):
+            raise ConfigError(f"{source}: [{section}] {key} must be a string, not {value!r}.")
+    return cls(**values)
+
+
+def _validate(config: Config, source: str) -> None:
+    for section, section_config in (("hub", config.hub), ("synapse", config.synapse)):
+        if not 1 <= section_config.port <= 65535:
+            raise ConfigError(
+                f"{source}: [{section}] port must be between 1 and 65535, not {section_config.port}."
+            )
+        try:
+            ipaddress.ip_address(section_config.host)
+        except ValueError as error:
+            raise ConfigError(
+                f"{source}: [{section}] host must be an IP address to listen on "
+                f"(127.0.0.1 keeps it on this machine), not {section_config.host!r}."
+            ) from error
+    if config.hub.port == config.synapse.port and config.hub.host == config.synapse.host:
+        raise ConfigError(f"{source}: [hub] port and [synapse] port must differ ({config.hub.port}).")
+    if not _SERVER_NAME.match(config.synapse.server_name):
+        raise ConfigError(
+            f"{source}: [synapse] server_name {config.synapse.server_name!r} is not a valid Matrix "
+            "server name (lower-case host name such as 'crossline.example.org')."
+        )
+    for section, key, url in (
+        ("hub", "public_url", config.hub.public_url),
+        ("hub", "quick_exit_url", config.hub.quick_exit_url),
+        ("synapse", "public_url", config.synapse.public_url),
+    ):
+        if url and not re.match(r"^https?://[^\s/]+", url):
+            raise ConfigError(f"{source}: [{section}] {key} must start with http:// or https://, not {url!r}.")
+    if not 1 <= config.invitations.lifetime_hours <= 24 * 30:
+        raise ConfigError(
+            f"{source}: [invitations] lifetime_hours must be between 1 and 720, "
+            f"not {config.invitations.lifetime_hours}."
+        )
+    if config.database.url and not config.database.url.startswith(("sqlite", "postgresql")):
+        raise ConfigError(f"{source}: [database] url must be a sqlite:// or postgresql:// URL.")
+
+
+def render_config_toml(config: Config) -> str:
+    """The file `crossline init` writes: every key, with a comment saying what it is for."""
+    return f"""# Crossline configuration. Secrets are not here: they are files in secrets/ (mode 0600).
+# Documented in docs/configuration.md.
+
+[hub]
+# Address the hub's web pages listen on. 127.0.0.1 keeps them on this machine.
+host = "{config.hub.host}"
+port = {config.hub.port}
+# Address people use to reach the hub (used in invitation links). Empty: http://host:port.
+public_url = "{config.hub.public_url}"
+# The neutral page the quick-exit control leads to.
+quick_exit_url = "{config.hub.quick_exit_url}"
+
+[synapse]
+# The Matrix server name: the part after the colon in @name:server. It cannot change later.
+server_name = "{config.synapse.server_name}"
+host = "{config.synapse.host}"
+port = {config.synapse.port}
+# Address Matrix clients use to reach the homeserver. Empty: http://host:port.
+public_url = "{config.synapse.public_url}"
+
+[invitations]
+# How long an invitation (and its Synapse registration token) stays valid.
+lifetime_hours = {config.invitations.lifetime_hours}
+
+[database]
+# Empty: SQLite in the data directory. For PostgreSQL: "postgresql+psycopg://user@host/db".
+url = "{config.database.url}"
+"""

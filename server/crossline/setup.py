@@ -1,0 +1,70 @@
+"""`crossline init`: the data directory, its configuration, secrets and Synapse files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from crossline import secrets
+from crossline.config import Config, ConfigError, load_config, parse_config, render_config_toml
+from crossline.synapse.files import write_synapse_files
+
+
+def init_data_dir(
+    data_dir: Path,
+    server_name: str | None = None,
+    hub_port: int | None = None,
+    synapse_port: int | None = None,
+) -> tuple[Config, bool]:
+    """Create (or complete) a data directory. Returns the config and whether it was new.
+
+    Running it again keeps the existing configuration, secrets and data; it rewrites only
+    Synapse's generated files, so a template change reaches an existing hub.
+    """
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config_file = data_dir / "crossline.toml"
+    created = not config_file.exists()
+    if created:
+        config = parse_config({}, data_dir)
+        config = replace(
+            config,
+            synapse=replace(config.synapse, **_given(server_name=server_name, port=synapse_port)),
+            hub=replace(config.hub, **_given(port=hub_port)),
+        )
+        # Validate what we are about to write with the same rules as a loaded file.
+        text = render_config_toml(config)
+        secrets.write_private_file(config_file, text)
+        config = load_config(data_dir)
+    else:
+        config = load_config(data_dir)
+        if server_name and server_name != config.synapse.server_name:
+            raise ConfigError(
+                f"{config_file} already sets server_name = {config.synapse.server_name!r}; "
+                "a Matrix server name cannot change once accounts exist."
+            )
+    for name in secrets.GENERATED_AT_INIT:
+        secrets.ensure_secret(config.paths.secrets_dir, name)
+    write_synapse_files(config)
+    _generate_signing_key(config)
+    return config, created
+
+
+def _given(**values: object) -> dict[str, object]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _generate_signing_key(config: Config) -> None:
+    if (config.paths.synapse_dir / "signing.key").exists():
+        return
+    result = subprocess.run(
+        [sys.executable, "-m", "synapse.app.homeserver", "-c", str(config.paths.synapse_config), "--generate-keys"],
+        capture_output=True,
+        text=True,
+        cwd=config.paths.synapse_dir,
+    )
+    if result.returncode != 0:
+        raise ConfigError(f"Synapse could not create its signing key:\n{result.stderr[-2000:]}")
+    (config.paths.synapse_dir / "signing.key").chmod(0o600)

@@ -1,0 +1,1 @@
+"""Writing Synapse's configuration from Crossline's hardened template."""

@@ -1,0 +1,132 @@
+"""The files `crossline init` writes for Synapse: homeserver.yaml, log config, appservice registration."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from crossline import secrets
+from crossline.config import BOT_LOCALPART, Config
+from crossline.secrets import write_private_file
+
+SYNAPSE_MODULE = "crossline_policies.synapse_module.CrosslinePolicy"
+APPSERVICE_ID = "crossline"
+
+
+def hardened_template() -> dict[str, Any]:
+    text = resources.files("crossline.synapse").joinpath("hardened-homeserver.yaml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def homeserver_config(config: Config) -> dict[str, Any]:
+    paths = config.paths
+    settings = hardened_template()
+    settings.update(
+        {
+            "server_name": config.synapse.server_name,
+            "public_baseurl": config.homeserver_public_url + "/",
+            "pid_file": str(paths.synapse_dir / "homeserver.pid"),
+            # Only a client listener, on the configured address (loopback by default):
+            # no federation resource at all.
+            "listeners": [
+                {
+                    "port": config.synapse.port,
+                    "bind_addresses": [config.synapse.host],
+                    "type": "http",
+                    "tls": False,
+                    "x_forwarded": False,
+                    "resources": [{"names": ["client"], "compress": False}],
+                }
+            ],
+            "database": {"name": "sqlite3", "args": {"database": str(paths.synapse_database)}},
+            "log_config": str(paths.synapse_dir / "log.config.yaml"),
+            "media_store_path": str(paths.synapse_dir / "media_store"),
+            "signing_key_path": str(paths.synapse_dir / "signing.key"),
+            "registration_shared_secret_path": str(paths.secret(secrets.REGISTRATION_SHARED_SECRET)),
+            "macaroon_secret_key_path": str(paths.secret(secrets.MACAROON_SECRET_KEY)),
+            "form_secret_path": str(paths.secret(secrets.FORM_SECRET)),
+            "app_service_config_files": [str(paths.appservice_registration)],
+            "modules": [
+                {
+                    "module": SYNAPSE_MODULE,
+                    "config": {
+                        "known_members_path": str(paths.known_members),
+                        "registration_claims_dir": str(paths.registration_claims_dir),
+                        "exempt_users": [
+                            f"@{settings['server_notices']['system_mxid_localpart']}:{config.synapse.server_name}",
+                        ],
+                    },
+                }
+            ],
+        }
+    )
+    return settings
+
+
+def log_config(config: Config) -> dict[str, Any]:
+    """Synapse's own log. Request lines (with addresses and paths) are not kept."""
+    return {
+        "version": 1,
+        "formatters": {"precise": {"format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"}},
+        "handlers": {
+            "file": {
+                "class": "logging.handlers.RotatingFileHandler",
+                "formatter": "precise",
+                "filename": str(config.paths.synapse_log),
+                "maxBytes": 10_000_000,
+                "backupCount": 3,
+                "encoding": "utf8",
+            }
+        },
+        "loggers": {
+            "synapse.access": {"level": "WARNING"},
+            "synapse.storage.SQL": {"level": "WARNING"},
+            "twisted": {"level": "WARNING"},
+        },
+        "root": {"level": "INFO", "handlers": ["file"]},
+        "disable_existing_loggers": False,
+    }
+
+
+def appservice_registration(config: Config) -> dict[str, Any]:
+    server = config.synapse.server_name.replace(".", r"\.")
+    return {
+        "id": APPSERVICE_ID,
+        # No pushes yet: the hub reads what it needs through the client and admin APIs.
+        "url": None,
+        "as_token": secrets.read_secret(config.paths.secrets_dir, secrets.APPSERVICE_AS_TOKEN),
+        "hs_token": secrets.read_secret(config.paths.secrets_dir, secrets.APPSERVICE_HS_TOKEN),
+        "sender_localpart": BOT_LOCALPART,
+        "namespaces": {
+            "users": [{"regex": f"@{BOT_LOCALPART}-bot-.*:{server}", "exclusive": True}],
+            "aliases": [],
+            "rooms": [],
+        },
+        "rate_limited": False,
+    }
+
+
+def write_synapse_files(config: Config) -> None:
+    paths = config.paths
+    paths.synapse_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths.registration_claims_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # These files name secret paths or hold tokens: only this user may read them.
+    write_private_file(paths.synapse_config, _yaml(homeserver_config(config)))
+    write_private_file(paths.synapse_dir / "log.config.yaml", _yaml(log_config(config)))
+    write_private_file(paths.appservice_registration, _yaml(appservice_registration(config)))
+    if not paths.known_members.exists():
+        write_known_members(paths.known_members, [config.hub_admin_user_id, config.bot_user_id])
+
+
+def write_known_members(path: Path, user_ids: list[str]) -> None:
+    write_private_file(path, json.dumps({"user_ids": sorted(set(user_ids))}))
+
+
+def _yaml(data: dict[str, Any]) -> str:
+    header = "# Written by `crossline init`. Edit Crossline's config and run init again instead.\n"
+    return header + yaml.safe_dump(data, sort_keys=False)
+
