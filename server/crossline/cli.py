@@ -1,0 +1,141 @@
+"""The `crossline` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import urllib.request
+from pathlib import Path
+
+from crossline.config import ConfigError, default_data_dir, load_config
+from crossline.secrets import SecretError
+
+
+def _data_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="Where Crossline keeps its config, secrets and data "
+        "(default: $CROSSLINE_DATA_DIR, else $XDG_DATA_HOME/crossline, else ~/.local/share/crossline).",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="crossline", description="Crossline hub: Synapse, hardened, plus consultations.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    init = commands.add_parser("init", help="Create the data directory: config, secrets, Synapse config.")
+    _data_dir_argument(init)
+    init.add_argument("--server-name", help="Matrix server name (default crossline.local). Cannot change later.")
+    init.add_argument("--hub-port", type=int, help="Port of the hub's web pages (default 8787).")
+    init.add_argument("--synapse-port", type=int, help="Port of Synapse's client API (default 8008).")
+
+    up = commands.add_parser("up", help="Run Synapse and the hub until Ctrl-C.")
+    _data_dir_argument(up)
+
+    status = commands.add_parser("status", help="Where the hub and homeserver are, and whether they answer.")
+    _data_dir_argument(status)
+    status.add_argument("--json", action="store_true", help="Print JSON.")
+
+    setup_link = commands.add_parser("setup-link", help="Print a new one-time link to create the first administrator.")
+    _data_dir_argument(setup_link)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+    try:
+        if args.command == "init":
+            return cmd_init(data_dir, args)
+        if args.command == "up":
+            return cmd_up(data_dir)
+        if args.command == "status":
+            return cmd_status(data_dir, args.json)
+        if args.command == "setup-link":
+            return cmd_setup_link(data_dir)
+    except (ConfigError, SecretError) as error:
+        print(f"crossline: {error}", file=sys.stderr)
+        return 2
+    return 2
+
+
+def cmd_init(data_dir: Path, args: argparse.Namespace) -> int:
+    from crossline.setup import init_data_dir
+
+    config, created = init_data_dir(data_dir, args.server_name, args.hub_port, args.synapse_port)
+    verb = "Created" if created else "Updated"
+    print(f"{verb} Crossline data directory {config.data_dir}")
+    print(f"  config:         {config.paths.config_file}")
+    print(f"  Synapse config: {config.paths.synapse_config}")
+    print(f"Next: crossline up --data-dir {config.data_dir}")
+    return 0
+
+
+def cmd_up(data_dir: Path) -> int:
+    from crossline.supervisor import Supervisor
+
+    config = load_config(data_dir)
+    return asyncio.run(Supervisor(config).run())
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def status_report(data_dir: Path) -> dict:
+    config = load_config(data_dir)
+    state = {}
+    if config.paths.run_state.exists():
+        state = json.loads(config.paths.run_state.read_text(encoding="utf-8"))
+    return {
+        "hub_url": config.hub_url,
+        "homeserver_url": config.homeserver_public_url,
+        "server_name": config.synapse.server_name,
+        "data_dir": str(config.data_dir),
+        "synapse_config": str(config.paths.synapse_config),
+        "hub": {"healthy": _answers(f"http://{config.hub.host}:{config.hub.port}/_crossline/health"), "pid": state.get("hub_pid")},
+        "synapse": {"healthy": _answers(f"{config.homeserver_url}/health"), "pid": state.get("synapse_pid")},
+    }
+
+
+def cmd_status(data_dir: Path, as_json: bool) -> int:
+    report = status_report(data_dir)
+    healthy = report["hub"]["healthy"] and report["synapse"]["healthy"]
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key in ("hub_url", "homeserver_url", "server_name", "data_dir", "synapse_config"):
+            print(f"{key:15} {report[key]}")
+        for process in ("hub", "synapse"):
+            print(f"{process:15} {'healthy' if report[process]['healthy'] else 'NOT answering'}")
+    return 0 if healthy else 1
+
+
+def cmd_setup_link(data_dir: Path) -> int:
+    from crossline.clock import SystemClock, random_token
+    from crossline.services.hub import Hub
+    from crossline.services.onboarding import issue_setup_link
+    from crossline.storage.db import create_database_engine, migrate
+
+    config = load_config(data_dir)
+    engine = create_database_engine(config.database_url)
+    migrate(engine)
+    hub = Hub(config, engine, homeserver=None, clock=SystemClock(), new_token=random_token, room_templates={})  # type: ignore[arg-type]
+    link = issue_setup_link(hub)
+    if link is None:
+        print("An administrator already exists; log in at " + config.hub_url + "/login")
+        return 1
+    print(link)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The hub's provisioning link to Synapse: admin API, appservice and registration.
+
+All HTTP to Synapse goes through here. Tokens travel in headers only, never in URLs, so
+nothing that logs URLs ever sees them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from crossline.errors import HomeserverError, InvalidInput
+
+ADMIN = "/_synapse/admin"
+CLIENT = "/_matrix/client/v3"
+
+
+class Homeserver:
+    def __init__(self, base_url: str, session: aiohttp.ClientSession, admin_token: str = "", as_token: str = ""):
+        self._base = base_url.rstrip("/")
+        self._session = session
+        self.admin_token = admin_token
+        self._as_token = as_token
+
+    async def _request(
+        self, method: str, path: str, token: str | None = None, body: Any = None, params: dict | None = None
+    ) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            async with self._session.request(
+                method, self._base + path, json=body, headers=headers, params=params,
+                timeout=aiohttp.ClientTimeout(total=30),
+            ) as response:
+                try:
+                    data = await response.json(content_type=None)
+                except ValueError:
+                    data = {}
+                return response.status, data if isinstance(data, dict) else {}
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise HomeserverError(f"The homeserver could not be reached ({type(error).__name__}). Is Synapse running?") from error
+
+    async def _ok(self, method: str, path: str, token: str | None = None, body: Any = None, params: dict | None = None) -> dict:
+        status, data = await self._request(method, path, token, body, params)
+        if status >= 400:
+            raise HomeserverError(f"The homeserver refused: {data.get('error') or status}")
+        return data
+
+    async def healthy(self) -> bool:
+        try:
+            async with self._session.get(self._base + "/health", timeout=aiohttp.ClientTimeout(total=3)) as response:
+                return response.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    # -- The hub's own admin account -------------------------------------------------
+
+    async def register_with_shared_secret(self, shared_secret: str, localpart: str, password: str, admin: bool) -> str:
+        nonce = (await self._ok("GET", f"{ADMIN}/v1/register"))["nonce"]
+        mac_hex = hmac.new(
+            shared_secret.encode(),
+            b"\x00".join(p.encode() for p in (nonce, localpart, password, "admin" if admin else "notadmin")),
+            hashlib.sha1,
+        ).hexdigest()
+        data = await self._ok(
+            "POST",
+            f"{ADMIN}/v1/register",
+            body={"nonce": nonce, "username": localpart, "password": password, "admin": admin, "mac": mac_hex},
+        )
+        return data["access_token"]
+
+    async def login_with_password(self, user_id: str, password: str) -> str:
+        data = await self._ok(
+            "POST",
+            f"{CLIENT}/login",
+            body={"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id}, "password": password},
+        )
+        return data["access_token"]
+
+    async def username_available(self, localpart: str) -> bool:
+        status, _ = await self._request("GET", f"{CLIENT}/register/available", params={"username": localpart})
+        return status == 200
+
+    async def whoami(self, token: str) -> str | None:
+        status, data = await self._request("GET", f"{CLIENT}/account/whoami", token)
+        return data.get("user_id") if status == 200 else None
+
+    # -- Registration tokens and accounts --------------------------------------------
+
+    async def create_registration_token(self, token: str, expiry_ms: int) -> None:
+        await self._ok(
+            "POST",
+            f"{ADMIN}/v1/registration_tokens/new",
+            self.admin_token,
+            {"token": token, "uses_allowed": 1, "expiry_time": expiry_ms},
+        )
+
+    async def delete_registration_token(self, token: str) -> None:
+        await self._request("DELETE", f"{ADMIN}/v1/registration_tokens/{quote(token, safe='')}", self.admin_token)
+
+    async def user_exists(self, user_id: str) -> bool:
+        status, _ = await self._request("GET", f"{ADMIN}/v2/users/{quote(user_id, safe='')}", self.admin_token)
+        return status == 200
+
+    async def register_with_token(self, localpart: str, password: str, registration_token: str) -> str:
+        """Register through the client API exactly as a Matrix client would, so the same
+        token rules apply. Returns the new user id."""
+        body: dict[str, Any] = {"username": localpart, "password": password, "inhibit_login": True}
+        status, data = await self._request("POST", f"{CLIENT}/register", body=body)
+        if status == 400 and data.get("errcode") == "M_USER_IN_USE":
+            raise InvalidInput("That user name is taken. Choose another.")
+        if status != 401 or "session" not in data:
+            raise HomeserverError(f"Registration could not start: {data.get('error') or status}")
+        body["auth"] = {"type": "m.login.registration_token", "token": registration_token, "session": data["session"]}
+        status, data = await self._request("POST", f"{CLIENT}/register", body=body)
+        if status == 401 and "m.login.dummy" in str(data.get("flows")):
+            body["auth"] = {"type": "m.login.dummy", "session": body["auth"]["session"]}
+            status, data = await self._request("POST", f"{CLIENT}/register", body=body)
+        if status != 200:
+            if data.get("errcode") == "M_USER_IN_USE":
+                raise InvalidInput("That user name is taken. Choose another.")
+            if data.get("errcode") == "M_INVALID_USERNAME":
+                raise InvalidInput(f"That user name is not allowed: {data.get('error')}")
+            raise HomeserverError(f"Registration was refused: {data.get('error') or status}")
+        return data["user_id"]
+
+    # -- Acting in rooms ----------------------------------------------------------------
+
+    @asynccontextmanager
+    async def acting_as(self, user_id: str, valid_for_ms: int, now_ms: int) -> AsyncIterator[str]:
+        """A short-lived token for `user_id` with no device of its own, logged out after use.
+
+        Used so that rooms the bot must not be in are created by the facilitator herself."""
+        data = await self._ok(
+            "POST", f"{ADMIN}/v1/users/{quote(user_id, safe='')}/login", self.admin_token, {"valid_until_ms": now_ms + valid_for_ms}
+        )
+        token = data["access_token"]
+        try:
+            yield token
+        finally:
+            await self._request("POST", f"{CLIENT}/logout", token)
+
+    async def create_room(self, token: str, body: dict) -> str:
+        return (await self._ok("POST", f"{CLIENT}/createRoom", token, body))["room_id"]
+
+    async def bot_join(self, room_id: str) -> None:
+        """The hub bot (the appservice's sender) accepts an invitation."""
+        await self._ok("POST", f"{CLIENT}/join/{quote(room_id, safe='')}", self._as_token, {})

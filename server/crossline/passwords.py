@@ -1,0 +1,20 @@
+"""Staff web passwords: argon2id (argon2-cffi's defaults follow RFC 9106's recommendation)."""
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+_hasher = PasswordHasher()
+
+# Verified against when the account is unknown, so a wrong user name costs the same time.
+_DUMMY_HASH = _hasher.hash("crossline-no-such-account")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerificationError, InvalidHashError):
+        return False

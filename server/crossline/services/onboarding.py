@@ -1,0 +1,174 @@
+"""Invitations, registration (on the hub page or in any Matrix client) and first-admin set-up."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from crossline.clock import token_hash
+from crossline.domain import rules
+from crossline.domain.records import STAFF_ROLES, Invitation, Line, Member
+from crossline.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from crossline.passwords import hash_password
+from crossline.services.hub import Hub
+from crossline.storage import invitations, lines, members, sessions
+
+logger = logging.getLogger(__name__)
+
+SETUP_LINK_LIFETIME_MS = 24 * 3600 * 1000
+# Roles only an admin may hand out: they can see and act on other people's data.
+ADMIN_GRANTED_ROLES = frozenset({"admin", "facilitator", "moderator"})
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    code: str
+    link: str
+
+
+def require(member: Member | None, role: str) -> Member:
+    if member is None or not member.has(role):
+        raise NotAllowed(f"Only a {role} can do this.")
+    return member
+
+
+async def issue_invitation(
+    hub: Hub, issuer: Member, line_id: int, side_id: int | None, roles: frozenset[str]
+) -> IssuedInvitation:
+    require(issuer, "facilitator")
+    if roles & ADMIN_GRANTED_ROLES and not issuer.has("admin"):
+        raise NotAllowed("Only an admin can invite facilitators, moderators or admins.")
+    with hub.engine.connect() as conn:
+        line = lines.get_line(conn, line_id)
+    if line is None:
+        raise NotFound("That line does not exist.")
+    if side_id is not None and line.side(side_id) is None:
+        raise InvalidInput(f"That side is not one of the sides of {line.name}.")
+    if side_id is None and not roles & STAFF_ROLES:
+        raise InvalidInput(f"Choose the side of {line.name} this person belongs to.")
+    code = hub.new_token()
+    now = hub.clock.now_ms()
+    expires_at = now + hub.config.invitations.lifetime_hours * 3600 * 1000
+    # The invitation code is the Synapse registration token: single-use, expiring there too.
+    await hub.homeserver.create_registration_token(code, expires_at)
+    with hub.engine.begin() as conn:
+        invitation_id = invitations.add_invitation(
+            conn, token_hash(code), line_id, side_id, roles, issuer.id, now, expires_at
+        )
+        invitation = next(i for i in invitations.list_invitations(conn, line_id) if i.id == invitation_id)
+    return IssuedInvitation(invitation, code, f"{hub.config.hub_url}/join/{code}")
+
+
+def invitation_for_code(hub: Hub, code: str) -> tuple[Invitation, Line]:
+    with hub.engine.connect() as conn:
+        invitation = rules.check_invitation_usable(
+            invitations.find_by_token_hash(conn, token_hash(code)), hub.clock.now_ms()
+        )
+        line = lines.get_line(conn, invitation.line_id)
+    assert line is not None  # foreign key
+    return invitation, line
+
+
+async def register_on_hub(hub: Hub, code: str, localpart: str, password: str) -> Member:
+    """The hub page registers the Matrix account for her with the invitation's token."""
+    invitation, _ = invitation_for_code(hub, code)
+    localpart = rules.check_localpart(localpart)
+    rules.check_password(password)
+    user_id = await hub.homeserver.register_with_token(localpart, password, code)
+    web_hash = hash_password(password) if invitation.roles & STAFF_ROLES else None
+    member = bind_registration(hub, token_hash(code), user_id, web_hash)
+    (hub.config.paths.registration_claims_dir / token_hash(code)).unlink(missing_ok=True)
+    return member
+
+
+def bind_registration(hub: Hub, invitation_hash: str, user_id: str, web_password_hash: str | None) -> Member:
+    """Make the account a member under its invitation. Safe to call twice for the same pair."""
+    now = hub.clock.now_ms()
+    try:
+        with hub.engine.begin() as conn:
+            invitation = invitations.find_by_token_hash(conn, invitation_hash)
+            if invitation is None:
+                raise NotFound("No invitation matches that registration.")
+            existing = members.find_by_user_id(conn, user_id)
+            if invitation.used_at is not None:
+                if existing is not None and existing.id == invitation.member_id:
+                    return existing
+                raise Conflict("This invitation has already been used by another account.")
+            if existing is not None:
+                raise Conflict(f"{user_id} is already a member.")
+            member_id = members.add_member(
+                conn, user_id, invitation.line_id, invitation.side_id, invitation.roles, web_password_hash, now
+            )
+            if not invitations.mark_used(conn, invitation.id, member_id, now):
+                raise Conflict("This invitation has just been used by another account.")
+            member = members.get_member(conn, member_id)
+    except IntegrityError as error:
+        raise Conflict(f"{user_id} is already a member.") from error
+    hub.publish_known_members()
+    return member
+
+
+async def collect_registration_claims(hub: Hub) -> int:
+    """Bind accounts registered in a Matrix client (Element, FluffyChat) with an invitation
+    token. Our Synapse module leaves a claim file named by the token's hash; the account is
+    checked on the homeserver before it becomes a member. Returns how many were bound."""
+    claims_dir = hub.config.paths.registration_claims_dir
+    with hub.engine.connect() as conn:
+        pending = invitations.pending_token_hashes(conn, hub.clock.now_ms())
+    bound = 0
+    for invitation_hash in pending:
+        claim = claims_dir / invitation_hash
+        if not claim.exists():
+            continue
+        localpart = json.loads(claim.read_text(encoding="utf-8"))["localpart"]
+        user_id = f"@{localpart}:{hub.config.synapse.server_name}"
+        if not await hub.homeserver.user_exists(user_id):
+            continue  # registration still under way, or it failed; look again next round
+        try:
+            bind_registration(hub, invitation_hash, user_id, None)
+            bound += 1
+        except (Conflict, NotFound) as error:
+            logger.warning("A registration claim could not be bound: %s", error.message)
+        claim.unlink(missing_ok=True)
+    return bound
+
+
+def issue_setup_link(hub: Hub) -> str | None:
+    """A one-time link to create the first administrator, while there is none."""
+    with hub.engine.begin() as conn:
+        if members.count_admins(conn):
+            return None
+        code = hub.new_token()
+        now = hub.clock.now_ms()
+        sessions.add_setup_token(conn, token_hash(code), now, now + SETUP_LINK_LIFETIME_MS)
+    return f"{hub.config.hub_url}/setup/{code}"
+
+
+def setup_code_valid(hub: Hub, code: str) -> bool:
+    with hub.engine.connect() as conn:
+        return sessions.setup_token_valid(conn, token_hash(code), hub.clock.now_ms()) and not members.count_admins(conn)
+
+
+async def create_first_admin(hub: Hub, code: str, localpart: str, password: str) -> Member:
+    if not setup_code_valid(hub, code):
+        raise NotAllowed("This set-up link has been used or has expired. Run `crossline setup-link` for a new one.")
+    localpart = rules.check_localpart(localpart)
+    rules.check_password(password)
+    registration_token = hub.new_token()
+    await hub.homeserver.create_registration_token(registration_token, hub.clock.now_ms() + 600_000)
+    user_id = await hub.homeserver.register_with_token(localpart, password, registration_token)
+    (hub.config.paths.registration_claims_dir / token_hash(registration_token)).unlink(missing_ok=True)
+    now = hub.clock.now_ms()
+    with hub.engine.begin() as conn:
+        if not sessions.use_setup_token(conn, token_hash(code), now):
+            raise NotAllowed("This set-up link has just been used.")
+        member_id = members.add_member(
+            conn, user_id, None, None, frozenset({"admin", "facilitator", "moderator"}), hash_password(password), now
+        )
+        member = members.get_member(conn, member_id)
+    hub.publish_known_members()
+    return member

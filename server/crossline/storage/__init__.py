@@ -1,0 +1,1 @@
+"""All SQL lives here. Services open the transactions; these functions take a Connection."""

@@ -1,0 +1,180 @@
+"""`crossline up`: Synapse as a supervised child process, and the hub, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections import deque
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from crossline import secrets
+from crossline.config import HUB_ADMIN_LOCALPART, Config, ConfigError
+from crossline.matrix.homeserver import Homeserver
+from crossline.secrets import write_private_file
+from crossline.services.onboarding import issue_setup_link
+from crossline.web.app import create_app
+from crossline.web.keys import HUB
+
+SYNAPSE_START_TIMEOUT_S = 90
+SYNAPSE_STOP_TIMEOUT_S = 20
+
+
+class StartupError(Exception):
+    pass
+
+
+def check_port_free(host: str, port: int, what: str, config_file: Path) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ConfigError(
+                f"Port {port} on {host} is already in use, so {what} cannot listen there ({error.strerror}). "
+                f"Stop the program using it, or change [{what}] port in {config_file}."
+            ) from error
+
+
+def last_log_lines(path: Path, count: int = 20) -> str:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            return "".join(deque(handle, maxlen=count))
+    except FileNotFoundError:
+        return "(no log written)\n"
+
+
+def write_run_state(config: Config, synapse_pid: int) -> None:
+    state = {"hub_pid": os.getpid(), "synapse_pid": synapse_pid}
+    write_private_file(config.paths.run_state, json.dumps(state))
+
+
+async def ensure_hub_admin(config: Config, homeserver: Homeserver) -> str:
+    """The hub's own Synapse admin account, created on first start. Its token is a secret file."""
+    secrets_dir = config.paths.secrets_dir
+    token_file = config.paths.secret(secrets.HUB_ADMIN_ACCESS_TOKEN)
+    if token_file.exists():
+        token = secrets.read_secret(secrets_dir, secrets.HUB_ADMIN_ACCESS_TOKEN)
+        if await homeserver.whoami(token) == config.hub_admin_user_id:
+            return token
+    password = secrets.read_secret(secrets_dir, secrets.HUB_ADMIN_PASSWORD)
+    if not await homeserver.username_available(HUB_ADMIN_LOCALPART):
+        token = await homeserver.login_with_password(config.hub_admin_user_id, password)
+    else:
+        token = await homeserver.register_with_shared_secret(
+            secrets.read_secret(secrets_dir, secrets.REGISTRATION_SHARED_SECRET), HUB_ADMIN_LOCALPART, password, admin=True
+        )
+    write_private_file(token_file, token)
+    return token
+
+
+class Supervisor:
+    def __init__(self, config: Config, out=sys.stdout):
+        self.config = config
+        self.out = out
+        self.synapse: subprocess.Popen | None = None
+        self._stop = asyncio.Event()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def start_synapse(self) -> None:
+        paths = self.config.paths
+        stdout = open(paths.synapse_dir / "stdout.log", "ab")
+        self.synapse = subprocess.Popen(
+            [sys.executable, "-m", "synapse.app.homeserver", "-c", str(paths.synapse_config)],
+            cwd=paths.synapse_dir,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            # Its own process group: Ctrl-C reaches us, and we stop Synapse in order.
+            start_new_session=True,
+        )
+        stdout.close()
+
+    def synapse_failure(self) -> str:
+        assert self.synapse is not None
+        paths = self.config.paths
+        return (
+            f"Synapse stopped unexpectedly (exit status {self.synapse.returncode}).\n"
+            f"Last lines of {paths.synapse_log}:\n{last_log_lines(paths.synapse_log)}"
+            f"Last lines of {paths.synapse_dir / 'stdout.log'}:\n{last_log_lines(paths.synapse_dir / 'stdout.log')}"
+        )
+
+    async def wait_for_synapse(self, homeserver: Homeserver) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SYNAPSE_START_TIMEOUT_S
+        while loop.time() < deadline:
+            if self.synapse.poll() is not None:
+                raise StartupError(self.synapse_failure())
+            if await homeserver.healthy():
+                return
+            await asyncio.sleep(0.25)
+        raise StartupError(f"Synapse did not answer within {SYNAPSE_START_TIMEOUT_S} s. See {self.config.paths.synapse_log}.")
+
+    def stop_synapse(self) -> None:
+        if self.synapse and self.synapse.poll() is None:
+            self.synapse.send_signal(signal.SIGTERM)
+            try:
+                self.synapse.wait(SYNAPSE_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.synapse.kill()
+                self.synapse.wait()
+
+    async def run(self) -> int:
+        config = self.config
+        check_port_free(config.synapse.host, config.synapse.port, "synapse", config.paths.config_file)
+        check_port_free(config.hub.host, config.hub.port, "hub", config.paths.config_file)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._stop.set)
+        self.say(f"Starting Synapse ({config.synapse.server_name}) on {config.homeserver_url} ...")
+        self.start_synapse()
+        runner = None
+        try:
+            async with aiohttp.ClientSession() as session:
+                homeserver = Homeserver(config.homeserver_url, session)
+                await self.wait_for_synapse(homeserver)
+                await ensure_hub_admin(config, homeserver)
+            app = create_app(config)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, config.hub.host, config.hub.port).start()
+            write_run_state(config, self.synapse.pid)
+            self.say(f"Crossline hub:  {config.hub_url}")
+            self.say(f"Homeserver:     {config.homeserver_public_url}")
+            self.say(f"Data directory: {config.data_dir}")
+            setup_link = issue_setup_link(app[HUB])
+            if setup_link:
+                self.say(f"Create the first administrator (one-time link, valid 24 hours):\n  {setup_link}")
+            self.say("Ready. Press Ctrl-C to stop.")
+            return await self._watch()
+        except StartupError as error:
+            self.say(str(error))
+            return 1
+        finally:
+            if runner is not None:
+                await runner.cleanup()
+            self.stop_synapse()
+            config.paths.run_state.unlink(missing_ok=True)
+
+    async def _watch(self) -> int:
+        while not self._stop.is_set():
+            if self.synapse.poll() is not None:
+                self.say(self.synapse_failure())
+                self.say("The hub is stopping because Synapse is not running.")
+                return 1
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+        self.say("Stopping Crossline ...")
+        return 0

@@ -1,0 +1,93 @@
+"""The composition root: `create_app(config)` builds the whole hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from crossline import secrets
+from crossline.clock import Clock, SystemClock, TokenFactory, random_token
+from crossline.config import Config
+from crossline.errors import CrosslineError
+from crossline.matrix.homeserver import Homeserver
+from crossline.services.hub import Hub
+from crossline.services.onboarding import collect_registration_claims
+from crossline.storage.db import create_database_engine, migrate
+from crossline.web import join, staff
+from crossline.web.keys import HUB, TEMPLATES, WEB_SECRET
+from crossline.web.render import template_environment
+from crossline.web.security import MIDDLEWARES
+from crossline_policies.rooms import load_room_templates
+
+logger = logging.getLogger(__name__)
+
+CLAIMS_POLL_SECONDS = 2.0
+
+
+def create_app(
+    config: Config, clock: Clock | None = None, new_token: TokenFactory = random_token, background: bool = True
+) -> web.Application:
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=1024 * 1024)
+    secrets_dir = config.paths.secrets_dir
+    app[WEB_SECRET] = secrets.read_secret(secrets_dir, secrets.WEB_SECRET).encode()
+    app[TEMPLATES] = template_environment()
+    engine = create_database_engine(config.database_url)
+    migrate(engine)
+
+    async def homeserver_ctx(app: web.Application) -> AsyncIterator[None]:
+        session = aiohttp.ClientSession()
+        admin_token_file = config.paths.secret(secrets.HUB_ADMIN_ACCESS_TOKEN)
+        homeserver = Homeserver(
+            config.homeserver_url,
+            session,
+            admin_token=secrets.read_secret(secrets_dir, secrets.HUB_ADMIN_ACCESS_TOKEN) if admin_token_file.exists() else "",
+            as_token=secrets.read_secret(secrets_dir, secrets.APPSERVICE_AS_TOKEN),
+        )
+        app[HUB] = Hub(
+            config=config,
+            engine=engine,
+            homeserver=homeserver,
+            clock=clock or SystemClock(),
+            new_token=new_token,
+            room_templates=load_room_templates(),
+        )
+        app[HUB].publish_known_members()
+        yield
+        await session.close()
+        engine.dispose()
+
+    async def claims_ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(_collect_claims_forever(app[HUB])) if background else None
+        yield
+        if task:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app.cleanup_ctx.extend([homeserver_ctx, claims_ctx])
+    app.router.add_get("/_crossline/health", health)
+    staff.setup_routes(app)
+    join.setup_routes(app)
+    app.router.add_static("/static", join.static_dir(), show_index=False)
+    return app
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _collect_claims_forever(hub: Hub) -> None:
+    """Accounts registered in Element with an invitation token become members within seconds."""
+    while True:
+        try:
+            await collect_registration_claims(hub)
+        except CrosslineError as error:
+            logger.warning("Collecting registrations failed: %s", error.message)
+        except Exception:
+            logger.exception("Collecting registrations failed")
+        await asyncio.sleep(CLAIMS_POLL_SECONDS)

@@ -1,0 +1,10 @@
+"""Typed application keys: what `create_app` puts in the app for handlers to use."""
+
+from aiohttp import web
+from jinja2 import Environment
+
+from crossline.services.hub import Hub
+
+HUB = web.AppKey("hub", Hub)
+WEB_SECRET = web.AppKey("web_secret", bytes)
+TEMPLATES = web.AppKey("templates", Environment)

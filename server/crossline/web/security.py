@@ -1,0 +1,157 @@
+"""Middlewares every page passes through: security headers, CSRF, sessions, error pages."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from hashlib import sha256
+
+from aiohttp import web
+
+from crossline.clock import token_hash
+from crossline.domain.records import Member
+from crossline.errors import CrosslineError
+from crossline.storage import members, sessions
+from crossline.web.keys import HUB, WEB_SECRET
+from crossline.web.render import csrf_token_for, render
+
+logger = logging.getLogger(__name__)
+
+SESSION_COOKIE = "crossline_session"
+CSRF_COOKIE = "crossline_csrf"
+CSRF_FIELD = "csrf_token"
+SESSION_LIFETIME_MS = 12 * 3600 * 1000
+MAX_FORM_BYTES = 64 * 1024
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def uses_tls(request: web.Request) -> bool:
+    return request.app[HUB].config.hub_url.startswith("https://") or request.secure
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as error:
+        response = error
+    headers = response.headers
+    headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+    # Nothing a person saw here should stay in the browser's cache for someone else to find.
+    headers["Cache-Control"] = "no-store"
+    if uses_tls(request):
+        headers["Strict-Transport-Security"] = "max-age=63072000"
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+@web.middleware
+async def domain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Typed domain errors become a page that says what to fix, with the right status."""
+    try:
+        return await handler(request)
+    except CrosslineError as error:
+        return render(request, "error.html", {"message": error.message}, status=error.status)
+
+
+def _cookie_flags(request: web.Request) -> dict:
+    return {"httponly": True, "samesite": "Strict", "secure": uses_tls(request), "path": "/"}
+
+
+@web.middleware
+async def csrf_protection(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Double-submit token bound to a per-browser cookie by HMAC under the hub's secret,
+    plus an Origin check. SameSite=Strict cookies are a third layer."""
+    cookie = request.cookies.get(CSRF_COOKIE)
+    new_cookie = not cookie or len(cookie) > 100
+    request["csrf_cookie"] = secrets.token_urlsafe(32) if new_cookie else cookie
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        origin = request.headers.get("Origin")
+        if origin and origin != "null" and origin != f"{request.scheme}://{request.host}":
+            return _csrf_refused(request)
+        if request.content_length and request.content_length > MAX_FORM_BYTES:
+            return render(request, "error.html", {"message": "That form is too large to accept."}, status=413)
+        form = await request.post()
+        sent = form.get(CSRF_FIELD)
+        if new_cookie or not isinstance(sent, str) or not hmac.compare_digest(sent, csrf_token_for(request)):
+            return _csrf_refused(request)
+    response = await handler(request)
+    if new_cookie:
+        response.set_cookie(CSRF_COOKIE, request["csrf_cookie"], **_cookie_flags(request))
+    return response
+
+
+def _csrf_refused(request: web.Request) -> web.Response:
+    response = render(
+        request,
+        "error.html",
+        {"message": "This form has expired or did not come from this hub, so nothing was changed. "
+                    "Go back, reload the page and send it again."},
+        status=403,
+    )
+    response.set_cookie(CSRF_COOKIE, request["csrf_cookie"], **_cookie_flags(request))
+    return response
+
+
+@web.middleware
+async def session_loader(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request["member"] = None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        hub = request.app[HUB]
+        with hub.engine.connect() as conn:
+            member_id = sessions.session_member_id(conn, token_hash(cookie), hub.clock.now_ms())
+            request["member"] = members.get_member(conn, member_id) if member_id else None
+    return await handler(request)
+
+
+def start_session(request: web.Request, response: web.StreamResponse, member: Member) -> None:
+    hub = request.app[HUB]
+    cookie = secrets.token_urlsafe(32)
+    now = hub.clock.now_ms()
+    with hub.engine.begin() as conn:
+        sessions.add_session(conn, token_hash(cookie), member.id, now, now + SESSION_LIFETIME_MS)
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_LIFETIME_MS // 1000, **_cookie_flags(request))
+    # A fresh CSRF cookie after login, so a token seen before login is worthless after it.
+    response.set_cookie(CSRF_COOKIE, secrets.token_urlsafe(32), **_cookie_flags(request))
+
+
+def end_session(request: web.Request, response: web.StreamResponse) -> None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        hub = request.app[HUB]
+        with hub.engine.begin() as conn:
+            sessions.remove_session(conn, token_hash(cookie))
+    response.del_cookie(SESSION_COOKIE, path="/")
+
+
+def staff_member(request: web.Request) -> Member:
+    member = request["member"]
+    if member is None:
+        raise web.HTTPSeeOther("/login")
+    return member
+
+
+MIDDLEWARES = [security_headers, domain_errors, csrf_protection, session_loader]

@@ -1,0 +1,158 @@
+"""Staff pages: log in, lines and sides, members, invitations, rooms. Thin: parse, call a
+service, render."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+
+from aiohttp import web
+
+from crossline.domain import rules
+from crossline.domain.records import ROLES
+from crossline.errors import InvalidInput
+from crossline.passwords import verify_password
+from crossline.services import lines as line_service
+from crossline.services import onboarding, rooms as room_service
+from crossline.storage import invitations, lines, members, rooms
+from crossline.web.keys import HUB
+from crossline.web.render import render
+from crossline.web.security import end_session, staff_member, start_session
+
+LOGIN_ATTEMPTS = 10
+LOGIN_WINDOW_MS = 15 * 60 * 1000
+_failed_logins = web.AppKey("failed_logins", dict)
+
+
+def setup_routes(app: web.Application) -> None:
+    app[_failed_logins] = defaultdict(deque)
+    app.router.add_get("/", home)
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/lines", lines_page)
+    app.router.add_post("/lines", create_line)
+    app.router.add_get("/lines/{line_id:\\d+}", line_page)
+    app.router.add_post("/lines/{line_id:\\d+}/invitations", issue_invitation)
+    app.router.add_post("/lines/{line_id:\\d+}/rooms", create_room)
+
+
+async def home(request: web.Request) -> web.Response:
+    raise web.HTTPSeeOther("/lines" if request["member"] else "/login")
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return render(request, "login.html")
+
+
+async def login(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    form = await request.post()
+    username = str(form.get("username", "")).strip().lower().removeprefix("@").split(":")[0]
+    password = str(form.get("password", ""))
+    now = hub.clock.now_ms()
+    failures = request.app[_failed_logins][username]
+    while failures and failures[0] < now - LOGIN_WINDOW_MS:
+        failures.popleft()
+    if len(failures) >= LOGIN_ATTEMPTS:
+        return render(
+            request, "login.html",
+            {"error": "Too many failed attempts for this account. Wait 15 minutes and try again."}, status=429,
+        )
+    user_id = f"@{username}:{hub.config.synapse.server_name}"
+    with hub.engine.connect() as conn:
+        member = members.find_by_user_id(conn, user_id)
+    if not verify_password(member.web_password_hash if member else None, password):
+        failures.append(now)
+        return render(request, "login.html", {"error": "That user name and password do not match."}, status=401)
+    failures.clear()
+    response = web.HTTPSeeOther("/lines")
+    start_session(request, response, member)
+    raise response
+
+
+async def logout(request: web.Request) -> web.Response:
+    response = web.HTTPSeeOther("/login")
+    end_session(request, response)
+    raise response
+
+
+async def lines_page(request: web.Request) -> web.Response:
+    staff_member(request)
+    hub = request.app[HUB]
+    with hub.engine.connect() as conn:
+        all_lines = lines.list_lines(conn)
+        staff = [member for member in members.list_members(conn) if member.line_id is None]
+    return render(request, "lines.html", {"lines": all_lines, "staff": staff})
+
+
+async def create_line(request: web.Request) -> web.Response:
+    actor = staff_member(request)
+    form = await request.post()
+    line = line_service.create_line(request.app[HUB], actor, str(form.get("name", "")), str(form.get("sides", "")))
+    raise web.HTTPSeeOther(f"/lines/{line.id}")
+
+
+def _line_context(request: web.Request, line_id: int) -> dict:
+    hub = request.app[HUB]
+    with hub.engine.connect() as conn:
+        line = lines.get_line(conn, line_id)
+        if line is None:
+            raise web.HTTPNotFound(text="No such line.")
+        line_members = members.list_members(conn, line_id)
+        staff = [member for member in members.list_members(conn) if member.line_id is None]
+        line_rooms = rooms.list_rooms(conn, line_id)
+        line_invitations = invitations.list_invitations(conn, line_id)
+    return {
+        "line": line,
+        "members": line_members,
+        "staff": staff,
+        "rooms": line_rooms,
+        "invitations": line_invitations,
+        "templates": hub.room_templates,
+        "roles": ROLES,
+        "now_ms": hub.clock.now_ms(),
+    }
+
+
+async def line_page(request: web.Request) -> web.Response:
+    staff_member(request)
+    return render(request, "line.html", _line_context(request, int(request.match_info["line_id"])))
+
+
+def _optional_int(value: object, what: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(str(value))
+    except ValueError as error:
+        raise InvalidInput(f"{what} is not valid. Reload the page and choose again.") from error
+
+
+async def issue_invitation(request: web.Request) -> web.Response:
+    actor = staff_member(request)
+    line_id = int(request.match_info["line_id"])
+    form = await request.post()
+    roles = rules.parse_roles(str(role) for role in form.getall("roles", []))
+    side_id = _optional_int(form.get("side_id"), "The side")
+    issued = await onboarding.issue_invitation(request.app[HUB], actor, line_id, side_id, roles)
+    context = _line_context(request, line_id)
+    return render(request, "invitation_issued.html", {**context, "issued": issued})
+
+
+async def create_room(request: web.Request) -> web.Response:
+    actor = staff_member(request)
+    line_id = int(request.match_info["line_id"])
+    form = await request.post()
+    member_ids = [_optional_int(value, "A chosen member") for value in form.getall("member_ids", [])]
+    room = await room_service.create_room(
+        request.app[HUB],
+        actor,
+        line_id,
+        str(form.get("template", "")),
+        str(form.get("name", "")),
+        str(form.get("topic", "")),
+        [member_id for member_id in member_ids if member_id is not None],
+    )
+    context = _line_context(request, line_id)
+    return render(request, "line.html", {**context, "notice": f"Room “{room.name}” created and invitations sent."})
+
