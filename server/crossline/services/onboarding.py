@@ -63,7 +63,9 @@ async def issue_invitation(
     return IssuedInvitation(invitation, code, f"{hub.config.hub_url}/join/{code}")
 
 
-def invitation_for_code(hub: Hub, code: str) -> tuple[Invitation, Line]:
+async def invitation_for_code(hub: Hub, code: str) -> tuple[Invitation, Line]:
+    # Someone may have just used the code in a Matrix client: settle that first.
+    await collect_registration_claim(hub, token_hash(code))
     with hub.engine.connect() as conn:
         invitation = rules.check_invitation_usable(
             invitations.find_by_token_hash(conn, token_hash(code)), hub.clock.now_ms()
@@ -75,7 +77,7 @@ def invitation_for_code(hub: Hub, code: str) -> tuple[Invitation, Line]:
 
 async def register_on_hub(hub: Hub, code: str, localpart: str, password: str) -> Member:
     """The hub page registers the Matrix account for her with the invitation's token."""
-    invitation, _ = invitation_for_code(hub, code)
+    invitation, _ = await invitation_for_code(hub, code)
     localpart = rules.check_localpart(localpart)
     rules.check_password(password)
     user_id = await hub.homeserver.register_with_token(localpart, password, code)
@@ -114,27 +116,28 @@ def bind_registration(hub: Hub, invitation_hash: str, user_id: str, web_password
 
 async def collect_registration_claims(hub: Hub) -> int:
     """Bind accounts registered in a Matrix client (Element, FluffyChat) with an invitation
-    token. Our Synapse module leaves a claim file named by the token's hash; the account is
-    checked on the homeserver before it becomes a member. Returns how many were bound."""
-    claims_dir = hub.config.paths.registration_claims_dir
+    token. Returns how many were bound."""
     with hub.engine.connect() as conn:
         pending = invitations.pending_token_hashes(conn, hub.clock.now_ms())
-    bound = 0
-    for invitation_hash in pending:
-        claim = claims_dir / invitation_hash
-        if not claim.exists():
-            continue
-        localpart = json.loads(claim.read_text(encoding="utf-8"))["localpart"]
-        user_id = f"@{localpart}:{hub.config.synapse.server_name}"
-        if not await hub.homeserver.user_exists(user_id):
-            continue  # registration still under way, or it failed; look again next round
-        try:
-            bind_registration(hub, invitation_hash, user_id, None)
-            bound += 1
-        except (Conflict, NotFound) as error:
-            logger.warning("A registration claim could not be bound: %s", error.message)
-        claim.unlink(missing_ok=True)
-    return bound
+    return sum([await collect_registration_claim(hub, invitation_hash) for invitation_hash in pending])
+
+
+async def collect_registration_claim(hub: Hub, invitation_hash: str) -> bool:
+    """Our Synapse module leaves a claim file named by the token's hash when someone registers
+    with it; the account is checked on the homeserver before it becomes a member."""
+    claim = hub.config.paths.registration_claims_dir / invitation_hash
+    if not claim.exists():
+        return False
+    localpart = json.loads(claim.read_text(encoding="utf-8"))["localpart"]
+    user_id = f"@{localpart}:{hub.config.synapse.server_name}"
+    if not await hub.homeserver.user_exists(user_id):
+        return False  # registration still under way, or it failed; look again next round
+    try:
+        bind_registration(hub, invitation_hash, user_id, None)
+    except (Conflict, NotFound) as error:
+        logger.warning("A registration claim could not be bound: %s", error.message)
+    claim.unlink(missing_ok=True)
+    return True
 
 
 def issue_setup_link(hub: Hub) -> str | None:

@@ -28,7 +28,7 @@ def setup_routes(app: web.Application) -> None:
 async def join_page(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     code = request.match_info["code"]
-    invitation, line = onboarding.invitation_for_code(hub, code)
+    invitation, line = await onboarding.invitation_for_code(hub, code)
     return render(request, "join.html", _join_context(hub, code, invitation, line))
 
 
@@ -45,7 +45,7 @@ def _join_context(hub, code, invitation, line) -> dict:
 async def join_register(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     code = request.match_info["code"]
-    invitation, line = onboarding.invitation_for_code(hub, code)
+    invitation, line = await onboarding.invitation_for_code(hub, code)
     form = await request.post()
     username = str(form.get("username", ""))
     password = str(form.get("password", ""))
