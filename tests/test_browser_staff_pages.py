@@ -78,7 +78,7 @@ def test_a_facilitator_creates_a_room_from_a_template(page, world):
 
 
 def test_every_page_has_a_quick_exit_and_escape_leaves(page, world):
-    for path in ("/login", f"/join/whatever"):
+    for path in ("/login", "/join/whatever"):
         page.goto(path)
         assert page.get_attribute("#quick-exit", "href") == QUICK_EXIT_URL
     log_in(page)

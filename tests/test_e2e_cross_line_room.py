@@ -9,7 +9,7 @@ import secrets
 from pathlib import Path
 
 import pytest
-from nio import AsyncClient, AsyncClientConfig, InviteMemberEvent, JoinResponse, RoomMessageText
+from nio import AsyncClient, AsyncClientConfig, JoinResponse, RoomMessageText
 
 from tests.conftest import ALICE, BELLA, create_room
 from tests.support import matrix

@@ -8,3 +8,7 @@ from crossline.services.hub import Hub
 HUB = web.AppKey("hub", Hub)
 WEB_SECRET = web.AppKey("web_secret", bytes)
 TEMPLATES = web.AppKey("templates", Environment)
+
+# Per-request values set by the middlewares.
+MEMBER = web.RequestKey("member", object)  # crossline.domain.records.Member | None
+CSRF_COOKIE_VALUE = web.RequestKey("csrf_cookie", str)

@@ -6,7 +6,6 @@ import hmac
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from hashlib import sha256
 
 from aiohttp import web
 
@@ -14,7 +13,7 @@ from crossline.clock import token_hash
 from crossline.domain.records import Member
 from crossline.errors import CrosslineError
 from crossline.storage import members, sessions
-from crossline.web.keys import HUB, WEB_SECRET
+from crossline.web.keys import CSRF_COOKIE_VALUE, HUB, MEMBER
 from crossline.web.render import csrf_token_for, render
 
 logger = logging.getLogger(__name__)
@@ -86,7 +85,7 @@ async def csrf_protection(request: web.Request, handler: Handler) -> web.StreamR
     plus an Origin check. SameSite=Strict cookies are a third layer."""
     cookie = request.cookies.get(CSRF_COOKIE)
     new_cookie = not cookie or len(cookie) > 100
-    request["csrf_cookie"] = secrets.token_urlsafe(32) if new_cookie else cookie
+    request[CSRF_COOKIE_VALUE] = secrets.token_urlsafe(32) if new_cookie else cookie
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         origin = request.headers.get("Origin")
         if origin and origin != "null" and origin != f"{request.scheme}://{request.host}":
@@ -99,7 +98,7 @@ async def csrf_protection(request: web.Request, handler: Handler) -> web.StreamR
             return _csrf_refused(request)
     response = await handler(request)
     if new_cookie:
-        response.set_cookie(CSRF_COOKIE, request["csrf_cookie"], **_cookie_flags(request))
+        response.set_cookie(CSRF_COOKIE, request[CSRF_COOKIE_VALUE], **_cookie_flags(request))
     return response
 
 
@@ -111,19 +110,19 @@ def _csrf_refused(request: web.Request) -> web.Response:
                     "Go back, reload the page and send it again."},
         status=403,
     )
-    response.set_cookie(CSRF_COOKIE, request["csrf_cookie"], **_cookie_flags(request))
+    response.set_cookie(CSRF_COOKIE, request[CSRF_COOKIE_VALUE], **_cookie_flags(request))
     return response
 
 
 @web.middleware
 async def session_loader(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request["member"] = None
+    request[MEMBER] = None
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         hub = request.app[HUB]
         with hub.engine.connect() as conn:
             member_id = sessions.session_member_id(conn, token_hash(cookie), hub.clock.now_ms())
-            request["member"] = members.get_member(conn, member_id) if member_id else None
+            request[MEMBER] = members.get_member(conn, member_id) if member_id else None
     return await handler(request)
 
 
@@ -148,7 +147,7 @@ def end_session(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def staff_member(request: web.Request) -> Member:
-    member = request["member"]
+    member = request[MEMBER]
     if member is None:
         raise web.HTTPSeeOther("/login")
     return member

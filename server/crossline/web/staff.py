@@ -14,7 +14,7 @@ from crossline.passwords import verify_password
 from crossline.services import lines as line_service
 from crossline.services import onboarding, rooms as room_service
 from crossline.storage import invitations, lines, members, rooms
-from crossline.web.keys import HUB
+from crossline.web.keys import HUB, MEMBER
 from crossline.web.render import render
 from crossline.web.security import end_session, staff_member, start_session
 
@@ -37,7 +37,7 @@ def setup_routes(app: web.Application) -> None:
 
 
 async def home(request: web.Request) -> web.Response:
-    raise web.HTTPSeeOther("/lines" if request["member"] else "/login")
+    raise web.HTTPSeeOther("/lines" if request[MEMBER] else "/login")
 
 
 async def login_page(request: web.Request) -> web.Response:

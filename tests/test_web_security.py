@@ -1,0 +1,105 @@
+"""The web layer's protections, through `aiohttp_client(create_app(config))` (no Synapse needed)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import pytest
+
+from crossline.setup import init_data_dir
+from crossline.web.app import create_app
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    return init_data_dir(tmp_path_factory.mktemp("web") / "data", hub_port=18999, synapse_port=18998)[0]
+
+
+@pytest.fixture
+async def client(aiohttp_client, config):
+    return await aiohttp_client(create_app(config, background=False))
+
+
+async def csrf_token(client, path="/login") -> str:
+    page = await (await client.get(path)).text()
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+async def test_every_page_carries_strict_security_headers(client):
+    for path in ("/login", "/join/nope", "/setup/nope", "/static/crossline.css"):
+        response = await client.get(path)
+        csp = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert "Strict-Transport-Security" not in response.headers  # plain HTTP on loopback
+
+
+async def test_cookies_are_httponly_and_strict(client):
+    response = await client.get("/login")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
+
+
+async def test_cookies_are_secure_behind_tls(aiohttp_client, config):
+    tls_config = replace(config, hub=replace(config.hub, public_url="https://hub.example.org"))
+    client = await aiohttp_client(create_app(tls_config, background=False))
+    response = await client.get("/login")
+    assert "Secure" in response.headers["Set-Cookie"]
+    assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+async def test_a_form_without_its_csrf_token_is_refused(client):
+    await client.get("/login")
+    response = await client.post("/login", data={"username": "a", "password": "b"})
+    assert response.status == 403
+    assert "did not come from this hub" in await response.text()
+
+
+async def test_a_forged_token_or_foreign_origin_is_refused(client):
+    token = await csrf_token(client)
+    response = await client.post("/login", data={"csrf_token": token[:-2] + "00", "username": "a", "password": "b"})
+    assert response.status == 403
+    response = await client.post("/login", data={"csrf_token": token, "username": "a", "password": "b"},
+                                 headers={"Origin": "https://evil.example"})
+    assert response.status == 403
+
+
+async def test_a_token_from_another_browser_is_refused(aiohttp_client, config):
+    first = await aiohttp_client(create_app(config, background=False))
+    token = await csrf_token(first)
+    second = await aiohttp_client(create_app(config, background=False))
+    await second.get("/login")
+    response = await second.post("/login", data={"csrf_token": token, "username": "a", "password": "b"})
+    assert response.status == 403
+
+
+async def test_unknown_accounts_are_told_nothing_more_and_floods_are_slowed(client):
+    for _ in range(10):
+        token = await csrf_token(client)
+        response = await client.post("/login", data={"csrf_token": token, "username": "nobody", "password": "wrong"})
+        assert response.status == 401
+        assert "do not match" in await response.text()
+    token = await csrf_token(client)
+    response = await client.post("/login", data={"csrf_token": token, "username": "nobody", "password": "wrong"})
+    assert response.status == 429
+
+
+async def test_staff_pages_need_a_session(client):
+    response = await client.get("/lines", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/login"
+
+
+async def test_bad_links_get_clear_errors(client):
+    response = await client.get("/join/not-a-code")
+    assert response.status == 410 and "not valid" in await response.text()
+    response = await client.get("/setup/not-a-code")
+    assert response.status == 403 and "crossline setup-link" in await response.text()
+
+
+async def test_an_oversized_form_is_refused(client):
+    token = await csrf_token(client)
+    response = await client.post("/login", data={"csrf_token": token, "username": "a" * 100_000, "password": "b"})
+    assert response.status == 413
