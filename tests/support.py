@@ -72,6 +72,15 @@ class HubStack:
                 return
         raise AssertionError("crossline up was not ready in time:\n" + "".join(self.output))
 
+    def restart(self) -> None:
+        """Start `crossline up` again on the same data directory (after `stop`)."""
+        self.output, self.setup_link = [], ""
+        self.process = subprocess.Popen(
+            [*CROSSLINE, "up", "--data-dir", str(self.data_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self._read_until_ready()
+
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
 
