@@ -103,9 +103,10 @@ class Homeserver:
     async def delete_registration_token(self, token: str) -> None:
         await self._request("DELETE", f"{ADMIN}/v1/registration_tokens/{quote(token, safe='')}", self.admin_token)
 
-    async def user_exists(self, user_id: str) -> bool:
-        status, _ = await self._request("GET", f"{ADMIN}/v2/users/{quote(user_id, safe='')}", self.admin_token)
-        return status == 200
+    async def user_info(self, user_id: str) -> dict | None:
+        """The admin API's account details (`creation_ts` in seconds, `admin`, ...), or None."""
+        status, data = await self._request("GET", f"{ADMIN}/v2/users/{quote(user_id, safe='')}", self.admin_token)
+        return data if status == 200 else None
 
     async def register_with_token(self, localpart: str, password: str, registration_token: str) -> str:
         """Register through the client API exactly as a Matrix client would, so the same

@@ -130,10 +130,20 @@ async def collect_registration_claim(hub: Hub, invitation_hash: str) -> bool:
         return False
     localpart = json.loads(claim.read_text(encoding="utf-8"))["localpart"]
     user_id = f"@{localpart}:{hub.config.synapse.server_name}"
-    if not await hub.homeserver.user_exists(user_id):
+    account = await hub.homeserver.user_info(user_id)
+    if account is None:
         return False  # registration still under way, or it failed; look again next round
+    with hub.engine.connect() as conn:
+        invitation = invitations.find_by_token_hash(conn, invitation_hash)
+    # The module records the claim just before Synapse creates the account. Only an account
+    # created after the invitation, and not a server admin, can be the one that used it: an
+    # older account with that name means the registration failed and the claim is stale.
+    fresh = invitation is not None and account.get("creation_ts", 0) * 1000 >= invitation.created_at - 1000
     try:
-        bind_registration(hub, invitation_hash, user_id, None)
+        if fresh and not account.get("admin"):
+            bind_registration(hub, invitation_hash, user_id, None)
+        else:
+            logger.warning("A registration claim named an account that existed before the invitation; ignored")
     except (Conflict, NotFound) as error:
         logger.warning("A registration claim could not be bound: %s", error.message)
     claim.unlink(missing_ok=True)
