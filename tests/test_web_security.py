@@ -103,3 +103,13 @@ async def test_an_oversized_form_is_refused(client):
     token = await csrf_token(client)
     response = await client.post("/login", data={"csrf_token": token, "username": "a" * 100_000, "password": "b"})
     assert response.status == 413
+
+
+def test_staff_passwords_are_argon2id():
+    from crossline.passwords import hash_password, verify_password
+
+    stored = hash_password("correct horse battery")
+    assert stored.startswith("$argon2id$")
+    assert verify_password(stored, "correct horse battery")
+    assert not verify_password(stored, "wrong horse battery")
+    assert not verify_password(None, "anything")
