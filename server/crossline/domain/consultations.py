@@ -240,14 +240,16 @@ def parse_vote(value: str) -> VoteValue:
     return aliases[word]
 
 
-def vote(consultation: Consultation, voter: Participant, statement: Statement | None, value: VoteValue) -> VoteValue:
+def vote(consultation: Consultation, voter: Participant, statement: Statement | None, value: VoteValue,
+         number: int | None = None) -> VoteValue:
     if consultation.phase is not Phase.VOTING:
         if consultation.phase is Phase.CLOSED:
             raise Refusal("Voting has closed.")
         raise Refusal(f"Voting has not started: this consultation is {consultation.phase.label}.")
     _check_eligible(consultation, voter)
     if statement is None:
-        raise Refusal("There is no statement with that number.")
+        raise Refusal(f"There is no statement {number} in this consultation." if number is not None
+                      else "There is no statement with that number.")
     if statement.status is not StatementStatus.APPROVED:
         raise Refusal(f"Statement {statement.number} is not open for voting.")
     return value

@@ -29,15 +29,20 @@ class Line:
 @dataclass(frozen=True)
 class Member:
     id: int
-    matrix_user_id: str
+    matrix_user_id: str | None  # None: takes part on the web only
     line_id: int | None
     side_id: int | None
     roles: frozenset[str]
     web_password_hash: str | None
     created_at: int
+    web_handle: str | None = None
 
     def has(self, role: str) -> bool:
         return role in self.roles or "admin" in self.roles
+
+    @property
+    def shown_as(self) -> str:
+        return self.matrix_user_id or f"web participant {self.web_handle}"
 
 
 @dataclass(frozen=True)

@@ -3,21 +3,23 @@ from __future__ import annotations
 from sqlalchemy import Connection, delete, insert, select, update
 
 from crossline.domain.records import Member
-from crossline.storage.schema import member_roles, members
+from crossline.storage.schema import member_roles, members, web_access_links
 
 
 def add_member(
     conn: Connection,
-    matrix_user_id: str,
+    matrix_user_id: str | None,
     line_id: int | None,
     side_id: int | None,
     roles: frozenset[str],
     web_password_hash: str | None,
     now_ms: int,
+    web_handle: str | None = None,
 ) -> int:
     member_id = conn.execute(
         insert(members).values(
             matrix_user_id=matrix_user_id,
+            web_handle=web_handle,
             line_id=line_id,
             side_id=side_id,
             web_password_hash=web_password_hash,
@@ -55,6 +57,7 @@ def _members(conn: Connection, *where) -> list[Member]:
             roles=frozenset(roles.get(row.id, ())),
             web_password_hash=row.web_password_hash,
             created_at=row.created_at,
+            web_handle=row.web_handle,
         )
         for row in rows
     ]
@@ -75,8 +78,18 @@ def find_by_user_id(conn: Connection, matrix_user_id: str) -> Member | None:
 
 
 def all_user_ids(conn: Connection) -> list[str]:
-    return list(conn.execute(select(members.c.matrix_user_id)).scalars())
+    return list(conn.execute(select(members.c.matrix_user_id).where(members.c.matrix_user_id.is_not(None))).scalars())
 
 
 def count_admins(conn: Connection) -> int:
     return len(conn.execute(select(member_roles.c.member_id).where(member_roles.c.role == "admin")).all())
+
+
+def add_access_link(conn: Connection, token_hash: str, member_id: int, now_ms: int) -> None:
+    conn.execute(insert(web_access_links).values(token_hash=token_hash, member_id=member_id, created_at=now_ms))
+
+
+def member_for_access_link(conn: Connection, token_hash: str) -> Member | None:
+    member_id = conn.execute(
+        select(web_access_links.c.member_id).where(web_access_links.c.token_hash == token_hash)).scalar()
+    return get_member(conn, member_id) if member_id else None

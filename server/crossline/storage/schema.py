@@ -4,7 +4,9 @@ What is deliberately absent: names, e-mail addresses, phone numbers, message con
 is a Matrix account id, a declared side and roles.
 """
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger, Boolean, Column, ForeignKey, Index, Integer, MetaData, SmallInteger, String, Table, Text, UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -30,7 +32,10 @@ members = Table(
     "members",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("matrix_user_id", String(255), nullable=False, unique=True),
+    # Empty for a participant who takes part on the web only.
+    Column("matrix_user_id", String(255), nullable=True, unique=True),
+    # An opaque handle for web-only participants (never derived from a name).
+    Column("web_handle", String(64), nullable=True, unique=True),
     # Staff who are not on one side (a neutral facilitator, the hub admin) have no line or side.
     Column("line_id", Integer, ForeignKey("lines.id"), nullable=True, index=True),
     Column("side_id", Integer, ForeignKey("sides.id"), nullable=True),
@@ -92,4 +97,125 @@ setup_tokens = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     Column("used_at", BigInteger, nullable=True),
+)
+
+web_access_links = Table(
+    "web_access_links",
+    metadata,
+    # A web participant's personal return link, stored as SHA-256.
+    Column("token_hash", String(64), primary_key=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+consultations = Table(
+    "consultations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("line_id", Integer, ForeignKey("lines.id"), nullable=False, index=True),
+    Column("title", String(200), nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("premoderation", Boolean, nullable=False),
+    Column("room_id", String(255), nullable=True, unique=True),
+    Column("created_by", Integer, ForeignKey("members.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("phase_changed_at", BigInteger, nullable=False),
+)
+
+consultation_sides = Table(
+    "consultation_sides",
+    metadata,
+    Column("consultation_id", Integer, ForeignKey("consultations.id", ondelete="CASCADE"), primary_key=True),
+    Column("side_id", Integer, ForeignKey("sides.id"), primary_key=True),
+)
+
+questions = Table(
+    "questions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("consultation_id", Integer, ForeignKey("consultations.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("prompts", Text, nullable=False),
+    UniqueConstraint("consultation_id", "position", name="uq_questions_position"),
+)
+
+statements = Table(
+    "statements",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("consultation_id", Integer, ForeignKey("consultations.id", ondelete="CASCADE"), nullable=False),
+    Column("question_id", Integer, ForeignKey("questions.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("author_member_id", Integer, ForeignKey("members.id"), nullable=True),
+    Column("text", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("seeded", Boolean, nullable=False),
+    Column("moderation_reason", Text, nullable=False, server_default=""),
+    Column("origin", String(8), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("consultation_id", "number", name="uq_statements_number"),
+    Index("ix_statements_consultation_status", "consultation_id", "status"),
+)
+
+votes = Table(
+    "votes",
+    metadata,
+    Column("statement_id", Integer, ForeignKey("statements.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", Integer, ForeignKey("members.id"), primary_key=True),
+    Column("consultation_id", Integer, ForeignKey("consultations.id", ondelete="CASCADE"), nullable=False),
+    Column("value", SmallInteger, nullable=False),
+    Column("voted_at", BigInteger, nullable=False),
+    Index("ix_votes_consultation_member", "consultation_id", "member_id"),
+)
+
+web_submissions = Table(
+    "web_submissions",
+    metadata,
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    Column("submission_id", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False, index=True),
+)
+
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("processed_at", BigInteger, nullable=False, index=True),
+)
+
+bot_state = Table(
+    "bot_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("room_id", String(255), nullable=False),
+    Column("txn_id", String(255), nullable=False, unique=True),
+    Column("content", Text, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("consultation_id", Integer, nullable=True),
+    Column("question_id", Integer, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+bot_messages = Table(
+    "bot_messages",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("consultation_id", Integer, ForeignKey("consultations.id", ondelete="CASCADE"), nullable=False),
+    Column("question_id", Integer, ForeignKey("questions.id"), nullable=True),
+)
+
+pending_events = Table(
+    "pending_events",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("room_id", String(255), nullable=False),
+    Column("event", Text, nullable=False),
+    Column("first_seen", BigInteger, nullable=False),
 )

@@ -1,0 +1,239 @@
+"""Consultations: design, phases, statements, moderation, votes. Each public function is one
+transaction; the `*_in` functions take the caller's connection so that the bot can apply a Matrix
+event, record it as processed and queue its reply in a single commit.
+
+What the bot should say in the consultation's room is queued in the outbox inside the same
+transaction as the change it announces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from crossline.domain import consultations as engine
+from crossline.domain.consultations import Consultation, Participant, Phase, Refusal, Statement, StatementStatus, VoteValue
+from crossline.domain.records import Member
+from crossline.errors import NotFound
+from crossline.services.hub import Hub
+from crossline.services.onboarding import require
+from crossline.storage import bot as bot_store
+from crossline.storage import consultations as store
+from crossline.storage import lines as line_store
+from crossline.storage import members as member_store
+
+# Smallest group whose vote counts are shown: below it, a count could identify how someone voted.
+MIN_SHOWN_GROUP = 5
+
+
+def as_participant(member: Member) -> Participant:
+    return Participant(member_id=member.id, side_id=member.side_id, is_facilitator=member.has("facilitator"))
+
+
+def get(conn: Connection, consultation_id: int) -> Consultation:
+    consultation = store.get_consultation(conn, consultation_id)
+    if consultation is None:
+        raise NotFound("There is no such consultation.")
+    return consultation
+
+
+# -- Facilitators -------------------------------------------------------------------------------
+
+
+def create(hub: Hub, actor: Member, line_id: int, title: str, prompts: Sequence[dict[str, str]],
+           side_ids: Sequence[int], premoderation: bool) -> Consultation:
+    require(actor, "facilitator")
+    with hub.engine.begin() as conn:
+        line = line_store.get_line(conn, line_id)
+        if line is None:
+            raise NotFound("That line does not exist.")
+        title, questions, sides = engine.check_design(title, prompts, side_ids, [side.id for side in line.sides])
+        consultation_id = store.add_consultation(conn, line_id, title, premoderation, sides, questions, actor.id,
+                                                 hub.clock.now_ms())
+        return get(conn, consultation_id)
+
+
+def attach_room(hub: Hub, actor: Member, consultation_id: int, room_id: str) -> Consultation:
+    require(actor, "facilitator")
+    with hub.engine.begin() as conn:
+        consultation = get(conn, consultation_id)
+        store.set_room(conn, consultation_id, room_id)
+        consultation = get(conn, consultation_id)
+        if consultation.phase is not Phase.DRAFT:
+            _announce_phase(conn, hub, consultation)
+        return consultation
+
+
+def change_phase(hub: Hub, actor: Member, consultation_id: int, target: Phase) -> Consultation:
+    with hub.engine.begin() as conn:
+        return change_phase_in(conn, hub, actor, get(conn, consultation_id), target)
+
+
+def change_phase_in(conn: Connection, hub: Hub, actor: Member, consultation: Consultation, target: Phase) -> Consultation:
+    phase = engine.advance(consultation, as_participant(actor), target, store.approved_count(conn, consultation.id))
+    store.set_phase(conn, consultation.id, phase, hub.clock.now_ms())
+    consultation = engine.with_phase(consultation, phase)
+    _announce_phase(conn, hub, consultation)
+    return consultation
+
+
+def moderate(hub: Hub, actor: Member, consultation_id: int, number: int, approve: bool, reason: str) -> Statement:
+    with hub.engine.begin() as conn:
+        return moderate_in(conn, hub, actor, get(conn, consultation_id), number, approve, reason)
+
+
+def moderate_in(conn: Connection, hub: Hub, actor: Member, consultation: Consultation, number: int, approve: bool,
+              reason: str) -> Statement:
+    statement = _statement(conn, consultation, number)
+    status, reason = engine.moderate(consultation, as_participant(actor), statement, approve, reason)
+    store.set_statement_status(conn, statement.id, status, reason)
+    statement = Statement(statement.id, statement.number, statement.question_id, statement.author_member_id,
+                          statement.text, status, statement.seeded)
+    if status is StatementStatus.APPROVED:
+        _announce_statement(conn, hub, consultation, statement)
+    return statement
+
+
+# -- Participants ------------------------------------------------------------------------------
+
+
+def submit_statement(hub: Hub, member: Member, consultation_id: int, question_id: int, text: str, origin: str,
+                     submission_id: str | None = None) -> Statement | None:
+    """None when `submission_id` was already applied (a retried form)."""
+    with hub.engine.begin() as conn:
+        if submission_id and not store.record_submission(conn, member.id, submission_id, hub.clock.now_ms()):
+            return None
+        return submit_statement_in(conn, hub, member, get(conn, consultation_id), question_id, text, origin)
+
+
+def submit_statement_in(conn: Connection, hub: Hub, member: Member, consultation: Consultation, question_id: int,
+                      text: str, origin: str) -> Statement:
+    existing = store.list_statements(conn, consultation.id)
+    text, status, seeded = engine.submit_statement(consultation, as_participant(member), question_id, text, existing)
+    statement = store.add_statement(conn, consultation.id, question_id, member.id, text, status, seeded, origin,
+                                    hub.clock.now_ms())
+    if status is StatementStatus.APPROVED:
+        _announce_statement(conn, hub, consultation, statement)
+    return statement
+
+
+def withdraw(hub: Hub, member: Member, consultation_id: int, number: int) -> Statement:
+    with hub.engine.begin() as conn:
+        return withdraw_in(conn, member, get(conn, consultation_id), number)
+
+
+def withdraw_in(conn: Connection, member: Member, consultation: Consultation, number: int) -> Statement:
+    statement = _statement(conn, consultation, number)
+    status = engine.withdraw(consultation, as_participant(member), statement)
+    store.set_statement_status(conn, statement.id, status)
+    return statement
+
+
+def cast_votes(hub: Hub, member: Member, consultation_id: int, choices: Sequence[tuple[int, VoteValue]],
+               submission_id: str | None = None) -> list[int]:
+    """Numbers of the statements voted on. All or nothing: one refused vote refuses the message."""
+    with hub.engine.begin() as conn:
+        if submission_id and not store.record_submission(conn, member.id, submission_id, hub.clock.now_ms()):
+            return []
+        return cast_votes_in(conn, hub, member, get(conn, consultation_id), choices)
+
+
+def cast_votes_in(conn: Connection, hub: Hub, member: Member, consultation: Consultation,
+                choices: Sequence[tuple[int, VoteValue]]) -> list[int]:
+    voter = as_participant(member)
+    now = hub.clock.now_ms()
+    rows = []
+    for number, value in choices:
+        statement = store.statement_by_number(conn, consultation.id, number)
+        engine.vote(consultation, voter, statement, value, number)
+        rows.append({"consultation_id": consultation.id, "statement_id": statement.id, "member_id": member.id,
+                     "value": value, "voted_at": now})
+    store.upsert_votes(conn, rows)
+    return [number for number, _ in choices]
+
+
+def _statement(conn: Connection, consultation: Consultation, number: int) -> Statement:
+    statement = store.statement_by_number(conn, consultation.id, number)
+    if statement is None:
+        raise Refusal(f"There is no statement {number} in this consultation.")
+    return statement
+
+
+# -- What people see --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SideParticipation:
+    side_name: str
+    voters: int
+    votes: int
+    statements: int
+
+
+def participation(hub: Hub, actor: Member, consultation_id: int) -> list[SideParticipation]:
+    """Live counts by side for facilitators: how many take part, never who voted what."""
+    require(actor, "facilitator")
+    with hub.engine.connect() as conn:
+        consultation = get(conn, consultation_id)
+        line = line_store.get_line(conn, consultation.line_id)
+        counts = store.participation_by_side(conn, consultation_id)
+    return [
+        SideParticipation(side.name, counts[side.id]["voters"], counts[side.id]["votes"], counts[side.id]["statements"])
+        for side in line.sides if side.id in consultation.eligible_side_ids
+    ]
+
+
+def consultations_for(hub: Hub, member: Member) -> list[Consultation]:
+    """What a participant can take part in: open consultations of her line that include her side."""
+    with hub.engine.connect() as conn:
+        return [c for c in store.list_consultations(conn, member.line_id)
+                if c.phase is not Phase.DRAFT and member.side_id in c.eligible_side_ids]
+
+
+def member_by_user_id(conn: Connection, user_id: str) -> Member | None:
+    return member_store.find_by_user_id(conn, user_id)
+
+
+# -- Room announcements (queued in the outbox) -----------------------------------------------
+
+
+def _queue(conn: Connection, hub: Hub, consultation: Consultation, txn_id: str, body: str, purpose: str = "notice",
+           question_id: int | None = None) -> None:
+    if consultation.room_id is None:
+        return
+    bot_store.queue_message(conn, consultation.room_id, txn_id, {"msgtype": "m.notice", "body": body}, purpose,
+                            hub.clock.now_ms(), consultation.id, question_id)
+
+
+def _announce_phase(conn: Connection, hub: Hub, consultation: Consultation) -> None:
+    key = f"cl{consultation.id}-{consultation.phase.value}"
+    if consultation.phase is Phase.COLLECTING:
+        _queue(conn, hub, consultation, key,
+               f"“{consultation.title}” is now collecting statements. Reply to a question below with your "
+               "statement, or write !say and the question number. Write !help for all commands.")
+        for question in consultation.questions:
+            _queue(conn, hub, consultation, f"{key}-q{question.id}",
+                   f"Question {question.position}: {question.prompt()}\nReply to this message with your statement, "
+                   f"or write: !say {question.position} your statement", purpose="question", question_id=question.id)
+    elif consultation.phase is Phase.VOTING:
+        _queue(conn, hub, consultation, key,
+               f"Voting on “{consultation.title}” is open. Vote with !agree 3, !disagree 3 or !pass 3 "
+               "(3 = statement number). Your latest vote counts. Votes typed here are seen by others in this room; "
+               "to vote privately use the web page your facilitator gives you.")
+        for statement in store.list_statements(conn, consultation.id):
+            if statement.status is StatementStatus.APPROVED:
+                _queue(conn, hub, consultation, f"{key}-s{statement.id}", _statement_line(statement))
+    elif consultation.phase is Phase.CLOSED:
+        _queue(conn, hub, consultation, key, f"Voting on “{consultation.title}” has closed. Thank you for taking part.")
+
+
+def _announce_statement(conn: Connection, hub: Hub, consultation: Consultation, statement: Statement) -> None:
+    if consultation.phase in (Phase.COLLECTING, Phase.VOTING):
+        _queue(conn, hub, consultation, f"cl{consultation.id}-{consultation.phase.value}-s{statement.id}",
+               _statement_line(statement))
+
+
+def _statement_line(statement: Statement) -> str:
+    return f"Statement {statement.number}: {statement.text}"

@@ -1,0 +1,91 @@
+"""The bot's bookkeeping: events applied, sync position, messages waiting to be sent."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from crossline.storage.schema import bot_messages, bot_state, outbox, pending_events, processed_events
+
+
+def mark_processed(conn: Connection, event_id: str, now_ms: int) -> bool:
+    """True if the event is new (and is now recorded), False if it was applied before."""
+    if conn.execute(select(processed_events.c.event_id).where(processed_events.c.event_id == event_id)).first():
+        return False
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(processed_events).values(event_id=event_id, processed_at=now_ms))
+    except IntegrityError:
+        return False
+    return True
+
+
+def get_state(conn: Connection, key: str) -> str | None:
+    return conn.execute(select(bot_state.c.value).where(bot_state.c.key == key)).scalar()
+
+
+def set_state(conn: Connection, key: str, value: str) -> None:
+    if conn.execute(update(bot_state).where(bot_state.c.key == key).values(value=value)).rowcount == 0:
+        conn.execute(insert(bot_state).values(key=key, value=value))
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    id: int
+    room_id: str
+    txn_id: str
+    content: dict
+    purpose: str
+    consultation_id: int | None
+    question_id: int | None
+
+
+def queue_message(
+    conn: Connection, room_id: str, txn_id: str, content: dict, purpose: str, now_ms: int,
+    consultation_id: int | None = None, question_id: int | None = None,
+) -> None:
+    """Queue a bot message inside the caller's transaction: it goes out only if that commits.
+    The transaction id makes a resend after a crash land once on the homeserver."""
+    if conn.execute(select(outbox.c.id).where(outbox.c.txn_id == txn_id)).first():
+        return
+    conn.execute(insert(outbox).values(
+        room_id=room_id, txn_id=txn_id, content=json.dumps(content, ensure_ascii=False), purpose=purpose,
+        consultation_id=consultation_id, question_id=question_id, created_at=now_ms,
+    ))
+
+
+def waiting_messages(conn: Connection, limit: int = 50) -> list[OutgoingMessage]:
+    rows = conn.execute(select(outbox).order_by(outbox.c.id).limit(limit)).all()
+    return [OutgoingMessage(r.id, r.room_id, r.txn_id, json.loads(r.content), r.purpose, r.consultation_id,
+                            r.question_id) for r in rows]
+
+
+def message_sent(conn: Connection, message: OutgoingMessage, event_id: str) -> None:
+    # Sent messages are deleted: the hub keeps no copy of what the bot said.
+    conn.execute(delete(outbox).where(outbox.c.id == message.id))
+    if message.purpose == "question":
+        conn.execute(insert(bot_messages).values(
+            event_id=event_id, consultation_id=message.consultation_id, question_id=message.question_id))
+
+
+def question_for_event(conn: Connection, event_id: str) -> tuple[int, int | None] | None:
+    row = conn.execute(select(bot_messages.c.consultation_id, bot_messages.c.question_id)
+                       .where(bot_messages.c.event_id == event_id)).first()
+    return (row[0], row[1]) if row else None
+
+
+def keep_pending(conn: Connection, event_id: str, room_id: str, event: dict, now_ms: int) -> None:
+    if not conn.execute(select(pending_events.c.event_id).where(pending_events.c.event_id == event_id)).first():
+        conn.execute(insert(pending_events).values(event_id=event_id, room_id=room_id, event=json.dumps(event),
+                                                   first_seen=now_ms))
+
+
+def pending(conn: Connection) -> list[tuple[str, str, dict]]:
+    return [(r.event_id, r.room_id, json.loads(r.event)) for r in conn.execute(select(pending_events)).all()]
+
+
+def drop_pending(conn: Connection, event_id: str) -> None:
+    conn.execute(delete(pending_events).where(pending_events.c.event_id == event_id))
