@@ -5,11 +5,18 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.fakes import make_unit_hub
 from tests.support import HubStack, WebSession, register_like_element, wait_for
 
 ADMIN = ("facilitator1", "admin password for tests")
 ALICE = ("alice", "alice password for tests")  # left bank, registers in a Matrix client
 BELLA = ("bella", "bella password for tests")  # right bank, registers on the hub's page
+
+
+@pytest.fixture
+def hub(tmp_path):
+    """A unit-level hub: real SQLite, fake homeserver and clock."""
+    return make_unit_hub(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,12 @@ from crossline.services.room_events import RoomMessage, apply_room_message
 from crossline.storage import bot as bot_store
 from crossline.storage import consultations as store
 from crossline.storage import lines, members
-from tests.test_onboarding_service import hub  # noqa: F401  (fixture)
 
 ROOM = "!consult:crossline.local"
 
 
 @pytest.fixture
-def world(hub):  # noqa: F811
+def consult(hub):
     with hub.engine.begin() as conn:
         left, right = lines.get_line(conn, 1).sides
         ids = {
@@ -44,8 +43,8 @@ def say(hub, who: str, body: str, reply_to: str | None = None, event_id: str | N
     return replies[0].content["body"] if replies else ""
 
 
-def test_a_whole_consultation_through_room_messages(world):
-    hub = world
+def test_a_whole_consultation_through_room_messages(consult):
+    hub = consult
     assert "has not opened yet" in say(hub, "ana", "!say 1 Too early")
     assert "now collecting statements" in say(hub, "fac", "!open")
     with hub.engine.connect() as conn:
@@ -84,8 +83,8 @@ def test_a_whole_consultation_through_room_messages(world):
     assert tallies[statement_2.id][left] == {VoteValue.AGREE: 1}
 
 
-def test_an_event_is_applied_once(world):
-    hub = world
+def test_an_event_is_applied_once(consult):
+    hub = consult
     service.change_phase(hub, hub.facilitator, hub.consultation_id, Phase.COLLECTING)
     say(hub, "ana", "!say 1 Open the bridge", event_id="$same")
     say(hub, "ana", "!say 1 Open the bridge", event_id="$same")
@@ -93,14 +92,14 @@ def test_an_event_is_applied_once(world):
         assert len(store.list_statements(conn, hub.consultation_id)) == 1
 
 
-def test_ordinary_chat_is_ignored_and_unknown_senders_are_told(world):
-    hub = world
+def test_ordinary_chat_is_ignored_and_unknown_senders_are_told(consult):
+    hub = consult
     assert say(hub, "ana", "good morning everyone") == ""
     assert "not a member of this hub" in say(hub, "stranger", "!agree 1")
 
 
-def test_a_refused_vote_in_a_batch_records_none_of_it(world):
-    hub = world
+def test_a_refused_vote_in_a_batch_records_none_of_it(consult):
+    hub = consult
     service.change_phase(hub, hub.facilitator, hub.consultation_id, Phase.COLLECTING)
     service.submit_statement(hub, hub.facilitator, hub.consultation_id, _q1(hub), "Seeded one", "web")
     service.change_phase(hub, hub.facilitator, hub.consultation_id, Phase.VOTING)
@@ -109,8 +108,8 @@ def test_a_refused_vote_in_a_batch_records_none_of_it(world):
         assert store.member_votes(conn, hub.consultation_id, hub.people["ana"].id) == {}
 
 
-def test_a_retried_web_submission_is_not_doubled(world):
-    hub = world
+def test_a_retried_web_submission_is_not_doubled(consult):
+    hub = consult
     service.change_phase(hub, hub.facilitator, hub.consultation_id, Phase.COLLECTING)
     first = service.submit_statement(hub, hub.people["ana"], hub.consultation_id, _q1(hub), "Once", "web", "sub-1")
     again = service.submit_statement(hub, hub.people["ana"], hub.consultation_id, _q1(hub), "Once", "web", "sub-1")
@@ -119,8 +118,8 @@ def test_a_retried_web_submission_is_not_doubled(world):
         service.submit_statement(hub, hub.people["ana"], hub.consultation_id, _q1(hub), "Once", "web", "sub-2")
 
 
-def test_participation_counts_by_side_only(world):
-    hub = world
+def test_participation_counts_by_side_only(consult):
+    hub = consult
     service.change_phase(hub, hub.facilitator, hub.consultation_id, Phase.COLLECTING)
     service.submit_statement(hub, hub.facilitator, hub.consultation_id, _q1(hub), "Seeded", "web")
     service.change_phase(hub, hub.facilitator, hub.consultation_id, Phase.VOTING)

@@ -83,7 +83,7 @@ async def test_cross_line_members_talk_encrypted_and_servers_keep_no_plaintext(w
 
         room = alice.rooms[room_id]
         assert room.encrypted, "the room must be encrypted from its first events"
-        assert stack.user_id("crossline") not in room.users, "the hub bot must not be in a cross-line room"
+        assert stack.user_id("crossline-bot") not in room.users, "the hub bot must not be in a cross-line room"
         state = matrix(stack.homeserver_url, "GET", f"/_matrix/client/v3/rooms/{room_id}/state", alice.access_token)[1]
         by_type = {event["type"]: event["content"] for event in state}
         assert by_type["m.room.join_rules"]["join_rule"] == "invite"

@@ -151,6 +151,6 @@ def test_room_from_template_with_bot_member_says_so(world):
     token = login(stack.homeserver_url, "alice", ALICE[1])
     matrix(stack.homeserver_url, "POST", f"{CLIENT}/join/{room_id}", token, {})
     members = matrix(stack.homeserver_url, "GET", f"{CLIENT}/rooms/{room_id}/joined_members", token)[1]["joined"]
-    assert stack.user_id("crossline") in members
+    assert stack.user_id("crossline-bot") in members
     topic = matrix(stack.homeserver_url, "GET", f"{CLIENT}/rooms/{room_id}/state/m.room.topic/", token)[1]["topic"]
     assert re.search(r"hub bot is a member", topic)

@@ -10,49 +10,8 @@ import pytest
 from crossline.errors import Gone, NotAllowed
 from crossline.services import onboarding
 from crossline.services.hub import Hub
-from crossline.setup import init_data_dir
-from crossline.storage import lines, members
-from crossline.storage.db import create_database_engine, migrate
-from crossline_policies.rooms import load_room_templates
-
-HOUR_MS = 3600 * 1000
-
-
-class FakeClock:
-    def __init__(self, now_ms: int):
-        self.now = now_ms
-
-    def now_ms(self) -> int:
-        return self.now
-
-
-class FakeHomeserver:
-    def __init__(self):
-        self.tokens: dict[str, int] = {}
-        self.accounts: dict[str, dict] = {}
-
-    async def create_registration_token(self, token: str, expiry_ms: int) -> None:
-        self.tokens[token] = expiry_ms
-
-    async def user_info(self, user_id: str) -> dict | None:
-        return self.accounts.get(user_id)
-
-
-@pytest.fixture
-def hub(tmp_path):
-    config = init_data_dir(tmp_path / "data", hub_port=18111, synapse_port=18112)[0]
-    engine = create_database_engine(config.database_url)
-    migrate(engine)
-    counter = iter(range(1000))
-    hub = Hub(config, engine, FakeHomeserver(), FakeClock(1_000 * HOUR_MS), lambda: f"code{next(counter)}",
-              load_room_templates())
-    with engine.begin() as conn:
-        lines.add_line(conn, "nistru", "Nistru", ["Left bank", "Right bank"], 0)
-        admin_id = members.add_member(conn, "@admin:crossline.local", None, None, frozenset({"admin"}), None, 0)
-        fac_id = members.add_member(conn, "@fac:crossline.local", None, None, frozenset({"facilitator"}), None, 0)
-        hub.admin = members.get_member(conn, admin_id)
-        hub.facilitator = members.get_member(conn, fac_id)
-    return hub
+from crossline.storage import members
+from tests.fakes import HOUR_MS
 
 
 def leave_claim(hub: Hub, code: str, localpart: str) -> None:

@@ -155,7 +155,10 @@ class Config:
         return f"@{HUB_ADMIN_LOCALPART}:{self.synapse.server_name}"
 
 
-BOT_LOCALPART = "crossline"
+# The appservice's own sender: exists implicitly, never syncs (Synapse refuses /sync for it).
+APPSERVICE_SENDER_LOCALPART = "crossline"
+# The hub's bot: an ordinary account in the appservice's exclusive namespace, with its own device.
+BOT_LOCALPART = "crossline-bot"
 HUB_ADMIN_LOCALPART = "crossline-admin"
 
 _SECTIONS: dict[str, type] = {

@@ -15,6 +15,9 @@ APPSERVICE_HS_TOKEN = "appservice_hs_token"
 HUB_ADMIN_PASSWORD = "hub_admin_password"
 HUB_ADMIN_ACCESS_TOKEN = "hub_admin_access_token"
 WEB_SECRET = "web_secret"
+BOT_PICKLE_KEY = "bot_pickle_key"  # encrypts the bot's Olm/Megolm store
+BOT_SESSION = "bot_session"  # the bot device's id and access token (written at first start)
+BOT_CROSS_SIGNING_KEYS = "bot_cross_signing_keys"  # the bot account's cross-signing key seeds
 
 GENERATED_AT_INIT = (
     REGISTRATION_SHARED_SECRET,
@@ -24,6 +27,7 @@ GENERATED_AT_INIT = (
     APPSERVICE_HS_TOKEN,
     HUB_ADMIN_PASSWORD,
     WEB_SECRET,
+    BOT_PICKLE_KEY,
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from crossline import secrets
-from crossline.config import HUB_ADMIN_LOCALPART, Config, ConfigError
+from crossline.config import BOT_LOCALPART, HUB_ADMIN_LOCALPART, Config, ConfigError
 from crossline.matrix.homeserver import Homeserver
 from crossline.secrets import write_private_file
 from crossline.services.onboarding import issue_setup_link
@@ -29,6 +30,12 @@ SYNAPSE_STOP_TIMEOUT_S = 20
 
 class StartupError(Exception):
     pass
+
+
+def _stop_when_parent_dies() -> None:
+    """Runs in the child before exec: ask Linux to send SIGTERM when the hub process dies."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def check_port_free(host: str, port: int, what: str, config_file: Path) -> None:
@@ -95,8 +102,10 @@ class Supervisor:
             stdout=stdout,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            # Its own process group: Ctrl-C reaches us, and we stop Synapse in order.
+            # Its own process group: Ctrl-C reaches us, and we stop Synapse in order. If the hub
+            # is killed outright, the kernel stops Synapse too, so a restart finds the port free.
             start_new_session=True,
+            preexec_fn=_stop_when_parent_dies,
         )
         stdout.close()
 
@@ -144,6 +153,8 @@ class Supervisor:
                 homeserver = Homeserver(config.homeserver_url, session)
                 await self.wait_for_synapse(homeserver)
                 await ensure_hub_admin(config, homeserver)
+                await Homeserver(config.homeserver_url, session, as_token=secrets.read_secret(
+                    config.paths.secrets_dir, secrets.APPSERVICE_AS_TOKEN)).register_appservice_user(BOT_LOCALPART)
             app = create_app(config)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()

@@ -24,7 +24,7 @@ CLIENT = "/_matrix/client/v3"
 class Homeserver:
     def __init__(self, base_url: str, session: aiohttp.ClientSession, admin_token: str = "", as_token: str = ""):
         self._base = base_url.rstrip("/")
-        self._session = session
+        self.session = session
         self.admin_token = admin_token
         self._as_token = as_token
 
@@ -33,7 +33,7 @@ class Homeserver:
     ) -> tuple[int, dict]:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
-            async with self._session.request(
+            async with self.session.request(
                 method, self._base + path, json=body, headers=headers, params=params,
                 timeout=aiohttp.ClientTimeout(total=30),
             ) as response:
@@ -53,7 +53,7 @@ class Homeserver:
 
     async def healthy(self) -> bool:
         try:
-            async with self._session.get(self._base + "/health", timeout=aiohttp.ClientTimeout(total=3)) as response:
+            async with self.session.get(self._base + "/health", timeout=aiohttp.ClientTimeout(total=3)) as response:
                 return response.status == 200
         except (aiohttp.ClientError, TimeoutError):
             return False
@@ -149,6 +149,15 @@ class Homeserver:
     async def create_room(self, token: str, body: dict) -> str:
         return (await self._ok("POST", f"{CLIENT}/createRoom", token, body))["room_id"]
 
-    async def bot_join(self, room_id: str) -> None:
-        """The hub bot (the appservice's sender) accepts an invitation."""
-        await self._ok("POST", f"{CLIENT}/join/{quote(room_id, safe='')}", self._as_token, {})
+    async def register_appservice_user(self, localpart: str) -> None:
+        """Create an account in the appservice's namespace (the bot); already there is fine."""
+        status, data = await self._request(
+            "POST", f"{CLIENT}/register", self._as_token,
+            {"type": "m.login.application_service", "username": localpart, "inhibit_login": True},
+        )
+        if status != 200 and data.get("errcode") != "M_USER_IN_USE":
+            raise HomeserverError(f"The bot's account could not be created: {data.get('error') or status}")
+
+    async def join_as(self, user_id: str, room_id: str) -> None:
+        """An account of the appservice's namespace (the bot) accepts an invitation."""
+        await self._ok("POST", f"{CLIENT}/join/{quote(room_id, safe='')}", self._as_token, {}, params={"user_id": user_id})

@@ -41,7 +41,7 @@ async def create_room(
     async with hub.homeserver.acting_as(facilitator.matrix_user_id, ACTING_TOKEN_LIFETIME_MS, now) as token:
         room_id = await hub.homeserver.create_room(token, body)
     if template.hub_bot_member:
-        await hub.homeserver.bot_join(room_id)
+        await hub.homeserver.join_as(hub.config.bot_user_id, room_id)
     with hub.engine.begin() as conn:
         rooms.add_room(conn, room_id, line.id, template.name, name, facilitator.id, hub.clock.now_ms())
         return next(room for room in rooms.list_rooms(conn, line.id) if room.room_id == room_id)

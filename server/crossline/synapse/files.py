@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from crossline import secrets
-from crossline.config import BOT_LOCALPART, Config
+from crossline.config import APPSERVICE_SENDER_LOCALPART, BOT_LOCALPART, Config
 from crossline.secrets import write_private_file
 
 SYNAPSE_MODULE = "crossline_policies.synapse_module.CrosslinePolicy"
@@ -100,9 +100,10 @@ def appservice_registration(config: Config) -> dict[str, Any]:
         "url": None,
         "as_token": secrets.read_secret(config.paths.secrets_dir, secrets.APPSERVICE_AS_TOKEN),
         "hs_token": secrets.read_secret(config.paths.secrets_dir, secrets.APPSERVICE_HS_TOKEN),
-        "sender_localpart": BOT_LOCALPART,
+        "sender_localpart": APPSERVICE_SENDER_LOCALPART,
         "namespaces": {
-            "users": [{"regex": f"@{BOT_LOCALPART}-bot-.*:{server}", "exclusive": True}],
+            # Exclusive: nobody can register a name that looks like the hub's bot.
+            "users": [{"regex": f"@{BOT_LOCALPART}.*:{server}", "exclusive": True}],
             "aliases": [],
             "rooms": [],
         },

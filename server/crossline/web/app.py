@@ -14,12 +14,13 @@ from crossline import secrets
 from crossline.clock import Clock, SystemClock, TokenFactory, random_token
 from crossline.config import Config
 from crossline.errors import CrosslineError
+from crossline.matrix.bot import HubBot
 from crossline.matrix.homeserver import Homeserver
 from crossline.services.hub import Hub
 from crossline.services.onboarding import collect_registration_claims
 from crossline.storage.db import create_database_engine, migrate
 from crossline.web import join, staff
-from crossline.web.keys import HUB, TEMPLATES, WEB_SECRET
+from crossline.web.keys import BOT, HUB, TEMPLATES, WEB_SECRET
 from crossline.web.render import template_environment
 from crossline.web.security import MIDDLEWARES
 from crossline_policies.rooms import load_room_templates
@@ -61,15 +62,25 @@ def create_app(
         await session.close()
         engine.dispose()
 
-    async def claims_ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(_collect_claims_forever(app[HUB])) if background else None
+    async def background_ctx(app: web.Application) -> AsyncIterator[None]:
+        if not background:
+            yield
+            return
+        hub = app[HUB]
+        stop = asyncio.Event()
+        bot = HubBot(hub, hub.homeserver.session)
+        app[BOT] = bot
+        tasks = [asyncio.create_task(_collect_claims_forever(hub)), asyncio.create_task(bot.run(stop))]
         yield
-        if task:
+        stop.set()
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await bot.close()
 
-    app.cleanup_ctx.extend([homeserver_ctx, claims_ctx])
+    app.cleanup_ctx.extend([homeserver_ctx, background_ctx])
     app.router.add_get("/_crossline/health", health)
     staff.setup_routes(app)
     join.setup_routes(app)

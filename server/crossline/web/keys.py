@@ -3,11 +3,13 @@
 from aiohttp import web
 from jinja2 import Environment
 
+from crossline.matrix.bot import HubBot
 from crossline.services.hub import Hub
 
 HUB = web.AppKey("hub", Hub)
 WEB_SECRET = web.AppKey("web_secret", bytes)
 TEMPLATES = web.AppKey("templates", Environment)
+BOT = web.AppKey("bot", HubBot)
 
 # Per-request values set by the middlewares.
 MEMBER = web.RequestKey("member", object)  # crossline.domain.records.Member | None
