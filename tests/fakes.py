@@ -29,6 +29,9 @@ class FakeHomeserver:
     async def create_registration_token(self, token: str, expiry_ms: int) -> None:
         self.tokens[token] = expiry_ms
 
+    async def delete_registration_token(self, token: str) -> None:
+        self.tokens.pop(token, None)
+
     async def user_info(self, user_id: str) -> dict | None:
         return self.accounts.get(user_id)
 

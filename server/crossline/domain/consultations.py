@@ -266,3 +266,21 @@ def _clean(text: str) -> str:
 
 def with_phase(consultation: Consultation, phase: Phase) -> Consultation:
     return replace(consultation, phase=phase)
+
+
+def parse_questions_text(text: str, default_language: str = "en") -> list[dict[str, str]]:
+    """Questions as a facilitator types them: one per line; a line starting with a language code
+    and a colon ("ru: ...") is a translation of the question above it."""
+    questions: list[dict[str, str]] = []
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        code, colon, rest = line.partition(":")
+        if colon and len(code) in (2, 3) and code.isalpha() and code.islower() and rest.strip():
+            if not questions:
+                raise Refusal(f"The translation “{line}” has no question above it.")
+            questions[-1][code] = rest.strip()
+        else:
+            questions.append({default_language: line})
+    return questions

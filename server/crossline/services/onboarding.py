@@ -185,3 +185,37 @@ async def create_first_admin(hub: Hub, code: str, localpart: str, password: str)
         member = members.get_member(conn, member_id)
     hub.publish_known_members()
     return member
+
+
+@dataclass(frozen=True)
+class WebParticipant:
+    member: Member
+    return_link: str
+
+
+async def join_on_web(hub: Hub, code: str) -> WebParticipant:
+    """Take part on the web only: no Matrix account, an opaque handle, and a personal link to come
+    back with (shown once; stored only as a hash)."""
+    invitation, _ = await invitation_for_code(hub, code)
+    if invitation.roles & STAFF_ROLES:
+        raise NotAllowed("Staff need a Matrix account: create one with the form on this page.")
+    now = hub.clock.now_ms()
+    handle = hub.new_token()[:10].lower()
+    access = hub.new_token()
+    with hub.engine.begin() as conn:
+        member_id = members.add_member(conn, None, invitation.line_id, invitation.side_id, invitation.roles, None, now,
+                                       web_handle=handle)
+        if not invitations.mark_used(conn, invitation.id, member_id, now):
+            raise Conflict("This invitation has just been used.")
+        members.add_access_link(conn, token_hash(access), member_id, now)
+        member = members.get_member(conn, member_id)
+    await hub.homeserver.delete_registration_token(code)
+    return WebParticipant(member, f"{hub.config.hub_url}/r/{access}")
+
+
+def member_for_return_link(hub: Hub, token: str) -> Member:
+    with hub.engine.connect() as conn:
+        member = members.member_for_access_link(conn, token_hash(token))
+    if member is None:
+        raise NotFound("This personal link is not valid. Check that you copied all of it, or ask your facilitator.")
+    return member

@@ -19,7 +19,7 @@ from crossline.matrix.homeserver import Homeserver
 from crossline.services.hub import Hub
 from crossline.services.onboarding import collect_registration_claims
 from crossline.storage.db import create_database_engine, migrate
-from crossline.web import join, staff
+from crossline.web import consultations, join, participate, staff
 from crossline.web.keys import BOT, HUB, TEMPLATES, WEB_SECRET
 from crossline.web.render import template_environment
 from crossline.web.security import MIDDLEWARES
@@ -84,6 +84,8 @@ def create_app(
     app.router.add_get("/_crossline/health", health)
     staff.setup_routes(app)
     join.setup_routes(app)
+    consultations.setup_routes(app)
+    participate.setup_routes(app)
     app.router.add_static("/static", join.static_dir(), show_index=False)
     return app
 

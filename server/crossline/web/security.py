@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from crossline.clock import token_hash
-from crossline.domain.records import Member
-from crossline.errors import CrosslineError
+from crossline.domain.records import STAFF_ROLES, Member
+from crossline.errors import CrosslineError, NotAllowed
 from crossline.storage import members, sessions
 from crossline.web.keys import CSRF_COOKIE_VALUE, HUB, MEMBER
 from crossline.web.render import csrf_token_for, render
@@ -150,6 +150,15 @@ def staff_member(request: web.Request) -> Member:
     member = request[MEMBER]
     if member is None:
         raise web.HTTPSeeOther("/login")
+    if not member.roles & STAFF_ROLES:
+        raise web.HTTPSeeOther("/participate")
+    return member
+
+
+def participant_member(request: web.Request) -> Member:
+    member = request[MEMBER]
+    if member is None:
+        raise NotAllowed("Open your personal link again to take part: this browser is not signed in.")
     return member
 
 

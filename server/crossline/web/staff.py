@@ -13,6 +13,7 @@ from crossline.errors import InvalidInput
 from crossline.passwords import verify_password
 from crossline.services import lines as line_service
 from crossline.services import onboarding, rooms as room_service
+from crossline.storage import consultations as consultation_store
 from crossline.storage import invitations, lines, members, rooms
 from crossline.web.keys import HUB, MEMBER
 from crossline.web.render import render
@@ -102,12 +103,14 @@ def _line_context(request: web.Request, line_id: int) -> dict:
         staff = [member for member in members.list_members(conn) if member.line_id is None]
         line_rooms = rooms.list_rooms(conn, line_id)
         line_invitations = invitations.list_invitations(conn, line_id)
+        line_consultations = consultation_store.list_consultations(conn, line_id)
     return {
         "line": line,
         "members": line_members,
         "staff": staff,
         "rooms": line_rooms,
         "invitations": line_invitations,
+        "consultations": line_consultations,
         "templates": hub.room_templates,
         "roles": ROLES,
         "now_ms": hub.clock.now_ms(),

@@ -1,0 +1,119 @@
+"""Taking part on the web without a Matrix app: read questions, send statements, vote, change votes.
+
+Every form carries a fresh submission id, so a form sent twice (a retry after a network error,
+a double tap) is applied once. After a post the browser is redirected, so reloading does not
+resend it.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from aiohttp import web
+
+from crossline.domain.consultations import Phase, Refusal, StatementStatus, parse_vote
+from crossline.errors import InvalidInput
+from crossline.services import consultations as service
+from crossline.services import onboarding
+from crossline.storage import consultations as store
+from crossline.storage import lines
+from crossline.web.keys import HUB
+from crossline.web.render import render
+from crossline.web.security import participant_member, start_session
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_post("/join/{code}/web", join_on_web)
+    app.router.add_get("/r/{token}", return_link)
+    app.router.add_get("/participate", index)
+    app.router.add_get("/participate/{cid:\\d+}", consultation_page)
+    app.router.add_post("/participate/{cid:\\d+}/statements", submit_statement)
+    app.router.add_post("/participate/{cid:\\d+}/votes", cast_vote)
+
+
+async def join_on_web(request: web.Request) -> web.Response:
+    joined = await onboarding.join_on_web(request.app[HUB], request.match_info["code"])
+    response = render(request, "web_joined.html", {"return_link": joined.return_link})
+    start_session(request, response, joined.member)
+    return response
+
+
+async def return_link(request: web.Request) -> web.Response:
+    member = onboarding.member_for_return_link(request.app[HUB], request.match_info["token"])
+    response = web.HTTPSeeOther("/participate")
+    start_session(request, response, member)
+    raise response
+
+
+async def index(request: web.Request) -> web.Response:
+    member = participant_member(request)
+    return render(request, "participate_index.html", {"consultations": service.consultations_for(request.app[HUB], member)})
+
+
+def _open_consultation(request: web.Request, member):
+    consultation_id = int(request.match_info["cid"])
+    for consultation in service.consultations_for(request.app[HUB], member):
+        if consultation.id == consultation_id:
+            return consultation
+    raise Refusal("This consultation is not open to you.")
+
+
+async def consultation_page(request: web.Request) -> web.Response:
+    member = participant_member(request)
+    consultation = _open_consultation(request, member)
+    hub = request.app[HUB]
+    with hub.engine.connect() as conn:
+        statements = store.list_statements(conn, consultation.id)
+        reasons = store.moderation_reasons(conn, consultation.id)
+        my_votes = store.member_votes(conn, consultation.id, member.id)
+        line = lines.get_line(conn, consultation.line_id)
+    return render(request, "participate.html", {
+        "consultation": consultation,
+        "side": line.side(member.side_id) if member.side_id else None,
+        "ballot": [s for s in statements if s.status is StatementStatus.APPROVED],
+        "mine": [s for s in statements if s.author_member_id == member.id],
+        "reasons": reasons,
+        "my_votes": my_votes,
+        "submission_id": secrets.token_urlsafe(16),
+        "Phase": Phase,
+        "notice": _notices.get(request.query.get("done", "")),
+    })
+
+
+_notices = {
+    "statement": "Thank you: your statement was received.",
+    "vote": "Your vote is recorded. You can change it until voting closes.",
+}
+
+
+def _submission_id(form) -> str:
+    value = str(form.get("submission_id", ""))
+    if not 8 <= len(value) <= 64:
+        raise InvalidInput("This form is out of date. Reload the page and try again.")
+    return value
+
+
+async def submit_statement(request: web.Request) -> web.Response:
+    member = participant_member(request)
+    consultation = _open_consultation(request, member)
+    form = await request.post()
+    try:
+        question_id = int(str(form.get("question_id", "")))
+    except ValueError as error:
+        raise InvalidInput("Choose the question your statement answers.") from error
+    service.submit_statement(request.app[HUB], member, consultation.id, question_id, str(form.get("text", "")), "web",
+                             _submission_id(form))
+    raise web.HTTPSeeOther(f"/participate/{consultation.id}?done=statement")
+
+
+async def cast_vote(request: web.Request) -> web.Response:
+    member = participant_member(request)
+    consultation = _open_consultation(request, member)
+    form = await request.post()
+    try:
+        number = int(str(form.get("number", "")))
+    except ValueError as error:
+        raise InvalidInput("Choose the statement you are voting on.") from error
+    service.cast_votes(request.app[HUB], member, consultation.id, [(number, parse_vote(str(form.get("value", ""))))],
+                       _submission_id(form))
+    raise web.HTTPSeeOther(f"/participate/{consultation.id}?done=vote#s{number}")
