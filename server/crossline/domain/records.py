@@ -41,6 +41,10 @@ class Member:
         return role in self.roles or "admin" in self.roles
 
     @property
+    def is_staff(self) -> bool:
+        return bool(self.roles & STAFF_ROLES)
+
+    @property
     def shown_as(self) -> str:
         return self.matrix_user_id or f"web participant {self.web_handle}"
 

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from crossline.clock import token_hash
-from crossline.domain.records import STAFF_ROLES, Member
+from crossline.domain.records import Member
 from crossline.errors import CrosslineError, NotAllowed
 from crossline.storage import members, sessions
 from crossline.web.keys import CSRF_COOKIE_VALUE, HUB, MEMBER
@@ -150,7 +150,7 @@ def staff_member(request: web.Request) -> Member:
     member = request[MEMBER]
     if member is None:
         raise web.HTTPSeeOther("/login")
-    if not member.roles & STAFF_ROLES:
+    if not member.is_staff:
         raise web.HTTPSeeOther("/participate")
     return member
 
