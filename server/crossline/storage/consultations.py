@@ -209,12 +209,21 @@ def participation_by_side(conn: Connection, consultation_id: int) -> dict[int | 
 
 def record_submission(conn: Connection, member_id: int, submission_id: str, now_ms: int) -> bool:
     """True the first time this submission id is seen for this member; False for a retry."""
-    seen = conn.execute(select(web_submissions.c.submission_id).where(
-        web_submissions.c.member_id == member_id, web_submissions.c.submission_id == submission_id)).first()
-    if seen:
+    if submission_seen(conn, member_id, submission_id):
         return False
     conn.execute(insert(web_submissions).values(member_id=member_id, submission_id=submission_id, created_at=now_ms))
     return True
+
+
+def submission_seen(conn: Connection, member_id: int, submission_id: str) -> bool:
+    return conn.execute(select(web_submissions.c.submission_id).where(
+        web_submissions.c.member_id == member_id, web_submissions.c.submission_id == submission_id)).first() is not None
+
+
+def record_submissions(conn: Connection, keys: Iterable[tuple[int, str]], now_ms: int) -> None:
+    rows = [{"member_id": member_id, "submission_id": submission_id, "created_at": now_ms} for member_id, submission_id in keys]
+    if rows:
+        conn.execute(insert(web_submissions), rows)
 
 
 def forget_submissions_before(conn: Connection, cutoff_ms: int) -> None:

@@ -18,9 +18,10 @@ from crossline.matrix.bot import HubBot
 from crossline.matrix.homeserver import Homeserver
 from crossline.services.hub import Hub
 from crossline.services.onboarding import collect_registration_claims
+from crossline.services.vote_batcher import VoteBatcher
 from crossline.storage.db import create_database_engine, migrate
-from crossline.web import consultations, join, participate, staff
-from crossline.web.keys import BOT, HUB, TEMPLATES, WEB_SECRET
+from crossline.web import api, consultations, join, participate, staff
+from crossline.web.keys import BOT, HUB, SESSION_CACHE, TEMPLATES, VOTES, WEB_SECRET
 from crossline.web.render import template_environment
 from crossline.web.security import MIDDLEWARES
 from crossline_policies.rooms import load_room_templates
@@ -37,6 +38,7 @@ def create_app(
     secrets_dir = config.paths.secrets_dir
     app[WEB_SECRET] = secrets.read_secret(secrets_dir, secrets.WEB_SECRET).encode()
     app[TEMPLATES] = template_environment()
+    app[SESSION_CACHE] = {}
     engine = create_database_engine(config.database_url)
     migrate(engine)
 
@@ -58,7 +60,10 @@ def create_app(
             room_templates=load_room_templates(),
         )
         app[HUB].publish_known_members()
+        app[VOTES] = VoteBatcher(app[HUB])
+        app[VOTES].start()
         yield
+        await app[VOTES].stop()
         await session.close()
         engine.dispose()
 
@@ -86,6 +91,7 @@ def create_app(
     join.setup_routes(app)
     consultations.setup_routes(app)
     participate.setup_routes(app)
+    api.setup_routes(app)
     app.router.add_static("/static", join.static_dir(), show_index=False)
     return app
 

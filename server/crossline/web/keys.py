@@ -5,11 +5,14 @@ from jinja2 import Environment
 
 from crossline.matrix.bot import HubBot
 from crossline.services.hub import Hub
+from crossline.services.vote_batcher import VoteBatcher
 
 HUB = web.AppKey("hub", Hub)
 WEB_SECRET = web.AppKey("web_secret", bytes)
 TEMPLATES = web.AppKey("templates", Environment)
 BOT = web.AppKey("bot", HubBot)
+VOTES = web.AppKey("votes", VoteBatcher)
+SESSION_CACHE = web.AppKey("session_cache", dict)
 
 # Per-request values set by the middlewares.
 MEMBER = web.RequestKey("member", object)  # crossline.domain.records.Member | None

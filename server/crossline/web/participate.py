@@ -17,7 +17,7 @@ from crossline.services import consultations as service
 from crossline.services import onboarding
 from crossline.storage import consultations as store
 from crossline.storage import lines
-from crossline.web.keys import HUB
+from crossline.web.keys import HUB, VOTES
 from crossline.web.render import render
 from crossline.web.security import participant_member, start_session
 
@@ -114,6 +114,6 @@ async def cast_vote(request: web.Request) -> web.Response:
         number = int(str(form.get("number", "")))
     except ValueError as error:
         raise InvalidInput("Choose the statement you are voting on.") from error
-    service.cast_votes(request.app[HUB], member, consultation.id, [(number, parse_vote(str(form.get("value", ""))))],
-                       _submission_id(form))
+    await request.app[VOTES].cast(member, consultation.id, [(number, parse_vote(str(form.get("value", ""))))],
+                                  _submission_id(form))
     raise web.HTTPSeeOther(f"/participate/{consultation.id}?done=vote#s{number}")

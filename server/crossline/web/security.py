@@ -13,7 +13,7 @@ from crossline.clock import token_hash
 from crossline.domain.records import Member
 from crossline.errors import CrosslineError, NotAllowed
 from crossline.storage import members, sessions
-from crossline.web.keys import CSRF_COOKIE_VALUE, HUB, MEMBER
+from crossline.web.keys import CSRF_COOKIE_VALUE, HUB, MEMBER, SESSION_CACHE
 from crossline.web.render import csrf_token_for, render
 
 logger = logging.getLogger(__name__)
@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 SESSION_COOKIE = "crossline_session"
 CSRF_COOKIE = "crossline_csrf"
 CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"  # for JSON requests
 SESSION_LIFETIME_MS = 12 * 3600 * 1000
 MAX_FORM_BYTES = 64 * 1024
 
@@ -72,6 +73,8 @@ async def domain_errors(request: web.Request, handler: Handler) -> web.StreamRes
     try:
         return await handler(request)
     except CrosslineError as error:
+        if request.path.startswith("/api/"):
+            return web.json_response({"error": error.message}, status=error.status)
         return render(request, "error.html", {"message": error.message}, status=error.status)
 
 
@@ -92,8 +95,10 @@ async def csrf_protection(request: web.Request, handler: Handler) -> web.StreamR
             return _csrf_refused(request)
         if request.content_length and request.content_length > MAX_FORM_BYTES:
             return render(request, "error.html", {"message": "That form is too large to accept."}, status=413)
-        form = await request.post()
-        sent = form.get(CSRF_FIELD)
+        if request.content_type == "application/json":
+            sent = request.headers.get(CSRF_HEADER)
+        else:
+            sent = (await request.post()).get(CSRF_FIELD)
         if new_cookie or not isinstance(sent, str) or not hmac.compare_digest(sent, csrf_token_for(request)):
             return _csrf_refused(request)
     response = await handler(request)
@@ -103,6 +108,8 @@ async def csrf_protection(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def _csrf_refused(request: web.Request) -> web.Response:
+    if request.path.startswith("/api/"):
+        return web.json_response({"error": "Missing or wrong X-CSRF-Token header: nothing was changed."}, status=403)
     response = render(
         request,
         "error.html",
@@ -114,15 +121,31 @@ def _csrf_refused(request: web.Request) -> web.Response:
     return response
 
 
+# Sessions looked up in the last few seconds, so a voter's burst of requests costs one query.
+# A logout removes its entry at once; a change of roles is seen within SESSION_CACHE_MS.
+SESSION_CACHE_MS = 10_000
+SESSION_CACHE_MAX = 20_000
+
+
 @web.middleware
 async def session_loader(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[MEMBER] = None
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         hub = request.app[HUB]
-        with hub.engine.connect() as conn:
-            member_id = sessions.session_member_id(conn, token_hash(cookie), hub.clock.now_ms())
-            request[MEMBER] = members.get_member(conn, member_id) if member_id else None
+        cache = request.app[SESSION_CACHE]
+        id_hash, now = token_hash(cookie), hub.clock.now_ms()
+        cached = cache.get(id_hash)
+        if cached and cached[1] > now:
+            request[MEMBER] = cached[0]
+        else:
+            with hub.engine.connect() as conn:
+                member_id = sessions.session_member_id(conn, id_hash, now)
+                request[MEMBER] = members.get_member(conn, member_id) if member_id else None
+            if request[MEMBER] is not None:
+                if len(cache) >= SESSION_CACHE_MAX:
+                    cache.clear()
+                cache[id_hash] = (request[MEMBER], now + SESSION_CACHE_MS)
     return await handler(request)
 
 
@@ -141,6 +164,7 @@ def end_session(request: web.Request, response: web.StreamResponse) -> None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         hub = request.app[HUB]
+        request.app[SESSION_CACHE].pop(token_hash(cookie), None)
         with hub.engine.begin() as conn:
             sessions.remove_session(conn, token_hash(cookie))
     response.del_cookie(SESSION_COOKIE, path="/")

@@ -1,0 +1,66 @@
+"""Group commit for votes from the web.
+
+Requests wait in a queue; one worker takes everything waiting (up to a limit), applies it in one
+transaction in a thread, and answers each request only after that transaction has committed.
+Under load a commit carries hundreds of votes; when quiet, a vote is committed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from crossline.domain.consultations import VoteValue
+from crossline.domain.records import Member
+from crossline.errors import CrosslineError
+from crossline.services.consultations import VoteRequest, cast_vote_batch
+from crossline.services.hub import Hub
+
+MAX_BATCH = 1000
+
+
+class VoteBatcher:
+    def __init__(self, hub: Hub):
+        self.hub = hub
+        self._queue: asyncio.Queue[tuple[VoteRequest, asyncio.Future]] = asyncio.Queue()
+        self._worker: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._worker = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._worker:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    async def cast(self, member: Member, consultation_id: int, choices: Sequence[tuple[int, VoteValue]],
+                   submission_id: str | None) -> list[int]:
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put((VoteRequest(member, consultation_id, choices, submission_id), future))
+        result = await future
+        if isinstance(result, CrosslineError):
+            raise result
+        return result
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                results = await asyncio.to_thread(self._apply, [request for request, _ in batch])
+            except Exception as error:  # the whole batch failed to commit: every request is told
+                results = [error] * len(batch)
+            for (_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception) and not isinstance(result, CrosslineError):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    def _apply(self, requests: list[VoteRequest]) -> list:
+        with self.hub.engine.begin() as conn:
+            return cast_vote_batch(conn, self.hub, requests)
