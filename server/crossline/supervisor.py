@@ -19,6 +19,7 @@ from aiohttp import web
 from crossline import secrets
 from crossline.config import BOT_LOCALPART, HUB_ADMIN_LOCALPART, Config, ConfigError
 from crossline.matrix.homeserver import Homeserver
+from crossline.runtime import tune_for_serving
 from crossline.secrets import write_private_file
 from crossline.services.onboarding import issue_setup_link
 from crossline.web.app import create_app
@@ -160,6 +161,7 @@ class Supervisor:
             await runner.setup()
             await web.TCPSite(runner, config.hub.host, config.hub.port).start()
             write_run_state(config, self.synapse.pid)
+            tune_for_serving()
             self.say(f"Crossline hub:  {config.hub_url}")
             self.say(f"Homeserver:     {config.homeserver_public_url}")
             self.say(f"Data directory: {config.data_dir}")

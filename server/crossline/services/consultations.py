@@ -169,14 +169,15 @@ def cast_vote_batch(conn: Connection, hub: Hub, requests: Sequence[VoteRequest])
     now = hub.clock.now_ms()
     snapshots: dict[int, tuple[Consultation, dict[int, Statement]] | CrosslineError] = {}
     seen_submissions: set[tuple[int, str]] = set()
+    applied_before = store.seen_submissions(
+        conn, [(r.member.id, r.submission_id) for r in requests if r.submission_id])
     rows: dict[tuple[int, int], dict] = {}
     results: list[list[int] | CrosslineError] = []
     for request in requests:
         if request.consultation_id not in snapshots:
             try:
                 consultation = get(conn, request.consultation_id)
-                snapshots[request.consultation_id] = (
-                    consultation, {s.number: s for s in store.list_statements(conn, consultation.id)})
+                snapshots[request.consultation_id] = (consultation, store.ballot_index(conn, consultation.id))
             except CrosslineError as error:
                 snapshots[request.consultation_id] = error
         snapshot = snapshots[request.consultation_id]
@@ -185,7 +186,7 @@ def cast_vote_batch(conn: Connection, hub: Hub, requests: Sequence[VoteRequest])
             continue
         consultation, statements = snapshot
         key = (request.member.id, request.submission_id or "")
-        if request.submission_id and (key in seen_submissions or store.submission_seen(conn, *key)):
+        if request.submission_id and (key in seen_submissions or key in applied_before):
             results.append([])  # a retried request: already applied
             continue
         try:

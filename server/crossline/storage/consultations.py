@@ -4,7 +4,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crossline.domain.consultations import Consultation, Phase, Question, Statement, StatementStatus, VoteValue
@@ -123,6 +123,14 @@ def list_statements(conn: Connection, consultation_id: int) -> list[Statement]:
     return [_statement(row) for row in rows]
 
 
+def ballot_index(conn: Connection, consultation_id: int) -> dict[int, Statement]:
+    """Statements by number without their text: all that checking a vote needs."""
+    rows = conn.execute(select(statements.c.id, statements.c.number, statements.c.question_id, statements.c.status)
+                        .where(statements.c.consultation_id == consultation_id))
+    return {number: Statement(statement_id, number, question_id, None, "", StatementStatus(status))
+            for statement_id, number, question_id, status in rows}
+
+
 def statement_by_number(conn: Connection, consultation_id: int, number: int) -> Statement | None:
     row = conn.execute(
         select(statements).where(statements.c.consultation_id == consultation_id, statements.c.number == number)
@@ -157,13 +165,20 @@ def upsert_votes(conn: Connection, rows: Sequence[dict]) -> None:
     if not rows:
         return
     values = [{**row, "value": VOTE_NUMBERS[row["value"]]} for row in rows]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(votes).values(values)
-    statement = statement.on_conflict_do_update(
+    # One statement run for many rows (executemany): compiled once and cached, unlike a
+    # multi-row VALUES clause, which would be compiled again for every batch size.
+    conn.execute(_UPSERT_VOTE[conn.dialect.name], values)
+
+
+def _upsert_vote(dialect) -> object:
+    statement = dialect.insert(votes)
+    return statement.on_conflict_do_update(
         index_elements=[votes.c.statement_id, votes.c.member_id],
         set_={"value": statement.excluded.value, "voted_at": statement.excluded.voted_at},
     )
-    conn.execute(statement)
+
+
+_UPSERT_VOTE = {"sqlite": _upsert_vote(sqlite), "postgresql": _upsert_vote(postgresql)}
 
 
 def member_votes(conn: Connection, consultation_id: int, member_id: int) -> dict[int, VoteValue]:
@@ -218,6 +233,17 @@ def record_submission(conn: Connection, member_id: int, submission_id: str, now_
 def submission_seen(conn: Connection, member_id: int, submission_id: str) -> bool:
     return conn.execute(select(web_submissions.c.submission_id).where(
         web_submissions.c.member_id == member_id, web_submissions.c.submission_id == submission_id)).first() is not None
+
+
+def seen_submissions(conn: Connection, keys: Iterable[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Which (member, submission id) pairs were already applied: one query for a whole batch."""
+    keys = set(keys)
+    if not keys:
+        return set()
+    # Row values match the primary key (member_id, submission_id), so each is an index lookup.
+    rows = conn.execute(select(web_submissions.c.member_id, web_submissions.c.submission_id).where(
+        tuple_(web_submissions.c.member_id, web_submissions.c.submission_id).in_(sorted(keys))))
+    return {(member, submission) for member, submission in rows}
 
 
 def record_submissions(conn: Connection, keys: Iterable[tuple[int, str]], now_ms: int) -> None:
