@@ -27,7 +27,6 @@ from pathlib import Path
 from crossline.clock import token_hash
 from crossline.domain.consultations import Phase
 from crossline.services import consultations as service
-from crossline.setup import init_data_dir
 from crossline.storage import lines, members
 from tests.fakes import make_unit_hub
 

@@ -153,9 +153,11 @@ class Supervisor:
             async with aiohttp.ClientSession() as session:
                 homeserver = Homeserver(config.homeserver_url, session)
                 await self.wait_for_synapse(homeserver)
-                await ensure_hub_admin(config, homeserver)
-                await Homeserver(config.homeserver_url, session, as_token=secrets.read_secret(
-                    config.paths.secrets_dir, secrets.APPSERVICE_AS_TOKEN)).register_appservice_user(BOT_LOCALPART)
+                admin_token = await ensure_hub_admin(config, homeserver)
+                provisioning = Homeserver(config.homeserver_url, session, admin_token=admin_token, as_token=secrets.read_secret(
+                    config.paths.secrets_dir, secrets.APPSERVICE_AS_TOKEN))
+                await provisioning.register_appservice_user(BOT_LOCALPART)
+                await provisioning.lift_rate_limits(config.bot_user_id)
             app = create_app(config)
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()

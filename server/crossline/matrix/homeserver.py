@@ -158,6 +158,11 @@ class Homeserver:
         if status != 200 and data.get("errcode") != "M_USER_IN_USE":
             raise HomeserverError(f"The bot's account could not be created: {data.get('error') or status}")
 
+    async def lift_rate_limits(self, user_id: str) -> None:
+        """For the hub's own bot: it answers every participant, so per-user limits would stall it."""
+        await self._ok("POST", f"{ADMIN}/v1/users/{quote(user_id, safe='')}/override_ratelimit", self.admin_token,
+                       {"messages_per_second": 0, "burst_count": 0})
+
     async def join_as(self, user_id: str, room_id: str) -> None:
         """An account of the appservice's namespace (the bot) accepts an invitation."""
         await self._ok("POST", f"{CLIENT}/join/{quote(room_id, safe='')}", self._as_token, {}, params={"user_id": user_id})
