@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 from nio import AsyncClient, JoinResponse, RoomMessageNotice
 
+from crossline.matrix.cross_signing import device_is_cross_signed
 from tests.conftest import ALICE, BELLA, issue_invitation
-from tests.support import WebSession, register_like_element, wait_for
+from tests.support import WebSession, matrix, register_like_element, wait_for
 from tests.test_e2e_cross_line_room import database_bytes, encrypted_client, settle
 
 pytestmark = pytest.mark.synapse
@@ -173,6 +174,13 @@ async def test_a_whole_consultation_survives_a_killed_hub(world, tmp_path):
             await voice.wait_notice("Vote recorded", reply_to=event_id, timeout_s=90)
         for _ in range(3):
             await dora.pump()
+        # The bot restored its login: still one device, cross-signed by its own account.
+        bot = stack.user_id("crossline-bot")
+        status, query = matrix(stack.homeserver_url, "POST", "/_matrix/client/v3/keys/query", dora.client.access_token,
+                               {"device_keys": {bot: []}})
+        assert status == 200 and len(query["device_keys"][bot]) == 1, query
+        (bot_device,) = query["device_keys"][bot]
+        assert device_is_cross_signed(bot, query, bot_device)
         for voice, event_id in in_flight:
             answers = [n for n in voice.notices
                        if n.source["content"].get("m.relates_to", {}).get("m.in_reply_to", {}).get("event_id") == event_id]
