@@ -9,6 +9,7 @@ from crossline.services import consultations as service
 from crossline.services import rooms as room_service
 from crossline.storage import consultations as store
 from crossline.storage import lines, members
+from crossline.web.forms import form_int
 from crossline.web.keys import HUB
 from crossline.web.render import render
 from crossline.web.security import staff_member
@@ -42,10 +43,7 @@ async def create(request: web.Request) -> web.Response:
     actor = staff_member(request)
     line = _line(request, int(request.match_info["line_id"]))
     form = await request.post()
-    try:
-        side_ids = [int(value) for value in form.getall("side_ids", [])]
-    except ValueError:
-        side_ids = []
+    side_ids = [form_int(value, "A side") for value in form.getall("side_ids", [])]
     consultation = service.create(
         request.app[HUB], actor, line.id, str(form.get("title", "")), parse_questions_text(str(form.get("questions", ""))),
         side_ids, premoderation=form.get("premoderation") == "on",
@@ -110,7 +108,7 @@ async def seed(request: web.Request) -> web.Response:
     actor = staff_member(request)
     form = await request.post()
     consultation_id = int(request.match_info["cid"])
-    service.submit_statement(request.app[HUB], actor, consultation_id, int(str(form.get("question_id", "0")) or 0),
+    service.submit_statement(request.app[HUB], actor, consultation_id, form_int(form.get("question_id"), "The question"),
                              str(form.get("text", "")), "seed", str(form.get("submission_id", "")) or None)
     raise web.HTTPSeeOther(f"/consultations/{consultation_id}")
 
@@ -119,6 +117,6 @@ async def moderate(request: web.Request) -> web.Response:
     actor = staff_member(request)
     form = await request.post()
     consultation_id = int(request.match_info["cid"])
-    service.moderate(request.app[HUB], actor, consultation_id, int(str(form.get("number", "0")) or 0),
+    service.moderate(request.app[HUB], actor, consultation_id, form_int(form.get("number"), "The statement"),
                      form.get("decision") == "approve", str(form.get("reason", "")))
     raise web.HTTPSeeOther(f"/consultations/{consultation_id}#statements")

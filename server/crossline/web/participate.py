@@ -17,6 +17,7 @@ from crossline.services import consultations as service
 from crossline.services import onboarding
 from crossline.storage import consultations as store
 from crossline.storage import lines
+from crossline.web.forms import form_int
 from crossline.web.keys import HUB, VOTES
 from crossline.web.render import render
 from crossline.web.security import participant_member, start_session
@@ -97,10 +98,7 @@ async def submit_statement(request: web.Request) -> web.Response:
     member = participant_member(request)
     consultation = _open_consultation(request, member)
     form = await request.post()
-    try:
-        question_id = int(str(form.get("question_id", "")))
-    except ValueError as error:
-        raise InvalidInput("Choose the question your statement answers.") from error
+    question_id = form_int(form.get("question_id"), "The question")
     service.submit_statement(request.app[HUB], member, consultation.id, question_id, str(form.get("text", "")), "web",
                              _submission_id(form))
     raise web.HTTPSeeOther(f"/participate/{consultation.id}?done=statement")
@@ -110,10 +108,7 @@ async def cast_vote(request: web.Request) -> web.Response:
     member = participant_member(request)
     consultation = _open_consultation(request, member)
     form = await request.post()
-    try:
-        number = int(str(form.get("number", "")))
-    except ValueError as error:
-        raise InvalidInput("Choose the statement you are voting on.") from error
+    number = form_int(form.get("number"), "The statement")
     await request.app[VOTES].cast(member, consultation.id, [(number, parse_vote(str(form.get("value", ""))))],
                                   _submission_id(form))
     raise web.HTTPSeeOther(f"/participate/{consultation.id}?done=vote#s{number}")

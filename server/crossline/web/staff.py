@@ -9,12 +9,12 @@ from aiohttp import web
 
 from crossline.domain import rules
 from crossline.domain.records import ROLES
-from crossline.errors import InvalidInput
 from crossline.passwords import verify_password
 from crossline.services import lines as line_service
 from crossline.services import onboarding, rooms as room_service
 from crossline.storage import consultations as consultation_store
 from crossline.storage import invitations, lines, members, rooms
+from crossline.web.forms import optional_form_int
 from crossline.web.keys import HUB, MEMBER
 from crossline.web.render import render
 from crossline.web.security import end_session, staff_member, start_session
@@ -122,21 +122,12 @@ async def line_page(request: web.Request) -> web.Response:
     return render(request, "line.html", _line_context(request, int(request.match_info["line_id"])))
 
 
-def _optional_int(value: object, what: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(str(value))
-    except ValueError as error:
-        raise InvalidInput(f"{what} is not valid. Reload the page and choose again.") from error
-
-
 async def issue_invitation(request: web.Request) -> web.Response:
     actor = staff_member(request)
     line_id = int(request.match_info["line_id"])
     form = await request.post()
     roles = rules.parse_roles(str(role) for role in form.getall("roles", []))
-    side_id = _optional_int(form.get("side_id"), "The side")
+    side_id = optional_form_int(form.get("side_id"), "The side")
     issued = await onboarding.issue_invitation(request.app[HUB], actor, line_id, side_id, roles)
     context = _line_context(request, line_id)
     return render(request, "invitation_issued.html", {**context, "issued": issued})
@@ -146,7 +137,7 @@ async def create_room(request: web.Request) -> web.Response:
     actor = staff_member(request)
     line_id = int(request.match_info["line_id"])
     form = await request.post()
-    member_ids = [_optional_int(value, "A chosen member") for value in form.getall("member_ids", [])]
+    member_ids = [optional_form_int(value, "A chosen member") for value in form.getall("member_ids", [])]
     room = await room_service.create_room(
         request.app[HUB],
         actor,
