@@ -19,15 +19,18 @@ import argparse
 import asyncio
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import yaml
 from nio import AsyncClient, AsyncClientConfig, RoomMessageNotice
 
 from crossline import secrets
 from tests.conftest import issue_invitation, member_ids_on_page  # noqa: F401
+from tests.postgres import PostgresServer
 from tests.support import HubStack, WebSession, matrix, register_like_element, wait_for
 
 PASSWORD = "benchmark participant password"
@@ -135,9 +138,28 @@ async def unloaded(sender: AsyncClient, observer: Observer, count: int) -> dict:
             "max_ms": round(1000 * latencies[-1])}
 
 
+def synapse_on_postgres(url_parts: dict):
+    """For comparison only: point the generated homeserver.yaml at a PostgreSQL database."""
+    def patch(data_dir: Path) -> None:
+        config_path = data_dir / "synapse" / "homeserver.yaml"
+        config = yaml.safe_load(config_path.read_text())
+        config["database"] = {"name": "psycopg2", "args": {**url_parts, "cp_min": 2, "cp_max": 10}}
+        config_path.write_text(yaml.safe_dump(config))
+    return patch
+
+
 async def main_async(args) -> int:
     root = Path(tempfile.mkdtemp(prefix="crossline-botbench-"))
-    stack = HubStack.start(root / "data", server_name="bench.test")
+    before_up, postgres = None, None
+    if args.synapse_postgres:
+        postgres = PostgresServer()
+        postgres.start()
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "crossline", "-d", "postgres", "-c",
+                        "CREATE DATABASE synapse ENCODING 'UTF8' LC_COLLATE='C' LC_CTYPE='C' TEMPLATE template0"],
+                       check=True, capture_output=True)
+        before_up = synapse_on_postgres({"user": "crossline", "database": "synapse", "host": "127.0.0.1",
+                                         "port": postgres.port})
+    stack = HubStack.start(root / "data", server_name="bench.test", before_up=before_up)
     try:
         room_id, names, consultation, admin = setup_world(stack, args.participants)
         clients = []
@@ -172,6 +194,8 @@ async def main_async(args) -> int:
             await client.close()
     finally:
         stack.stop()
+        if postgres:
+            postgres.stop()
     return 0
 
 
@@ -179,6 +203,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--participants", type=int, default=11, help="senders, plus one observer")
     parser.add_argument("--messages", type=int, default=30, help="messages per participant per phase")
+    parser.add_argument("--synapse-postgres", action="store_true",
+                        help="run Synapse on a throwaway PostgreSQL (Debian's) instead of SQLite, for comparison")
     return asyncio.run(main_async(parser.parse_args()))
 
 

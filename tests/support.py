@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -44,10 +45,12 @@ class HubStack:
     setup_link: str = ""
 
     @classmethod
-    def start(cls, data_dir: Path, server_name: str = "crossline.test") -> "HubStack":
+    def start(cls, data_dir: Path, server_name: str = "crossline.test", before_up=None) -> "HubStack":
         hub_port, synapse_port = free_port(), free_port()
         run_cli("init", "--data-dir", str(data_dir), "--server-name", server_name,
                 "--hub-port", str(hub_port), "--synapse-port", str(synapse_port))
+        if before_up:
+            before_up(data_dir)
         process = subprocess.Popen(
             [*CROSSLINE, "up", "--data-dir", str(data_dir)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -69,8 +72,14 @@ class HubStack:
             if match:
                 self.setup_link = match.group(1)
             if line.startswith("Ready."):
+                # Keep reading: a pipe nobody reads fills up and blocks the hub's next log line.
+                threading.Thread(target=self._drain, args=(self.process,), daemon=True).start()
                 return
         raise AssertionError("crossline up was not ready in time:\n" + "".join(self.output))
+
+    def _drain(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self.output.append(line)
 
     def restart(self) -> None:
         """Start `crossline up` again on the same data directory (after `stop`)."""
@@ -87,11 +96,11 @@ class HubStack:
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
         try:
-            rest, _ = self.process.communicate(timeout=60)
+            self.process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            rest, _ = self.process.communicate()
-        self.output.append(rest or "")
+            self.process.wait()
+        time.sleep(0.2)  # let the drain thread take the last lines
         return self.process.returncode
 
 

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,9 @@ def test_status_restart_and_synapse_death(tmp_path):
 
         synapse_pid = json.loads((stack.data_dir / "run" / "state.json").read_text())["synapse_pid"]
         os.kill(synapse_pid, signal.SIGKILL)
-        rest, _ = stack.process.communicate(timeout=60)
+        stack.process.wait(timeout=60)
+        time.sleep(0.3)  # the drain thread takes the last lines
+        rest = "".join(stack.output)
         assert stack.process.returncode == 1
         assert "Synapse stopped unexpectedly" in rest and "Last lines of" in rest
         assert "homeserver.log" in rest

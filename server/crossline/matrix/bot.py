@@ -39,6 +39,9 @@ from crossline.services.room_events import RoomMessage, apply_room_message
 from crossline.storage import bot as bot_store
 
 logger = logging.getLogger(__name__)
+# nio reports every message it cannot decrypt yet and every device it has no session with yet as a
+# warning; for the bot these are routine (it keeps such events and retries), so only errors show.
+logging.getLogger("nio").setLevel(logging.ERROR)
 
 SYNC_TIMEOUT_MS = 30_000
 OUTBOX_POLL_S = 0.25
