@@ -251,6 +251,3 @@ def record_submissions(conn: Connection, keys: Iterable[tuple[int, str]], now_ms
     if rows:
         conn.execute(insert(web_submissions), rows)
 
-
-def forget_submissions_before(conn: Connection, cutoff_ms: int) -> None:
-    conn.execute(delete(web_submissions).where(web_submissions.c.created_at < cutoff_ms))
