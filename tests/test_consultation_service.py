@@ -6,7 +6,7 @@ import pytest
 
 from crossline.domain.consultations import Phase, Refusal, StatementStatus, VoteValue
 from crossline.services import consultations as service
-from crossline.services.room_events import RoomMessage, apply_room_message
+from crossline.services.room_events import ANSWERED_KEY, RoomMessage, apply_room_messages_in
 from crossline.storage import bot as bot_store
 from crossline.storage import consultations as store
 from crossline.storage import lines, members
@@ -37,7 +37,8 @@ counter = iter(range(10_000))
 
 def say(hub, who: str, body: str, reply_to: str | None = None, event_id: str | None = None) -> str:
     event_id = event_id or f"$e{next(counter)}"
-    apply_room_message(hub, RoomMessage(event_id, ROOM, f"@{who}:crossline.local", body, reply_to))
+    with hub.engine.begin() as conn:
+        apply_room_messages_in(conn, hub, [RoomMessage(event_id, ROOM, f"@{who}:crossline.local", body, reply_to)])
     with hub.engine.connect() as conn:
         replies = [m for m in bot_store.waiting_messages(conn, 1000) if m.txn_id == f"reply-{event_id}"]
     return replies[0].content["body"] if replies else ""
@@ -90,6 +91,42 @@ def test_an_event_is_applied_once(consult):
     say(hub, "ana", "!say 1 Open the bridge", event_id="$same")
     with hub.engine.connect() as conn:
         assert len(store.list_statements(conn, hub.consultation_id)) == 1
+
+
+def test_a_busy_batch_is_answered_in_one_notice_naming_each_person(consult):
+    hub = consult
+    service.change_phase(hub, hub.facilitator, hub.consultation_id, Phase.COLLECTING)
+    for text in ("Open the bridge", "Reopen schools"):
+        service.submit_statement(hub, hub.facilitator, hub.consultation_id, _q1(hub), text, "web")
+    service.change_phase(hub, hub.facilitator, hub.consultation_id, Phase.VOTING)
+    batch = [RoomMessage("$a", ROOM, "@ana:crossline.local", "!agree 1", sender_name="Ana"),
+             RoomMessage("$b", ROOM, "@bea:crossline.local", "!disagree 7", sender_name="Bea\nB."),
+             RoomMessage("$c", ROOM, "@ana:crossline.local", "hello all", sender_name="Ana"),
+             RoomMessage("$d", ROOM, "@cai:crossline.local", "!pass 2", sender_name="")]
+    with hub.engine.begin() as conn:
+        assert apply_room_messages_in(conn, hub, batch) == 4
+        assert apply_room_messages_in(conn, hub, batch) == 0  # the same batch again: nothing new
+    with hub.engine.connect() as conn:
+        (notice,) = [m for m in bot_store.waiting_messages(conn, 1000) if m.txn_id.startswith("replies-")]
+    assert notice.txn_id == "replies-$a"
+    assert notice.content[ANSWERED_KEY] == ["$a", "$b", "$d"]  # ordinary chat gets no answer
+    assert notice.content["m.mentions"] == {}  # naming people must not ping them
+    lines = notice.content["body"].split("\n")
+    assert lines[0].startswith("• Ana: ✓ Vote recorded on statement 1")
+    assert lines[1].startswith("• Bea B.: ") and "no statement 7" in lines[1]
+    assert lines[2].startswith("• @cai:crossline.local: ✓ Vote recorded on statement 2")
+
+
+def test_a_very_busy_batch_is_answered_in_chunks(consult):
+    hub = consult
+    service.change_phase(hub, hub.facilitator, hub.consultation_id, Phase.COLLECTING)
+    batch = [RoomMessage(f"$m{n}", ROOM, "@ana:crossline.local", "!status", sender_name="Ana") for n in range(60)]
+    with hub.engine.begin() as conn:
+        apply_room_messages_in(conn, hub, batch)
+    with hub.engine.connect() as conn:
+        notices = [m for m in bot_store.waiting_messages(conn, 1000) if m.txn_id.startswith("replies-")]
+    assert [id for m in notices for id in m.content[ANSWERED_KEY]] == [m.event_id for m in batch]
+    assert len(notices) > 1 and all(len(m.content["body"]) <= 4000 for m in notices)
 
 
 def test_ordinary_chat_is_ignored_and_unknown_senders_are_told(consult):

@@ -1,11 +1,13 @@
 """The hub's bot: the one place that owns the matrix-nio client.
 
-- An ordinary end-to-end-encrypted device of the appservice's sender (`@crossline`), logged in
-  once through the appservice and restored from its session file afterwards; its Olm/Megolm
-  store is a folder in the data directory, pickled with a real key (a secret file).
+- An ordinary end-to-end-encrypted device of `@crossline-bot`, an account in the appservice's
+  exclusive namespace (Synapse refuses /sync for the appservice's own sender), logged in once
+  through the appservice and restored from its session file afterwards; its Olm/Megolm store is
+  a folder in the data directory, pickled with a real key (a secret file).
 - Its device is cross-signed by its own account (see `cross_signing`).
-- The sync loop keeps its own position in the hub database and saves it only after the effects
-  of the events it covers are committed; every event is applied once (`room_events`).
+- The sync loop keeps its own position in the hub database and saves it in the same commit as
+  the effects of the events it covers; every event is applied once (`room_events`). A sync
+  that skipped events (a `limited` timeline) is completed from /messages first.
 - Messages to rooms are queued in the outbox by the services and sent here with a stable
   transaction id, so a resend after a crash lands once.
 
@@ -23,19 +25,21 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     MegolmEvent,
+    RoomMessagesResponse,
     RoomMessageText,
     RoomSendResponse,
     SyncError,
     SyncResponse,
 )
 from nio.exceptions import EncryptionError, LocalProtocolError
+from sqlalchemy import Connection
 
 from crossline import secrets
 from crossline.config import BOT_LOCALPART
 from crossline.matrix import cross_signing
 from crossline.secrets import write_private_file
 from crossline.services.hub import Hub
-from crossline.services.room_events import RoomMessage, apply_room_message
+from crossline.services.room_events import RoomMessage, apply_room_messages_in
 from crossline.storage import bot as bot_store
 
 logger = logging.getLogger(__name__)
@@ -45,6 +49,11 @@ logging.getLogger("nio").setLevel(logging.ERROR)
 
 SYNC_TIMEOUT_MS = 30_000
 OUTBOX_POLL_S = 0.25
+# Answers are sent this many at a time: Synapse persists concurrent sends to a room together,
+# so a burst of answers costs it a few transactions instead of one each.
+CONCURRENT_SENDS = 16
+SYNC_TIMELINE_LIMIT = 200
+GAP_PAGE = 100
 MAX_BACKOFF_S = 60.0
 NEXT_BATCH = "next_batch"
 
@@ -63,6 +72,9 @@ class HubBot:
         self.cross_signing_file = config.paths.secret(secrets.BOT_CROSS_SIGNING_KEYS)
         self.client: AsyncClient | None = None
         self.synced_once = asyncio.Event()
+        self.outbox_ready = asyncio.Event()
+        # The bot's own messages are left out (nothing to apply); a generous limit makes gaps rare.
+        self.sync_filter = {"room": {"timeline": {"limit": SYNC_TIMELINE_LIMIT, "not_senders": [config.bot_user_id]}}}
 
     # -- Start-up -----------------------------------------------------------------------------
 
@@ -84,6 +96,9 @@ class HubBot:
         if client.should_upload_keys:
             await client.keys_upload()
         await self._ensure_cross_signed()
+        # The bot reads everything and needs no notifications: with its master push rule on,
+        # Synapse stops counting unread notifications for it on every message in every room.
+        await self._api("PUT", "/pushrules/global/override/.m.rule.master/enabled", {"enabled": True})
 
     async def _appservice_login(self) -> None:
         config = self.hub.config
@@ -163,17 +178,37 @@ class HubBot:
             since = bot_store.get_state(conn, NEXT_BATCH)
         # full_state after a start: nio keeps room state in memory only, and needs the members
         # of each room to know whom to encrypt for.
-        response = await client.sync(timeout=0 if full_state else SYNC_TIMEOUT_MS, since=since, full_state=full_state)
+        response = await client.sync(timeout=0 if full_state else SYNC_TIMEOUT_MS, since=since, full_state=full_state,
+                                     sync_filter=self.sync_filter)
         if isinstance(response, SyncError):
             raise BotError(f"sync failed: {response.status_code}")
         assert isinstance(response, SyncResponse)
         await self._keys_housekeeping()
-        for room_id, room in response.rooms.join.items():
-            for event in room.timeline.events:
-                await self._handle(room_id, event)
-        await self._retry_pending()
+        undecrypted: list[MegolmEvent] = []
+        # One transaction for the whole batch and the position after it: one commit (one fsync)
+        # however many messages arrived, and the position can never get ahead of the effects.
+        timelines = {room_id: await whole_timeline(client, room_id, room.timeline, since)
+                     for room_id, room in response.rooms.join.items()}
         with self.hub.engine.begin() as conn:
+            messages = self._decrypted_from_earlier(conn)
+            for room_id, events in timelines.items():
+                for event in events:
+                    if isinstance(event, RoomMessageText):
+                        # Only messages that arrived encrypted count: our Synapse module refuses
+                        # plaintext, and this refuses anything that slipped past it.
+                        if getattr(event, "decrypted", False):
+                            messages.append(self._room_message(room_id, event))
+                    elif isinstance(event, MegolmEvent):
+                        bot_store.keep_pending(conn, event.event_id, room_id, event.source, self.hub.clock.now_ms())
+                        undecrypted.append(event)
+            apply_room_messages_in(conn, self.hub, messages)
             bot_store.set_state(conn, NEXT_BATCH, response.next_batch)
+        self.outbox_ready.set()
+        for event in undecrypted:
+            try:
+                await client.request_room_key(event)
+            except LocalProtocolError:
+                pass  # already requested
         self.synced_once.set()
 
     async def _keys_housekeeping(self) -> None:
@@ -186,29 +221,17 @@ class HubBot:
             await client.keys_claim(client.get_users_for_key_claiming())
         await client.send_to_device_messages()
 
-    async def _handle(self, room_id: str, event) -> None:
-        if isinstance(event, RoomMessageText):
-            # Only messages that arrived encrypted count: our Synapse module refuses plaintext,
-            # and this refuses anything that slipped past it.
-            if getattr(event, "decrypted", False):
-                self._apply(room_id, event)
-        elif isinstance(event, MegolmEvent):
-            with self.hub.engine.begin() as conn:
-                bot_store.keep_pending(conn, event.event_id, room_id, event.source, self.hub.clock.now_ms())
-            try:
-                await self.client.request_room_key(event)
-            except LocalProtocolError:
-                pass  # already requested
-
-    def _apply(self, room_id: str, event: RoomMessageText) -> None:
+    def _room_message(self, room_id: str, event: RoomMessageText) -> RoomMessage:
         relates = event.source.get("content", {}).get("m.relates_to") or {}
         reply_to = (relates.get("m.in_reply_to") or {}).get("event_id")
-        apply_room_message(self.hub, RoomMessage(event.event_id, room_id, event.sender, event.body, reply_to))
+        room = self.client.rooms.get(room_id)
+        name = (room.user_name(event.sender) if room else None) or event.sender
+        return RoomMessage(event.event_id, room_id, event.sender, event.body, reply_to, name)
 
-    async def _retry_pending(self) -> None:
-        with self.hub.engine.connect() as conn:
-            waiting = bot_store.pending(conn)
-        for event_id, room_id, source in waiting:
+    def _decrypted_from_earlier(self, conn: Connection) -> list[RoomMessage]:
+        """Kept events whose keys have arrived since, decrypted now (and no longer kept)."""
+        messages = []
+        for event_id, room_id, source in bot_store.pending(conn):
             encrypted = MegolmEvent.from_dict(source)
             encrypted.room_id = room_id
             try:
@@ -216,33 +239,71 @@ class HubBot:
             except EncryptionError:
                 continue
             if isinstance(decrypted, RoomMessageText):
-                self._apply(room_id, decrypted)
-            with self.hub.engine.begin() as conn:
-                bot_store.drop_pending(conn, event_id)
+                messages.append(self._room_message(room_id, decrypted))
+            bot_store.drop_pending(conn, event_id)
+        return messages
 
     async def _send_forever(self, stop: asyncio.Event) -> None:
+        # Woken by the sync loop as soon as a batch is committed; the timeout picks up messages
+        # the web pages queue (questions, phase changes).
         while not stop.is_set():
+            self.outbox_ready.clear()
             await self.flush_outbox()
-            await asyncio.sleep(OUTBOX_POLL_S)
+            try:
+                await asyncio.wait_for(self.outbox_ready.wait(), timeout=OUTBOX_POLL_S)
+            except TimeoutError:
+                pass
 
     async def flush_outbox(self) -> None:
         client = self.client
         if not self.synced_once.is_set():
             return  # room membership is not known yet: nothing could be encrypted for it
         with self.hub.engine.connect() as conn:
-            waiting = bot_store.waiting_messages(conn)
-        for message in waiting:
-            if message.room_id not in client.rooms:
-                continue
-            response = await client.room_send(message.room_id, "m.room.message", message.content,
-                                              tx_id=message.txn_id, ignore_unverified_devices=True)
-            if isinstance(response, RoomSendResponse):
+            waiting = [m for m in bot_store.waiting_messages(conn) if m.room_id in client.rooms]
+        for group in sending_groups(waiting):
+            responses = await asyncio.gather(*(
+                client.room_send(m.room_id, "m.room.message", m.content, tx_id=m.txn_id, ignore_unverified_devices=True)
+                for m in group))
+            sent = [(m, r.event_id) for m, r in zip(group, responses, strict=True) if isinstance(r, RoomSendResponse)]
+            if sent:
                 with self.hub.engine.begin() as conn:
-                    bot_store.message_sent(conn, message, response.event_id)
-            else:
-                logger.warning("The bot could not send a message: %s", getattr(response, "status_code", response))
+                    for message, event_id in sent:
+                        bot_store.message_sent(conn, message, event_id)
+            if len(sent) < len(group):
+                failed = next(r for r in responses if not isinstance(r, RoomSendResponse))
+                logger.warning("The bot could not send a message: %s", getattr(failed, "status_code", failed))
                 return
 
     async def close(self) -> None:
         if self.client is not None:
             await self.client.close()
+
+
+def sending_groups(messages: list[bot_store.OutgoingMessage]) -> list[list[bot_store.OutgoingMessage]]:
+    """Consecutive replies go out together (each names the message it answers, so their order
+    in the room does not matter); anything else, such as a question, goes alone and in order."""
+    groups: list[list[bot_store.OutgoingMessage]] = []
+    for message in messages:
+        if message.purpose == "reply" and groups and groups[-1][0].purpose == "reply" \
+                and len(groups[-1]) < CONCURRENT_SENDS:
+            groups[-1].append(message)
+        else:
+            groups.append([message])
+    return groups
+
+
+async def whole_timeline(client: AsyncClient, room_id: str, timeline, since: str | None) -> list:
+    """The events of a room since the last sync. A sync returns at most the filter's limit per
+    room and says `limited` when more arrived; the gap is fetched backwards from the timeline's
+    start to the previous position, so a burst of votes is never skipped."""
+    if not (timeline.limited and since):
+        return list(timeline.events)
+    gap: list = []
+    start = timeline.prev_batch
+    while start:
+        page = await client.room_messages(room_id, start=start, end=since, limit=GAP_PAGE)
+        if not isinstance(page, RoomMessagesResponse):
+            raise BotError(f"could not fetch missed events: {getattr(page, 'status_code', page)}")
+        gap.extend(page.chunk)
+        start = page.end if page.chunk and page.end != start else None
+    return list(reversed(gap)) + list(timeline.events)

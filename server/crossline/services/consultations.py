@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from crossline.domain import consultations as engine
+from crossline.domain import room_messages
 from crossline.domain.consultations import Consultation, Participant, Phase, Refusal, Statement, StatementStatus, VoteValue
 from crossline.domain.records import Member
 from crossline.errors import CrosslineError, NotFound
@@ -109,12 +110,14 @@ def submit_statement(hub: Hub, member: Member, consultation_id: int, question_id
 
 
 def submit_statement_in(conn: Connection, hub: Hub, member: Member, consultation: Consultation, question_id: int,
-                      text: str, origin: str) -> Statement:
+                      text: str, origin: str, announced_by_reply: bool = False) -> Statement:
+    """`announced_by_reply`: the caller's reply in the room (the bot's answer to the author's
+    message) shows the statement to everyone, so no second announcement is queued."""
     existing = store.list_statements(conn, consultation.id)
     text, status, seeded = engine.submit_statement(consultation, as_participant(member), question_id, text, existing)
     statement = store.add_statement(conn, consultation.id, question_id, member.id, text, status, seeded, origin,
                                     hub.clock.now_ms())
-    if status is StatementStatus.APPROVED:
+    if status is StatementStatus.APPROVED and not announced_by_reply:
         _announce_statement(conn, hub, consultation, statement)
     return statement
 
@@ -280,9 +283,9 @@ def _announce_phase(conn: Connection, hub: Hub, consultation: Consultation) -> N
                f"Voting on “{consultation.title}” is open. Vote with !agree 3, !disagree 3 or !pass 3 "
                "(3 = statement number). Your latest vote counts. Votes typed here are seen by others in this room; "
                "to vote privately use the web page your facilitator gives you.")
-        for statement in store.list_statements(conn, consultation.id):
-            if statement.status is StatementStatus.APPROVED:
-                _queue(conn, hub, consultation, f"{key}-s{statement.id}", _statement_line(statement))
+        approved = [s for s in store.list_statements(conn, consultation.id) if s.status is StatementStatus.APPROVED]
+        for part, lines in enumerate(room_messages.chunked([statement_line(s) for s in approved])):
+            _queue(conn, hub, consultation, f"{key}-list{part}", "\n".join(lines))
     elif consultation.phase is Phase.CLOSED:
         _queue(conn, hub, consultation, key, f"Voting on “{consultation.title}” has closed. Thank you for taking part.")
 
@@ -290,8 +293,8 @@ def _announce_phase(conn: Connection, hub: Hub, consultation: Consultation) -> N
 def _announce_statement(conn: Connection, hub: Hub, consultation: Consultation, statement: Statement) -> None:
     if consultation.phase in (Phase.COLLECTING, Phase.VOTING):
         _queue(conn, hub, consultation, f"cl{consultation.id}-{consultation.phase.value}-s{statement.id}",
-               _statement_line(statement))
+               statement_line(statement))
 
 
-def _statement_line(statement: Statement) -> str:
+def statement_line(statement: Statement) -> str:
     return f"Statement {statement.number}: {statement.text}"

@@ -1,16 +1,24 @@
-"""Applying a decrypted message from a consultation room, exactly once.
+"""Applying decrypted messages from consultation rooms, exactly once, and answering them.
 
-The event id is recorded as processed in the same transaction as the effects and the bot's
-reply, so a crash before the commit replays the event and a crash after it skips it.
+The bot hands over a whole sync batch. Each event id is recorded as processed in the caller's
+transaction, together with its effects, the bot's answers and the sync position, so a crash
+before the commit replays the batch and a crash after it skips it.
+
+A single message gets a reply of its own. In a busy room, the answers to a batch's messages go
+out as one notice naming each person (in chunks a phone can show): fifty separate replies a
+second would flood the room for its readers and double the homeserver's work. The notice lists
+the answered event ids under ANSWERED_KEY so that clients and tests can match them.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
 from crossline.domain import room_commands as commands
+from crossline.domain import room_messages
 from crossline.domain.consultations import Consultation, Phase, Refusal, StatementStatus
 from crossline.domain.records import Member
 from crossline.errors import CrosslineError
@@ -18,6 +26,8 @@ from crossline.services import consultations as service
 from crossline.services.hub import Hub
 from crossline.storage import bot as bot_store
 from crossline.storage import consultations as store
+
+ANSWERED_KEY = "crossline.answered"
 
 
 @dataclass(frozen=True)
@@ -27,26 +37,46 @@ class RoomMessage:
     sender: str
     body: str
     reply_to: str | None = None
+    sender_name: str = ""
 
 
-def apply_room_message(hub: Hub, message: RoomMessage) -> bool:
-    """Returns False if the event had already been applied."""
-    if message.sender == hub.config.bot_user_id:
-        return False
-    with hub.engine.begin() as conn:
+def apply_room_messages_in(conn: Connection, hub: Hub, messages: list[RoomMessage]) -> int:
+    """Applies the messages not applied before, in order, and queues their answers. Returns how
+    many were new."""
+    answers: dict[str, list[tuple[RoomMessage, str]]] = defaultdict(list)
+    applied = 0
+    for message in messages:
+        if message.sender == hub.config.bot_user_id:
+            continue
         if not bot_store.mark_processed(conn, message.event_id, hub.clock.now_ms()):
-            return False
+            continue
+        applied += 1
         consultation = store.consultation_for_room(conn, message.room_id)
-        if consultation is None:
-            return True
-        answer = _answer(conn, hub, consultation, message)
+        answer = _answer(conn, hub, consultation, message) if consultation else None
         if answer:
-            bot_store.queue_message(
-                conn, message.room_id, f"reply-{message.event_id}",
-                {"msgtype": "m.notice", "body": answer, "m.relates_to": {"m.in_reply_to": {"event_id": message.event_id}}},
-                "reply", hub.clock.now_ms(),
-            )
-    return True
+            answers[message.room_id].append((message, answer))
+    for room_id, answered in answers.items():
+        _queue_answers(conn, hub, room_id, answered)
+    return applied
+
+
+def _queue_answers(conn: Connection, hub: Hub, room_id: str, answered: list[tuple[RoomMessage, str]]) -> None:
+    now = hub.clock.now_ms()
+    if len(answered) == 1:
+        (message, answer), = answered
+        content = {"msgtype": "m.notice", "body": answer,
+                   "m.relates_to": {"m.in_reply_to": {"event_id": message.event_id}}, ANSWERED_KEY: [message.event_id]}
+        bot_store.queue_message(conn, room_id, f"reply-{message.event_id}", content, "reply", now)
+        return
+    entries = [room_messages.answer_entry(m.sender_name or m.sender, a) for m, a in answered]
+    start = 0
+    for group in room_messages.chunked(entries):
+        part = answered[start:start + len(group)]
+        start += len(group)
+        content = {"msgtype": "m.notice", "body": "\n".join(group), "m.mentions": {},
+                   ANSWERED_KEY: [m.event_id for m, _ in part]}
+        # Named after its first event: the batch is committed once, so the name is stable.
+        bot_store.queue_message(conn, room_id, f"replies-{part[0][0].event_id}", content, "reply", now)
 
 
 def _answer(conn: Connection, hub: Hub, consultation: Consultation, message: RoomMessage) -> str | None:
@@ -73,10 +103,12 @@ def _apply(conn: Connection, hub: Hub, consultation: Consultation, member: Membe
            replied_question_id: int | None) -> str:
     if isinstance(command, commands.Say):
         question_id = replied_question_id or _question_id(consultation, command.question_position)
-        statement = service.submit_statement_in(conn, hub, member, consultation, question_id, command.text, "room")
+        statement = service.submit_statement_in(conn, hub, member, consultation, question_id, command.text, "room",
+                                                announced_by_reply=True)
         if statement.status is StatementStatus.PENDING:
             return f"Thank you. Your statement is number {statement.number}; a facilitator will review it before voting."
-        return f"Thank you. Your statement is number {statement.number}."
+        # Everyone in the room sees this answer: it is also the statement's announcement.
+        return f"Thank you. Your statement is number {statement.number}.\n{service.statement_line(statement)}"
     if isinstance(command, commands.Vote):
         numbers = service.cast_votes_in(conn, hub, member, consultation, [(n, command.value) for n in command.numbers])
         return f"✓ Vote recorded on statement{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}."
