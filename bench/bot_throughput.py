@@ -9,7 +9,7 @@ bot's, not a per-person limit. Reports messages per second from the first send t
 confirmation, and percentiles of the time from a message's send to its confirmation.
 
 Senders only send; one more member of the room (an observer) syncs and times the bot's answers,
-which are replies naming the event they answer. (With every sender syncing as well, Synapse on
+each of which lists the events it answers (`crossline.answered`). (With every sender syncing as well, Synapse on
 SQLite spends its time answering their syncs: see docs/benchmarks.md.)
 """
 
@@ -74,6 +74,17 @@ class Observer:
     def __init__(self, client: AsyncClient, room_id: str):
         self.client, self.room_id = client, room_id
         self.confirmed: dict[str, float] = {}
+        self.announcements: list[str] = []  # what the bot posted that answers nobody
+
+    async def until_posted(self, text: str, timeout_s: float = 120) -> None:
+        """Reads the room until the bot has posted `text` (as participants would before voting)."""
+        stop = asyncio.Event()
+        listener = asyncio.create_task(self.listen(stop))
+        deadline = time.perf_counter() + timeout_s
+        while not any(text in body for body in self.announcements) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.1)
+        stop.set()
+        await listener
 
     async def listen(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -84,26 +95,33 @@ class Observer:
             assert not (room and room.timeline.limited), "the observer missed events: raise its timeline limit"
             for event in room.timeline.events if room else []:
                 if isinstance(event, RoomMessageNotice):
-                    for answered in event.source["content"].get(ANSWERED_KEY, []):
-                        self.confirmed.setdefault(answered, now)
+                    answered = event.source["content"].get(ANSWERED_KEY)
+                    if not answered:
+                        self.announcements.append(event.body)
+                    for event_id in answered or []:
+                        self.confirmed.setdefault(event_id, now)
             if self.client.should_query_keys:
                 await self.client.keys_query()
 
 
-async def send_all(client: AsyncClient, room_id: str, bodies: list[str], sent: dict[str, float]) -> None:
+async def send_all(client: AsyncClient, room_id: str, bodies: list[str], sent: dict[str, float],
+                   sending: list[float] | None = None) -> None:
     for body in bodies:
         started = time.perf_counter()
         response = await client.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": body},
                                           ignore_unverified_devices=True)
         sent[response.event_id] = started
+        if sending is not None:
+            sending.append(time.perf_counter() - started)
 
 
 async def run_phase(senders: list[AsyncClient], observer: Observer, bodies, label: str) -> dict:
     stop = asyncio.Event()
     listener = asyncio.create_task(observer.listen(stop))
     sent: dict[str, float] = {}
+    sending: list[float] = []  # how long each participant's own send took: queueing at Synapse
     begin = time.perf_counter()
-    await asyncio.gather(*[send_all(c, observer.room_id, bodies(i), sent) for i, c in enumerate(senders)])
+    await asyncio.gather(*[send_all(c, observer.room_id, bodies(i), sent, sending) for i, c in enumerate(senders)])
     all_sent = time.perf_counter()
     deadline = time.perf_counter() + 300
     while not set(sent) <= set(observer.confirmed) and time.perf_counter() < deadline:
@@ -119,6 +137,7 @@ async def run_phase(senders: list[AsyncClient], observer: Observer, bodies, labe
         "p50_ms": round(1000 * statistics.median(latencies)),
         "p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))]),
         "max_ms": round(1000 * latencies[-1]),
+        "send_request_p50_ms": round(1000 * statistics.median(sending)),
     }
 
 
@@ -188,6 +207,8 @@ async def main_async(args) -> int:
         for number in range(1, 21):
             form_post(admin, consultation, f"{consultation}/moderate", {"number": str(number), "decision": "approve"})
         form_post(admin, consultation, f"{consultation}/phase", {"target": "voting"})
+        # The bot first posts the numbered statements; the votes start once they are all there.
+        await observer.until_posted(f"Statement {statements['messages']}:")
         votes = await run_phase(
             senders, observer, lambda i: [f"!{('agree', 'disagree', 'pass')[k % 3]} {1 + (i + k) % 20}" for k in range(args.messages)],
             "votes")

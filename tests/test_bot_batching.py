@@ -1,14 +1,12 @@
-"""How the bot batches its work: gaps in a limited sync are fetched, answers go out together,
-long statement lists are split. (The whole path runs against Synapse in test_e2e_consultation.)"""
+"""How the bot batches its work: gaps in a limited sync are fetched, long lists are split. (The whole path runs against Synapse in test_e2e_consultation.)"""
 
 from types import SimpleNamespace
 
 import pytest
 from nio import RoomMessagesError, RoomMessagesResponse
 
-from crossline.matrix.bot import CONCURRENT_SENDS, BotError, sending_groups, whole_timeline
+from crossline.matrix.bot import BotError, whole_timeline
 from crossline.domain.room_messages import MAX_CHARS, MAX_LINES, answer_entry, chunked
-from crossline.storage.bot import OutgoingMessage
 
 
 class PagingClient:
@@ -48,19 +46,6 @@ async def test_a_gap_that_cannot_be_fetched_stops_the_batch():
     # Raising keeps the sync position where it was, so the batch is fetched again later.
     with pytest.raises(BotError):
         await whole_timeline(PagingClient({}), "!r", timeline(["e4"], limited=True), since="s0")
-
-
-def message(n: int, purpose: str) -> OutgoingMessage:
-    return OutgoingMessage(n, "!r", f"t{n}", {}, purpose, None, None)
-
-
-def test_replies_go_out_together_and_announcements_alone_in_order():
-    queue = [message(1, "notice"), *[message(n, "reply") for n in range(2, 2 + CONCURRENT_SENDS + 3)],
-             message(100, "question"), message(101, "reply")]
-    groups = sending_groups(queue)
-    assert [[m.id for m in g] for g in groups][0] == [1]
-    assert [len(g) for g in groups] == [1, CONCURRENT_SENDS, 3, 1, 1]
-    assert [m.id for g in groups for m in g] == [m.id for m in queue]
 
 
 def test_long_lists_are_split_by_entries_and_by_size_and_keep_every_entry():

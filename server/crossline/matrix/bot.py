@@ -49,8 +49,8 @@ logging.getLogger("nio").setLevel(logging.ERROR)
 
 SYNC_TIMEOUT_MS = 30_000
 OUTBOX_POLL_S = 0.25
-# Answers are sent this many at a time: Synapse persists concurrent sends to a room together,
-# so a burst of answers costs it a few transactions instead of one each.
+# Answers under way at once: Synapse persists concurrent sends to a room together, so a burst
+# of answers costs it a few transactions instead of one each.
 CONCURRENT_SENDS = 16
 SYNC_TIMELINE_LIMIT = 200
 GAP_PAGE = 100
@@ -73,6 +73,7 @@ class HubBot:
         self.client: AsyncClient | None = None
         self.synced_once = asyncio.Event()
         self.outbox_ready = asyncio.Event()
+        self.sending: dict[int, asyncio.Task] = {}  # outbox id -> its send under way
         # The bot's own messages are left out (nothing to apply); a generous limit makes gaps rare.
         self.sync_filter = {"room": {"timeline": {"limit": SYNC_TIMELINE_LIMIT, "not_senders": [config.bot_user_id]}}}
 
@@ -244,52 +245,62 @@ class HubBot:
         return messages
 
     async def _send_forever(self, stop: asyncio.Event) -> None:
-        # Woken by the sync loop as soon as a batch is committed; the timeout picks up messages
-        # the web pages queue (questions, phase changes).
-        while not stop.is_set():
-            self.outbox_ready.clear()
-            await self.flush_outbox()
-            try:
-                await asyncio.wait_for(self.outbox_ready.wait(), timeout=OUTBOX_POLL_S)
-            except TimeoutError:
-                pass
+        # Woken by the sync loop as soon as a batch is committed and whenever a send finishes;
+        # the timeout picks up messages the web pages queue (questions, phase changes).
+        try:
+            while not stop.is_set():
+                self.outbox_ready.clear()
+                await self.flush_outbox()
+                try:
+                    await asyncio.wait_for(self.outbox_ready.wait(), timeout=OUTBOX_POLL_S)
+                except TimeoutError:
+                    pass
+        finally:
+            for task in self.sending.values():
+                task.cancel()  # a cancelled send is retried with the same transaction id
 
     async def flush_outbox(self) -> None:
+        """Starts sending what waits in the outbox. Answers go out without waiting for sends
+        already under way (up to CONCURRENT_SENDS at once): under load each send waits on the
+        homeserver, and one at a time the bot would fall behind. Anything else (questions,
+        announcements) waits for those, then goes alone, so it keeps its order in the room."""
         client = self.client
         if not self.synced_once.is_set():
             return  # room membership is not known yet: nothing could be encrypted for it
         with self.hub.engine.connect() as conn:
-            waiting = [m for m in bot_store.waiting_messages(conn) if m.room_id in client.rooms]
-        for group in sending_groups(waiting):
-            responses = await asyncio.gather(*(
-                client.room_send(m.room_id, "m.room.message", m.content, tx_id=m.txn_id, ignore_unverified_devices=True)
-                for m in group))
-            sent = [(m, r.event_id) for m, r in zip(group, responses, strict=True) if isinstance(r, RoomSendResponse)]
-            if sent:
-                with self.hub.engine.begin() as conn:
-                    for message, event_id in sent:
-                        bot_store.message_sent(conn, message, event_id)
-            if len(sent) < len(group):
-                failed = next(r for r in responses if not isinstance(r, RoomSendResponse))
-                logger.warning("The bot could not send a message: %s", getattr(failed, "status_code", failed))
+            waiting = [m for m in bot_store.waiting_messages(conn)
+                       if m.room_id in client.rooms and m.id not in self.sending]
+        for message in waiting:
+            if message.purpose != "reply":
+                await asyncio.gather(*self.sending.values())
+                if not await self._send(message):
+                    return
+            elif len(self.sending) < CONCURRENT_SENDS:
+                self.sending[message.id] = asyncio.create_task(self._send(message))
+            else:
                 return
+
+    async def _send(self, message: bot_store.OutgoingMessage) -> bool:
+        try:
+            try:
+                response = await self.client.room_send(message.room_id, "m.room.message", message.content,
+                                                       tx_id=message.txn_id, ignore_unverified_devices=True)
+            except Exception as error:  # noqa: BLE001 - the message stays queued and is retried
+                logger.warning("The bot could not send a message (%s)", type(error).__name__)
+                return False
+            if not isinstance(response, RoomSendResponse):
+                logger.warning("The bot could not send a message: %s", getattr(response, "status_code", response))
+                return False
+            with self.hub.engine.begin() as conn:
+                bot_store.message_sent(conn, message, response.event_id)
+            return True
+        finally:
+            self.sending.pop(message.id, None)
+            self.outbox_ready.set()
 
     async def close(self) -> None:
         if self.client is not None:
             await self.client.close()
-
-
-def sending_groups(messages: list[bot_store.OutgoingMessage]) -> list[list[bot_store.OutgoingMessage]]:
-    """Consecutive replies go out together (each names the message it answers, so their order
-    in the room does not matter); anything else, such as a question, goes alone and in order."""
-    groups: list[list[bot_store.OutgoingMessage]] = []
-    for message in messages:
-        if message.purpose == "reply" and groups and groups[-1][0].purpose == "reply" \
-                and len(groups[-1]) < CONCURRENT_SENDS:
-            groups[-1].append(message)
-        else:
-            groups.append([message])
-    return groups
 
 
 async def whole_timeline(client: AsyncClient, room_id: str, timeline, since: str | None) -> list:
