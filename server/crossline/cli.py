@@ -42,11 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     setup_link = commands.add_parser("setup-link", help="Print a new one-time link to create the first administrator.")
     _data_dir_argument(setup_link)
+
+    analyze = commands.add_parser("analyze", help="Analyse a Pol.is export folder (comments.csv, votes.csv).")
+    analyze.add_argument("folder", type=Path, help="The export folder.")
+    analyze.add_argument("--json", action="store_true", help="Print JSON (every participant's group by Pol.is id).")
+    analyze.add_argument("--sides", type=Path, help="CSV with columns participant,side: adds bridging across sides.")
+    analyze.add_argument("--min-group-size", type=int, default=5,
+                         help="Figures about fewer people than this are not shown (default 5, at least 3).")
+    analyze.add_argument("--seed", type=int, default=0, help="Seed of the analysis's random start (default 0).")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "analyze":
+        return cmd_analyze(args)
     data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
     try:
         if args.command == "init":
@@ -134,6 +144,26 @@ def cmd_setup_link(data_dir: Path) -> int:
         print("An administrator already exists; log in at " + config.hub_url + "/login")
         return 1
     print(link)
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from crossline.analysis.analysis import AnalysisError, Settings, analyze
+    from crossline.analysis.output import to_data, to_text
+    from crossline.analysis.polis_export import ExportError, read_polis_export, read_sides
+
+    try:
+        settings = Settings(min_cohort=args.min_group_size, seed=args.seed)
+        conversation = read_polis_export(args.folder)
+        sides = read_sides(args.sides) if args.sides else None
+    except (AnalysisError, ExportError) as error:
+        print(f"crossline analyze: {error}", file=sys.stderr)
+        return 2
+    result = analyze(conversation.table, sides, settings)
+    if args.json:
+        print(json.dumps(to_data(result, conversation.texts), ensure_ascii=False, indent=1))
+    else:
+        print(to_text(result, conversation.texts), end="")
     return 0
 
 

@@ -177,7 +177,7 @@ def _cohorts(kind: str, names: list[str], sizes: np.ndarray, k: int, suppressed:
     for name, size in zip(names, sizes, strict=True):
         if size < k:
             cohorts.append(Cohort(kind, name, None, f"fewer than {k} members"))
-            suppressed.append(f"{kind.capitalize()} “{name}” has fewer than {k} members: none of its figures are shown.")
+            suppressed.append(f"{kind.capitalize()} “{name}” has fewer than {k} members: its figures are not shown.")
         else:
             cohorts.append(Cohort(kind, name, int(size)))
         shown.append(size >= k)
