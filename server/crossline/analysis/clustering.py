@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+from scipy.spatial import distance
 
 from crossline.analysis.votes import VoteTable
 
@@ -104,8 +105,7 @@ def kmeans(points: np.ndarray, weights: np.ndarray, k: int) -> tuple[np.ndarray,
     centres = points[first_distinct(points, k)]
     labels = np.full(len(points), -1)
     for _ in range(KMEANS_ITERATIONS):
-        distances = ((points[:, np.newaxis, :] - centres[np.newaxis, :, :]) ** 2).sum(axis=2)
-        new_labels = distances.argmin(axis=1)
+        new_labels = distance.cdist(points, centres, "sqeuclidean").argmin(axis=1)
         used, new_labels = np.unique(new_labels, return_inverse=True)
         if len(used) == len(centres) and np.array_equal(new_labels, labels):
             break
@@ -122,7 +122,7 @@ def weighted_silhouette(points: np.ndarray, weights: np.ndarray, labels: np.ndar
     groups = labels.max() + 1
     if groups < 2:
         return -1.0
-    distances = np.sqrt(((points[:, np.newaxis, :] - points[np.newaxis, :, :]) ** 2).sum(axis=2))
+    distances = distance.cdist(points, points)
     membership = np.zeros((len(points), groups))
     membership[np.arange(len(points)), labels] = 1.0
     mass = weights @ membership  # people per group

@@ -69,14 +69,7 @@ def vote_table(participant_ids: Sequence | np.ndarray, statement_ids: Sequence |
         raise VoteError("a vote must be 1 (agree), -1 (disagree) or 0 (pass)")
     participants, rows = np.unique(participant_ids, return_inverse=True)
     statements, cols = np.unique(statement_ids, return_inverse=True)
-    order_key = np.arange(len(values)) if times is None else np.asarray(times)
-    # Sort by cell, then by time; the last entry of each cell is the vote that counts.
-    order = np.lexsort((order_key, cols, rows))
-    rows, cols, values = rows[order], cols[order], values[order].astype(np.int8)
-    last = np.ones(len(rows), dtype=bool)
-    if len(rows):
-        last[:-1] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-    rows, cols, values = rows[last], cols[last], values[last]
+    rows, cols, values = _latest_per_cell(rows, cols, values.astype(np.int8), len(statements), times)
     excluded = np.isin(statements, np.asarray(list(excluded_statements), dtype=statements.dtype))
     on_excluded = excluded[cols]
     kept_columns = np.cumsum(~excluded) - 1  # old column -> new column
@@ -84,3 +77,28 @@ def vote_table(participant_ids: Sequence | np.ndarray, statement_ids: Sequence |
                      kept_columns[cols[~on_excluded]].astype(np.int32), values[~on_excluded],
                      excluded_statements=int(excluded.sum()),
                      votes_on_excluded=np.bincount(rows[on_excluded], minlength=len(participants)))
+
+
+def _latest_per_cell(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, columns: int,
+                     times: Sequence | np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One vote per (row, column), the latest; sorted by row then column."""
+    cell = rows.astype(np.int64) * columns + cols
+    order = np.argsort(cell, kind="stable")  # repeats keep the order they were given in
+    sorted_cells = cell[order]
+    repeated = np.zeros(len(order), dtype=bool)
+    if len(order):
+        same = sorted_cells[1:] == sorted_cells[:-1]
+        repeated[1:] |= same
+        repeated[:-1] |= same
+    if times is not None and repeated.any():
+        # Only the (few) cells voted more than once are sorted again, by time (two votes at the
+        # same instant: the higher value, so that the outcome never depends on input order).
+        times = np.asarray(times)
+        positions = np.flatnonzero(repeated)
+        subset = order[positions]
+        order[positions] = subset[np.lexsort((values[subset], times[subset], cell[subset]))]
+    last = np.ones(len(order), dtype=bool)
+    if len(order):
+        last[:-1] = sorted_cells[1:] != sorted_cells[:-1]
+    order = order[last]
+    return rows[order], cols[order], values[order]
