@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--min-group-size", type=int, default=5,
                          help="Figures about fewer people than this are not shown (default 5, at least 3).")
     analyze.add_argument("--seed", type=int, default=0, help="Seed of the analysis's random start (default 0).")
+
+    verify = commands.add_parser("verify", help="Check a released report's signature and integrity.")
+    verify.add_argument("report", type=Path, help="The report's .json file.")
+    verify.add_argument("--fingerprint", help="The hub key fingerprint you expect (as the hub publishes it).")
     return parser
 
 
@@ -57,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "analyze":
         return cmd_analyze(args)
+    if args.command == "verify":
+        return cmd_verify(args.report, args.fingerprint)
     data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
     try:
         if args.command == "init":
@@ -164,6 +170,26 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(json.dumps(to_data(result, conversation.texts), ensure_ascii=False, indent=1))
     else:
         print(to_text(result, conversation.texts), end="")
+    return 0
+
+
+def cmd_verify(path: Path, expected_fingerprint: str | None) -> int:
+    from crossline.reports.signing import ReportVerificationError, verify_report
+
+    try:
+        verified = verify_report(path.read_bytes(), expected_fingerprint)
+    except OSError as error:
+        print(f"crossline verify: cannot read {path}: {error.strerror}", file=sys.stderr)
+        return 2
+    except ReportVerificationError as error:
+        print(f"NOT VALID: {path}: {error}", file=sys.stderr)
+        return 1
+    report = verified.report
+    print(f"Valid: “{report['consultation']['title']}”, version {report['version']}, released {report['released_at']}")
+    print(f"Signed by the hub key with fingerprint {verified.fingerprint}")
+    print(f"SHA-256 of this file: {verified.sha256}")
+    if expected_fingerprint is None:
+        print("Compare the fingerprint with the one your hub publishes, or pass --fingerprint.")
     return 0
 
 

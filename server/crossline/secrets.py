@@ -18,6 +18,7 @@ WEB_SECRET = "web_secret"
 BOT_PICKLE_KEY = "bot_pickle_key"  # encrypts the bot's Olm/Megolm store
 BOT_SESSION = "bot_session"  # the bot device's id and access token (written at first start)
 BOT_CROSS_SIGNING_KEYS = "bot_cross_signing_keys"  # the bot account's cross-signing key seeds
+REPORT_SIGNING_KEY = "report_signing_key"  # the hub's Ed25519 key for released reports (its seed's source)
 
 GENERATED_AT_INIT = (
     REGISTRATION_SHARED_SECRET,
@@ -28,6 +29,7 @@ GENERATED_AT_INIT = (
     HUB_ADMIN_PASSWORD,
     WEB_SECRET,
     BOT_PICKLE_KEY,
+    REPORT_SIGNING_KEY,
 )
 
 
