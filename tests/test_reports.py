@@ -87,3 +87,22 @@ def test_a_signed_report_verifies_and_any_changed_byte_is_rejected(tmp_path, cap
     assert "NOT VALID" in capsys.readouterr().err
     path.write_bytes(data + b" ")
     assert main(["verify", str(path)]) == 1
+
+
+def test_markdown_and_pdf_show_the_provenance_and_every_script(tmp_path):
+    import io
+
+    import pypdf
+
+    from crossline.reports.render import to_markdown, to_pdf
+
+    report = build_report(consultation(), 1_790_000_100_000)
+    report["questions"][0]["prompt"] = "Ո՞րն է առաջինը — რა უნდა გაიხსნას — Что открыть первым?"
+    markdown = to_markdown(report, "AB12 CD34", "f" * 64)
+    assert "AB12 CD34" in markdown and "f" * 64 in markdown and "Reopen the bridge" in markdown
+    pdf = to_pdf(report, "AB12 CD34", "f" * 64)
+    assert pdf == to_pdf(report, "AB12 CD34", "f" * 64), "the same report gives the same PDF"
+    text = "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    for expected in ("AB12 CD34", "f" * 64, "Ո՞րն է առաջինը", "რა უნდა გაიხსნას", "Что открыть первым",
+                     "Bridging recommendations", "Reopen the bridge"):
+        assert expected in text

@@ -5,7 +5,8 @@ is a Matrix account id, a declared side and roles.
 """
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, ForeignKey, Index, Integer, MetaData, SmallInteger, String, Table, Text, UniqueConstraint,
+    BigInteger, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -218,4 +219,24 @@ pending_events = Table(
     Column("room_id", String(255), nullable=False),
     Column("event", Text, nullable=False),
     Column("first_seen", BigInteger, nullable=False),
+)
+
+# A consultation's report: drafts, then signed releases. A correction is a new version naming the
+# release it replaces; a released row is never changed.
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("consultation_id", Integer, ForeignKey("consultations.id", ondelete="CASCADE"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("narrative", Text, nullable=False, server_default=""),
+    Column("replaces_id", Integer, ForeignKey("reports.id"), nullable=True),
+    Column("created_by", Integer, ForeignKey("members.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    # Set on release: the signed file's exact bytes and their SHA-256.
+    Column("released_at", BigInteger, nullable=True),
+    Column("document", LargeBinary, nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("delivered_to_room", String(255), nullable=True),
+    UniqueConstraint("consultation_id", "version", name="uq_reports_version"),
 )

@@ -1,0 +1,140 @@
+"""Reports of closed consultations: draft, narrative, signed release, corrections, delivery.
+
+A release stores the signed file's exact bytes and never changes; a correction is a new version
+that names the release it replaces. Delivery to a negotiators' room is queued in the outbox in the
+release's own transaction, so a released report is delivered once even across a crash.
+"""
+
+from __future__ import annotations
+
+from crossline import secrets
+from crossline.domain.consultations import Phase, StatementStatus
+from crossline.domain.records import Member
+from crossline.errors import Conflict, InvalidInput, NotFound
+from crossline.reports.content import ReportInput, build_report
+from crossline.reports.signing import fingerprint, sha256, sign_report, signing_key_from_secret
+from crossline.services.consultations import get as get_consultation
+from crossline.services.hub import Hub
+from crossline.services.onboarding import require
+from crossline.storage import bot as bot_store
+from crossline.storage import lines as line_store
+from crossline.storage import reports as store
+from crossline.storage import rooms as room_store
+from crossline.storage.consultations import list_statements
+from crossline.storage.reports import ReportRecord
+
+MAX_NARRATIVE = 10_000
+NEGOTIATORS_TEMPLATE = "negotiators"
+
+
+def _signing_key(hub: Hub):
+    # Created on first use for hubs set up before reports existed; 0600 like every secret.
+    return signing_key_from_secret(secrets.ensure_secret(hub.config.paths.secrets_dir, secrets.REPORT_SIGNING_KEY))
+
+
+def hub_fingerprint(hub: Hub) -> str:
+    return fingerprint(bytes(_signing_key(hub).verify_key))
+
+
+def _closed(conn, consultation_id: int):
+    consultation = get_consultation(conn, consultation_id)
+    if consultation.phase is not Phase.CLOSED:
+        raise Conflict("A report can be made once the consultation is closed. Close voting first.")
+    return consultation
+
+
+def start_draft(hub: Hub, actor: Member, consultation_id: int) -> ReportRecord:
+    """The draft being written, or a new one: version 1, or a correction of the latest release."""
+    require(actor, "facilitator")
+    with hub.engine.begin() as conn:
+        _closed(conn, consultation_id)
+        versions = store.list_reports(conn, consultation_id)
+        if versions and not versions[-1].released:
+            return versions[-1]
+        latest = versions[-1] if versions else None
+        report_id = store.add_draft(conn, consultation_id, latest.id if latest else None,
+                                    latest.narrative if latest else "", actor.id, hub.clock.now_ms())
+        return store.get_report(conn, report_id)
+
+
+def _report(conn, report_id: int) -> ReportRecord:
+    report = store.get_report(conn, report_id)
+    if report is None:
+        raise NotFound("There is no such report.")
+    return report
+
+
+def save_narrative(hub: Hub, actor: Member, report_id: int, narrative: str) -> ReportRecord:
+    require(actor, "facilitator")
+    narrative = narrative.replace("\r\n", "\n").strip()
+    if len(narrative) > MAX_NARRATIVE:
+        raise InvalidInput(f"The narrative is too long ({len(narrative)} characters; at most {MAX_NARRATIVE}).")
+    with hub.engine.begin() as conn:
+        if not store.set_narrative(conn, _report(conn, report_id).id, narrative):
+            raise Conflict("This version is released and can no longer change. Start a correction instead.")
+        return store.get_report(conn, report_id)
+
+
+def content(hub: Hub, report_id: int, released_at_ms: int | None = None) -> dict:
+    """What the report says (for a draft: as it would be released now)."""
+    with hub.engine.connect() as conn:
+        report = _report(conn, report_id)
+        consultation = _closed(conn, report.consultation_id)
+        line = line_store.get_line(conn, consultation.line_id)
+        approved = [s for s in list_statements(conn, consultation.id) if s.status is StatementStatus.APPROVED]
+        votes, member_sides, authored = store.report_material(conn, consultation.id, consultation.eligible_side_ids)
+        replaced = store.get_report(conn, report.replaces_id) if report.replaces_id else None
+        closed_at = store.phase_changed_at(conn, consultation.id)
+    side_names = [s.name for s in line.sides if s.id in consultation.eligible_side_ids]
+    source = ReportInput(
+        consultation_id=consultation.id, title=consultation.title, line=line.name, closed_at_ms=closed_at,
+        questions=[(q.id, q.position, q.prompt()) for q in consultation.questions],
+        statements=[(s.id, s.number, s.question_id, s.text) for s in approved],
+        votes=votes, member_sides=member_sides, sides=side_names, narrative=report.narrative,
+        version=report.version, statements_by_side=authored,
+        replaces={"version": replaced.version, "sha256": replaced.sha256} if replaced else None,
+    )
+    return build_report(source, released_at_ms if released_at_ms is not None else hub.clock.now_ms())
+
+
+def negotiator_rooms(hub: Hub, line_id: int) -> list:
+    with hub.engine.connect() as conn:
+        return [room for room in room_store.list_rooms(conn, line_id) if room.template == NEGOTIATORS_TEMPLATE]
+
+
+def release(hub: Hub, actor: Member, report_id: int, room_id: str | None) -> ReportRecord:
+    require(actor, "facilitator")
+    now = hub.clock.now_ms()
+    with hub.engine.connect() as conn:
+        consultation_id = _report(conn, report_id).consultation_id
+        line_id = get_consultation(conn, consultation_id).line_id
+    if room_id and room_id not in {room.room_id for room in negotiator_rooms(hub, line_id)}:
+        raise InvalidInput("Choose one of this line's negotiators' rooms, or none.")
+    document = sign_report(content(hub, report_id, now), _signing_key(hub))
+    digest = sha256(document)
+    with hub.engine.begin() as conn:
+        if not store.release(conn, report_id, document, digest, room_id or None, now):
+            raise Conflict("This version is already released. Start a correction to change it.")
+        report = store.get_report(conn, report_id)
+        if room_id:
+            bot_store.queue_message(conn, room_id, f"report-{report_id}", {"report_id": report_id}, "report", now)
+        return report
+
+
+def released_document(hub: Hub, report_id: int) -> tuple[ReportRecord, bytes]:
+    with hub.engine.connect() as conn:
+        report = _report(conn, report_id)
+        data = store.document(conn, report_id)
+    if data is None:
+        raise NotFound("This version is a draft: it has no signed file yet.")
+    return report, data
+
+
+def versions(hub: Hub, consultation_id: int) -> list[ReportRecord]:
+    with hub.engine.connect() as conn:
+        return store.list_reports(conn, consultation_id)
+
+
+def releases(hub: Hub) -> list[tuple[ReportRecord, str]]:
+    with hub.engine.connect() as conn:
+        return store.released_reports(conn)
