@@ -17,6 +17,7 @@ Message content is never logged.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 
@@ -30,6 +31,7 @@ from nio import (
     RoomSendResponse,
     SyncError,
     SyncResponse,
+    UploadResponse,
 )
 from nio.exceptions import EncryptionError, LocalProtocolError
 from sqlalchemy import Connection
@@ -38,6 +40,7 @@ from crossline import secrets
 from crossline.config import BOT_LOCALPART
 from crossline.matrix import cross_signing
 from crossline.secrets import write_private_file
+from crossline.services import reports
 from crossline.services.hub import Hub
 from crossline.services.room_events import RoomMessage, apply_room_messages_in
 from crossline.storage import bot as bot_store
@@ -280,10 +283,26 @@ class HubBot:
             else:
                 return
 
+    async def _report_file(self, report_id: int) -> dict:
+        """A released report, uploaded encrypted (the homeserver stores ciphertext only), as the
+        content of an m.file message. A retry may upload again; the message itself lands once."""
+        record, data = reports.released_document(self.hub, report_id)
+        name = f"crossline-report-{record.consultation_id}-v{record.version}.json"
+        uploaded, keys = await self.client.upload(io.BytesIO(data), content_type="application/json", filename=name,
+                                                  encrypt=True, filesize=len(data))
+        if not isinstance(uploaded, UploadResponse) or keys is None:
+            raise BotError(f"the report could not be uploaded: {getattr(uploaded, 'status_code', uploaded)}")
+        return {"msgtype": "m.file", "body": name, "filename": name,
+                "info": {"mimetype": "application/json", "size": len(data)},
+                "file": {**keys, "url": uploaded.content_uri, "mimetype": "application/json"}}
+
     async def _send(self, message: bot_store.OutgoingMessage) -> bool:
         try:
             try:
-                response = await self.client.room_send(message.room_id, "m.room.message", message.content,
+                content = message.content
+                if message.purpose == "report":
+                    content = await self._report_file(message.content["report_id"])
+                response = await self.client.room_send(message.room_id, "m.room.message", content,
                                                        tx_id=message.txn_id, ignore_unverified_devices=True)
             except Exception as error:  # noqa: BLE001 - the message stays queued and is retried
                 logger.warning("The bot could not send a message (%s)", type(error).__name__)

@@ -7,6 +7,8 @@ release's own transaction, so a released report is delivered once even across a 
 
 from __future__ import annotations
 
+import json
+
 from crossline import secrets
 from crossline.domain.consultations import Phase, StatementStatus
 from crossline.domain.records import Member
@@ -117,8 +119,22 @@ def release(hub: Hub, actor: Member, report_id: int, room_id: str | None) -> Rep
             raise Conflict("This version is already released. Start a correction to change it.")
         report = store.get_report(conn, report_id)
         if room_id:
+            bot_store.queue_message(conn, room_id, f"report-{report_id}-summary",
+                                    {"msgtype": "m.notice", "body": summary(report, document)}, "notice", now)
             bot_store.queue_message(conn, room_id, f"report-{report_id}", {"report_id": report_id}, "report", now)
         return report
+
+
+def summary(record: ReportRecord, document: bytes) -> str:
+    report = json.loads(document)["report"]
+    bridging = sum(len(q["bridging"]) for q in report["questions"])
+    divisive = sum(len(q["divisive"]) for q in report["questions"])
+    correction = f" It corrects version {report['replaces']['version']}." if report["replaces"] else ""
+    return (f"Report on “{report['consultation']['title']}” ({report['consultation']['line']}), version "
+            f"{record.version}: {bridging} bridging recommendation{'s' if bridging != 1 else ''} that a majority on every "
+            f"side supports, {divisive} point{'s' if divisive != 1 else ''} where the sides differ.{correction} "
+            f"The signed file follows. Check it with: crossline verify FILE --fingerprint "
+            f"\"{json.loads(document)['signed_by']['fingerprint']}\"")
 
 
 def released_document(hub: Hub, report_id: int) -> tuple[ReportRecord, bytes]:

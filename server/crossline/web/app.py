@@ -20,7 +20,7 @@ from crossline.services.hub import Hub
 from crossline.services.onboarding import collect_registration_claims
 from crossline.services.vote_batcher import VoteBatcher
 from crossline.storage.db import create_database_engine, migrate
-from crossline.web import api, consultations, join, participate, staff
+from crossline.web import api, consultations, join, participate, reports, staff
 from crossline.web.keys import BOT, HUB, SESSION_CACHE, TEMPLATES, VOTES, WEB_SECRET
 from crossline.web.render import template_environment
 from crossline.web.security import MIDDLEWARES
@@ -92,6 +92,7 @@ def create_app(
     consultations.setup_routes(app)
     participate.setup_routes(app)
     api.setup_routes(app)
+    reports.setup_routes(app)
     app.router.add_static("/static", join.static_dir(), show_index=False)
     return app
 

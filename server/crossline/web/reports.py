@@ -1,0 +1,111 @@
+"""Report pages: the facilitator's draft, narrative and release; negotiators' list and downloads.
+
+Downloads are the signed JSON (the exact released bytes) and renderings of it that show the hub
+key's fingerprint and the JSON's SHA-256.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from crossline.errors import NotAllowed
+from crossline.reports.render import to_markdown, to_pdf
+from crossline.reports.signing import verify_report
+from crossline.services import consultations as consultation_service
+from crossline.services import reports as service
+from crossline.storage import lines
+from crossline.web.keys import HUB
+from crossline.web.render import render
+from crossline.web.security import staff_member
+
+READER_ROLES = ("negotiator", "facilitator")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/consultations/{cid:\\d+}/report", page)
+    app.router.add_post("/consultations/{cid:\\d+}/report", start)
+    app.router.add_post("/reports/{rid:\\d+}/narrative", narrative)
+    app.router.add_post("/reports/{rid:\\d+}/release", release)
+    app.router.add_get("/reports", index)
+    app.router.add_get("/reports/{rid:\\d+}", view)
+    app.router.add_get("/reports/{rid:\\d+}/report.{fmt:json|md|html|pdf}", download)
+
+
+def _reader(request: web.Request):
+    member = staff_member(request)
+    if not any(member.has(role) for role in READER_ROLES):
+        raise NotAllowed("Only negotiators and facilitators can read reports.")
+    return member
+
+
+async def page(request: web.Request) -> web.Response:
+    actor = staff_member(request)
+    hub = request.app[HUB]
+    consultation_id = int(request.match_info["cid"])
+    with hub.engine.connect() as conn:
+        consultation = consultation_service.get(conn, consultation_id)
+        line = lines.get_line(conn, consultation.line_id)
+    versions = service.versions(hub, consultation_id)
+    draft = versions[-1] if versions and not versions[-1].released else None
+    return render(request, "report_draft.html", {
+        "actor": actor, "consultation": consultation, "line": line, "versions": versions, "draft": draft,
+        "report": service.content(hub, draft.id) if draft else None,
+        "rooms": service.negotiator_rooms(hub, line.id), "fingerprint": service.hub_fingerprint(hub),
+    })
+
+
+async def start(request: web.Request) -> web.Response:
+    report = service.start_draft(request.app[HUB], staff_member(request), int(request.match_info["cid"]))
+    raise web.HTTPSeeOther(f"/consultations/{report.consultation_id}/report")
+
+
+async def narrative(request: web.Request) -> web.Response:
+    form = await request.post()
+    report = service.save_narrative(request.app[HUB], staff_member(request), int(request.match_info["rid"]),
+                                    str(form.get("narrative", "")))
+    raise web.HTTPSeeOther(f"/consultations/{report.consultation_id}/report")
+
+
+async def release(request: web.Request) -> web.Response:
+    form = await request.post()
+    report = service.release(request.app[HUB], staff_member(request), int(request.match_info["rid"]),
+                             str(form.get("room_id", "")).strip() or None)
+    raise web.HTTPSeeOther(f"/reports/{report.id}")
+
+
+async def index(request: web.Request) -> web.Response:
+    _reader(request)
+    hub = request.app[HUB]
+    return render(request, "reports.html", {"releases": service.releases(hub), "fingerprint": service.hub_fingerprint(hub)})
+
+
+def _released(request: web.Request):
+    _reader(request)
+    record, data = service.released_document(request.app[HUB], int(request.match_info["rid"]))
+    verified = verify_report(data)  # what we serve is what was signed
+    return record, data, verified
+
+
+async def view(request: web.Request) -> web.Response:
+    record, _, verified = _released(request)
+    return render(request, "report_view.html", {"record": record, "report": verified.report,
+                                                "fingerprint": verified.fingerprint, "sha256": verified.sha256})
+
+
+async def download(request: web.Request) -> web.Response:
+    record, data, verified = _released(request)
+    fmt = request.match_info["fmt"]
+    name = f"crossline-report-{record.consultation_id}-v{record.version}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if fmt == "json":
+        return web.Response(body=data, content_type="application/json", headers=headers)
+    if fmt == "md":
+        return web.Response(text=to_markdown(verified.report, verified.fingerprint, verified.sha256),
+                            content_type="text/markdown", charset="utf-8", headers=headers)
+    if fmt == "pdf":
+        return web.Response(body=to_pdf(verified.report, verified.fingerprint, verified.sha256),
+                            content_type="application/pdf", headers=headers)
+    response = render(request, "report_document.html", {"report": verified.report, "fingerprint": verified.fingerprint,
+                                                        "sha256": verified.sha256})
+    response.headers.update(headers)
+    return response
