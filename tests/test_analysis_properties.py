@@ -96,3 +96,38 @@ def test_a_bridging_statement_has_majority_support_on_every_side(consultation):
             assert 2 * sum(v == 1 for v in votes) > len(votes)
     for item in analysis.one_side_only:
         assert item.statement not in {b.statement for b in analysis.bridging}
+
+
+@quick
+@given(consultations(), st.integers(3, 8))
+def test_no_suppressed_side_figure_appears_in_any_report_format(consultation, k):
+    import io
+
+    import pypdf
+
+    from crossline.reports.content import ReportInput, build_report
+    from crossline.reports.render import to_markdown, to_pdf
+
+    entries, sides = consultation
+    statements = sorted({e[1] for e in entries})
+    report = build_report(ReportInput(
+        consultation_id=1, title="Generated", line="Line", closed_at_ms=0, questions=[(1, 1, "Question?")],
+        statements=[(s, n, 1, f"Statement text {n}") for n, s in enumerate(statements, start=1)],
+        votes=[(p, s, v, t) for p, s, v, t in entries], member_sides=sides, sides=sorted(set(sides.values())),
+        min_group_size=k), released_at_ms=0)
+    sizes = {side: sum(1 for s in sides.values() if s == side) for side in set(sides.values())}
+    small = {side for side, size in sizes.items() if size < k}
+    pdf = to_pdf(report, "FP", "HASH")
+    renderings = {
+        "markdown": to_markdown(report, "FP", "HASH"),
+        "pdf": "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages),
+    }
+    for name in small:
+        assert name not in json.dumps(report["questions"], ensure_ascii=False)
+        for text in renderings.values():
+            for line in text.splitlines():
+                if name in line:
+                    assert "not shown" in line or "fewer than" in line, line
+    for question in report["questions"]:
+        for item in question["bridging"] + question["divisive"] + question["one_side_only"]:
+            assert all(v is None or v["votes"] >= k for v in item["by_side"].values())
