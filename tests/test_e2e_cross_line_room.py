@@ -53,6 +53,24 @@ async def receive_text(client: AsyncClient, room_id: str, body: str, timeout_s: 
     raise AssertionError(f"{client.user_id} never decrypted the message")
 
 
+async def alice_and_bella_in_a_room(world, tmp_path: Path, name: str) -> tuple[str, AsyncClient, AsyncClient]:
+    """A new cross-line room with Alice and Bella in it, both clients settled (keys exchanged)."""
+    stack = world.stack
+    status, page, room_id = create_room(world, "cross-line-dialogue", name,
+                                        [stack.user_id("alice"), stack.user_id("bella")])
+    assert status == 200 and room_id, page
+    alice = await encrypted_client(stack.homeserver_url, stack.user_id("alice"), ALICE[1], tmp_path / "alice")
+    bella = await encrypted_client(stack.homeserver_url, stack.user_id("bella"), BELLA[1], tmp_path / "bella")
+    for client in (alice, bella):
+        await client.sync(timeout=1000)
+        assert room_id in client.invited_rooms, f"{client.user_id} was not invited"
+        assert isinstance(await client.join(room_id), JoinResponse)
+    for _ in range(2):
+        for client in (alice, bella):
+            await settle(client)
+    return room_id, alice, bella
+
+
 def database_bytes(*paths: Path) -> bytes:
     """A database file with its WAL and journal: recent writes may still sit in the WAL."""
     data = b""
@@ -65,22 +83,8 @@ def database_bytes(*paths: Path) -> bytes:
 
 async def test_cross_line_members_talk_encrypted_and_servers_keep_no_plaintext(world, tmp_path):
     stack = world.stack
-    status, page, room_id = create_room(
-        world, "cross-line-dialogue", "Left and right bank", [stack.user_id("alice"), stack.user_id("bella")]
-    )
-    assert status == 200 and room_id, page
-
-    alice = await encrypted_client(stack.homeserver_url, stack.user_id("alice"), ALICE[1], tmp_path / "alice")
-    bella = await encrypted_client(stack.homeserver_url, stack.user_id("bella"), BELLA[1], tmp_path / "bella")
+    room_id, alice, bella = await alice_and_bella_in_a_room(world, tmp_path, "Left and right bank")
     try:
-        for client in (alice, bella):
-            await client.sync(timeout=1000)
-            assert room_id in client.invited_rooms, f"{client.user_id} was not invited"
-            assert isinstance(await client.join(room_id), JoinResponse)
-        for _ in range(2):
-            for client in (alice, bella):
-                await settle(client)
-
         room = alice.rooms[room_id]
         assert room.encrypted, "the room must be encrypted from its first events"
         assert stack.user_id("crossline-bot") not in room.users, "the hub bot must not be in a cross-line room"

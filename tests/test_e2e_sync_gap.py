@@ -4,29 +4,17 @@ the bot would otherwise skip votes. Real Synapse, real encrypted nio clients."""
 from __future__ import annotations
 
 import pytest
-from nio import JoinResponse, RoomMessageText
+from nio import RoomMessageText
 
 from crossline.matrix.bot import whole_timeline
-from tests.conftest import ALICE, BELLA, create_room
-from tests.test_e2e_cross_line_room import encrypted_client, settle
+from tests.test_e2e_cross_line_room import alice_and_bella_in_a_room
 
 pytestmark = pytest.mark.synapse
 
 
 async def test_a_limited_sync_is_completed_in_order_and_decrypted(world, tmp_path):
-    stack = world.stack
-    status, page, room_id = create_room(world, "cross-line-dialogue", "Burst room",
-                                        [stack.user_id("alice"), stack.user_id("bella")])
-    assert status == 200 and room_id, page
-    alice = await encrypted_client(stack.homeserver_url, stack.user_id("alice"), ALICE[1], tmp_path / "alice")
-    bella = await encrypted_client(stack.homeserver_url, stack.user_id("bella"), BELLA[1], tmp_path / "bella")
+    room_id, alice, bella = await alice_and_bella_in_a_room(world, tmp_path, "Burst room")
     try:
-        for client in (alice, bella):
-            await client.sync(timeout=1000)
-            assert isinstance(await client.join(room_id), JoinResponse)
-        for _ in range(2):
-            for client in (alice, bella):
-                await settle(client)
         since = bella.next_batch
         burst = [f"!agree {n}" for n in range(1, 13)]
         for body in burst:
