@@ -56,6 +56,15 @@ class InvitationConfig:
 
 
 @dataclass(frozen=True)
+class ModerationConfig:
+    # Banning from every hub room or deactivating an account needs a second moderator; true:
+    # she must be from another side of the line than the first.
+    second_moderator_from_other_side: bool = True
+    # Closed cases (and their sealed evidence) are deleted this many days after their last change.
+    report_retention_days: int = 180
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     # Empty: SQLite at DATA_DIR/hub.sqlite3. PostgreSQL: postgresql+psycopg://...
     url: str = ""
@@ -123,6 +132,7 @@ class Config:
     hub: HubConfig = field(default_factory=HubConfig)
     synapse: SynapseConfig = field(default_factory=SynapseConfig)
     invitations: InvitationConfig = field(default_factory=InvitationConfig)
+    moderation: ModerationConfig = field(default_factory=ModerationConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
 
     @property
@@ -165,6 +175,7 @@ _SECTIONS: dict[str, type] = {
     "hub": HubConfig,
     "synapse": SynapseConfig,
     "invitations": InvitationConfig,
+    "moderation": ModerationConfig,
     "database": DatabaseConfig,
 }
 
@@ -214,6 +225,8 @@ def _parse_section(section: str, cls: type, values: dict[str, Any], source: str)
             raise ConfigError(f"{source}: [{section}] {key} must be a whole number, not {value!r}.")
         if expected is str and not isinstance(value, str):
             raise ConfigError(f"{source}: [{section}] {key} must be a string, not {value!r}.")
+        if expected is bool and not isinstance(value, bool):
+            raise ConfigError(f"{source}: [{section}] {key} must be true or false, not {value!r}.")
     return cls(**values)
 
 
@@ -249,6 +262,11 @@ def _validate(config: Config, source: str) -> None:
             f"{source}: [invitations] lifetime_hours must be between 1 and 720, "
             f"not {config.invitations.lifetime_hours}."
         )
+    if not 1 <= config.moderation.report_retention_days <= 3650:
+        raise ConfigError(
+            f"{source}: [moderation] report_retention_days must be between 1 and 3650, "
+            f"not {config.moderation.report_retention_days}."
+        )
     if config.database.url and not config.database.url.startswith(("sqlite", "postgresql")):
         raise ConfigError(f"{source}: [database] url must be a sqlite:// or postgresql:// URL.")
 
@@ -278,6 +296,13 @@ public_url = "{config.synapse.public_url}"
 [invitations]
 # How long an invitation (and its Synapse registration token) stays valid.
 lifetime_hours = {config.invitations.lifetime_hours}
+
+[moderation]
+# Banning from every hub room or deactivating an account needs a second moderator; true: from
+# another side of the line than the first.
+second_moderator_from_other_side = {str(config.moderation.second_moderator_from_other_side).lower()}
+# Closed cases and their sealed evidence are deleted this many days after their last change.
+report_retention_days = {config.moderation.report_retention_days}
 
 [database]
 # Empty: SQLite in the data directory. For PostgreSQL: "postgresql+psycopg://user@host/db".

@@ -19,6 +19,7 @@ BOT_PICKLE_KEY = "bot_pickle_key"  # encrypts the bot's Olm/Megolm store
 BOT_SESSION = "bot_session"  # the bot device's id and access token (written at first start)
 BOT_CROSS_SIGNING_KEYS = "bot_cross_signing_keys"  # the bot account's cross-signing key seeds
 REPORT_SIGNING_KEY = "report_signing_key"  # the hub's Ed25519 key for released reports (its seed's source)
+EVIDENCE_KEY = "evidence_key"  # seals abuse reports' evidence, reasons and contacts at rest
 
 GENERATED_AT_INIT = (
     REGISTRATION_SHARED_SECRET,
@@ -30,6 +31,7 @@ GENERATED_AT_INIT = (
     WEB_SECRET,
     BOT_PICKLE_KEY,
     REPORT_SIGNING_KEY,
+    EVIDENCE_KEY,
 )
 
 

@@ -166,3 +166,43 @@ class Homeserver:
     async def join_as(self, user_id: str, room_id: str) -> None:
         """An account of the appservice's namespace (the bot) accepts an invitation."""
         await self._ok("POST", f"{CLIENT}/join/{quote(room_id, safe='')}", self._as_token, {}, params={"user_id": user_id})
+
+    # -- Moderation ------------------------------------------------------------------------
+
+    async def reports(self, kind: str, offset: int, limit: int = 100) -> list[dict]:
+        """Standard Matrix reports as the admin API lists them, oldest first from `offset`.
+        kind: "event_reports" or "user_reports"."""
+        data = await self._ok("GET", f"{ADMIN}/v1/{kind}", self.admin_token,
+                              params={"from": str(offset), "limit": str(limit), "dir": "f"})
+        return list(data.get(kind, []))
+
+    async def joined_rooms(self, user_id: str) -> list[str]:
+        data = await self._ok("GET", f"{ADMIN}/v1/users/{quote(user_id, safe='')}/joined_rooms", self.admin_token)
+        return list(data.get("joined_rooms", []))
+
+    async def redact(self, token: str, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
+        await self._ok("PUT", f"{CLIENT}/rooms/{quote(room_id, safe='')}/redact/{quote(event_id, safe='')}/{txn_id}",
+                       token, {"reason": reason})
+
+    async def remove_from_room(self, token: str, room_id: str, user_id: str, reason: str, ban: bool) -> None:
+        await self._ok("POST", f"{CLIENT}/rooms/{quote(room_id, safe='')}/{'ban' if ban else 'kick'}", token,
+                       {"user_id": user_id, "reason": reason})
+
+    async def send_state(self, token: str, room_id: str, event_type: str, state_key: str, content: dict) -> None:
+        await self._ok("PUT", f"{CLIENT}/rooms/{quote(room_id, safe='')}/state/{event_type}/{quote(state_key, safe='')}",
+                       token, content)
+
+    async def server_notice(self, user_id: str, text: str) -> None:
+        """To one account, in its server-notices room. That room is not encrypted (Synapse's
+        design): only what the hub already knows goes there, never report content."""
+        await self._ok("POST", f"{ADMIN}/v1/send_server_notice", self.admin_token,
+                       {"user_id": user_id, "content": {"msgtype": "m.text", "body": text}})
+
+    async def suspend(self, user_id: str) -> None:
+        await self._ok("PUT", f"{ADMIN}/v1/suspend/{quote(user_id, safe='')}", self.admin_token, {"suspend": True})
+
+    async def shadow_ban(self, user_id: str) -> None:
+        await self._ok("POST", f"{ADMIN}/v1/users/{quote(user_id, safe='')}/shadow_ban", self.admin_token, {})
+
+    async def deactivate(self, user_id: str) -> None:
+        await self._ok("POST", f"{ADMIN}/v1/deactivate/{quote(user_id, safe='')}", self.admin_token, {"erase": False})

@@ -240,3 +240,70 @@ reports = Table(
     Column("delivered_to_room", String(255), nullable=True),
     UniqueConstraint("consultation_id", "version", name="uq_reports_version"),
 )
+
+# Abuse reports. Whatever a reporter or the bot supplied as evidence, her reason and her contact
+# are sealed (encrypted with the hub's evidence key) and opened only in a moderator's view.
+moderation_cases = Table(
+    "moderation_cases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("source", String(16), nullable=False),  # matrix_event, matrix_user, room_bot, web
+    Column("synapse_report", String(64), nullable=True, unique=True),  # dedupes the intake
+    Column("category", String(32), nullable=False),
+    Column("urgent", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("room_id", String(255), nullable=True),
+    Column("event_id", String(255), nullable=True),
+    Column("reported_user", String(255), nullable=True),
+    Column("reporter_member_id", Integer, ForeignKey("members.id"), nullable=True),
+    Column("reporter_user_id", String(255), nullable=True),  # where status notices go (Matrix)
+    Column("reason_sealed", LargeBinary, nullable=True),
+    Column("contact_sealed", LargeBinary, nullable=True),
+    Column("status_token_hash", String(64), nullable=True, unique=True),
+    Column("appeal_token_hash", String(64), nullable=True, unique=True),
+    Column("reporter_wants_action", Boolean, nullable=False, server_default="1"),
+    Column("assigned_to", Integer, ForeignKey("members.id"), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_moderation_cases_status", "status", "urgent"),
+)
+
+moderation_evidence = Table(
+    "moderation_evidence",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("moderation_cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("kind", String(24), nullable=False),  # bot_verified, reporter_supplied
+    Column("mime", String(64), nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+moderation_decisions = Table(
+    "moderation_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("moderation_cases.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("action", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("proposed_by", Integer, ForeignKey("members.id"), nullable=False),
+    Column("agreed_by", Integer, ForeignKey("members.id"), nullable=True),
+    Column("status", String(16), nullable=False),  # pending, done, failed
+    Column("on_appeal", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("executed_at", BigInteger, nullable=True),
+)
+
+# Append-only and hash-chained: see domain/audit.py. Details never hold report content.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("case_id", Integer, nullable=True),
+    Column("details", Text, nullable=False),
+    Column("previous_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)

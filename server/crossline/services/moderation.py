@@ -1,0 +1,458 @@
+"""Abuse reports: intake from every channel into one queue, moderators' decisions carried out on
+the homeserver, and the audit log.
+
+- Reasons, contacts and evidence are sealed with the hub's evidence key (XSalsa20-Poly1305,
+  `secrets/evidence_key`) before they are stored, and opened only for a moderator's view.
+- Every report, decision and action is appended to the hash-chained audit log in the same
+  transaction; the log holds no report content.
+- Reporters hear back through the channel they used: a Matrix reporter by server notice (which
+  says only the case number and outcome), a web reporter on her status page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+
+from nacl.secret import SecretBox
+
+from crossline import secrets
+from crossline.clock import token_hash
+from crossline.domain import moderation as rules
+from crossline.domain.moderation import ACTION_LABELS, Action, CaseFacts, CaseStatus, Category, Moderator
+from crossline.domain.records import Member
+from crossline.errors import Conflict, HomeserverError, InvalidInput, NotFound
+from crossline.services.hub import Hub
+from crossline.services.onboarding import require
+from crossline.storage import audit
+from crossline.storage import bot as bot_state
+from crossline.storage import members as member_store
+from crossline.storage import moderation as store
+from crossline.storage import rooms as room_store
+from crossline.storage.moderation import Case
+
+ACTING_MS = 120_000
+POLICY_ROOM = "policy_room_id"
+REPORT_KINDS = ("event_reports", "user_reports")
+MAX_TEXT = 5000
+MAX_CONTACT = 200
+MAX_IMAGES = 3
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+IMAGE_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"\xff\xd8\xff": "image/jpeg", b"RIFF": "image/webp"}
+# The admin API pages reports by offset; re-reading a few already seen costs nothing (they are
+# deduplicated by id) and covers reports deleted by an admin meanwhile.
+INTAKE_OVERLAP = 20
+
+
+# -- Sealing ---------------------------------------------------------------------------------
+
+
+def _box(hub: Hub) -> SecretBox:
+    secret = secrets.ensure_secret(hub.config.paths.secrets_dir, secrets.EVIDENCE_KEY)
+    return SecretBox(hashlib.sha256(secret.encode("utf-8")).digest())
+
+
+def seal(hub: Hub, data: bytes | str) -> bytes:
+    return bytes(_box(hub).encrypt(data.encode("utf-8") if isinstance(data, str) else data))
+
+
+def unseal(hub: Hub, sealed: bytes | None) -> bytes | None:
+    return None if sealed is None else _box(hub).decrypt(sealed)
+
+
+def _audit(conn, hub: Hub, actor: str, kind: str, case_id: int | None, **details) -> None:
+    audit.append(conn, hub.clock.now_ms(), actor, kind, case_id, details)
+
+
+def support_services(country: str | None = None) -> list[dict]:
+    text = resources.files("crossline_policies").joinpath("support_services.toml").read_text("utf-8")
+    services = tomllib.loads(text)
+    return [*services.get((country or "").upper(), []), *services.get("any", [])]
+
+
+def _image_type(data: bytes) -> str:
+    for magic, mime in IMAGE_TYPES.items():
+        if data.startswith(magic) and (mime != "image/webp" or data[8:12] == b"WEBP"):
+            return mime
+    raise InvalidInput("A screenshot must be a PNG, JPEG or WebP image.")
+
+
+def check_images(images: list[bytes]) -> list[tuple[str, bytes]]:
+    if len(images) > MAX_IMAGES:
+        raise InvalidInput(f"At most {MAX_IMAGES} screenshots, please.")
+    checked = []
+    for data in images:
+        if len(data) > MAX_IMAGE_BYTES:
+            raise InvalidInput(f"A screenshot is too large ({len(data) // 1024 // 1024} MB; at most 5 MB).")
+        checked.append((_image_type(data), data))
+    return checked
+
+
+# -- Intake ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewCase:
+    case_id: int
+    status_token: str | None
+
+
+async def take_in_matrix_reports(hub: Hub) -> list[int]:
+    """Reads Element's reports (event and user reports) from Synapse's admin API. Each becomes
+    one case however often it is read: the Synapse report id is unique in the queue."""
+    created: list[int] = []
+    for kind in REPORT_KINDS:
+        with hub.engine.connect() as conn:
+            offset = int(bot_state.get_state(conn, f"intake_{kind}") or 0)
+        start = max(0, offset - INTAKE_OVERLAP)
+        reports = await hub.homeserver.reports(kind, start)
+        new_cases = []
+        with hub.engine.begin() as conn:
+            for report in reports:
+                case_id = _matrix_case(conn, hub, kind, report)
+                if case_id is not None:
+                    new_cases.append((case_id, report.get("user_id")))
+            bot_state.set_state(conn, f"intake_{kind}", str(max(offset, start + len(reports))))
+        for case_id, reporter in new_cases:
+            created.append(case_id)
+            await _notify_reporter(hub, reporter, case_id, "was received. Moderators will look at it; you will hear "
+                                                           "what they decide here.")
+    return created
+
+
+def _matrix_case(conn, hub: Hub, kind: str, report: dict) -> int | None:
+    reporter = report.get("user_id")
+    member = member_store.find_by_user_id(conn, reporter) if reporter else None
+    reason = report.get("reason") or ""
+    if kind == "event_reports":
+        source, room_id, event_id, reported = "matrix_event", report.get("room_id"), report.get("event_id"), report.get("sender")
+    else:
+        source, room_id, event_id, reported = "matrix_user", None, None, report.get("target_user_id")
+    category = Category.OTHER  # Element sends free text only; a moderator sets the kind at triage
+    case_id = store.add_case(
+        conn, source=source, category=category, urgent=False, now_ms=hub.clock.now_ms(),
+        synapse_report=f"{kind}:{report['id']}", room_id=room_id, event_id=event_id, reported_user=reported,
+        reporter_member_id=member.id if member else None, reporter_user_id=reporter,
+        reason_sealed=seal(hub, reason) if reason else None)
+    if case_id is not None:
+        _audit(conn, hub, "matrix", "report_received", case_id, source=source)
+    return case_id
+
+
+def report_from_room(conn, hub: Hub, reporter: Member, room_id: str, event_id: str, reported_user: str,
+                     seen_text: str, reason: str) -> int:
+    """A reply-to-report command in a room where the bot is: the bot attaches what it decrypted."""
+    case_id = store.add_case(
+        conn, source="room_bot", category=Category.OTHER, urgent=False, now_ms=hub.clock.now_ms(),
+        room_id=room_id, event_id=event_id, reported_user=reported_user, reporter_member_id=reporter.id,
+        reporter_user_id=reporter.matrix_user_id, reason_sealed=seal(hub, reason) if reason else None)
+    store.add_evidence(conn, case_id, "bot_verified", "text/plain", seal(hub, seen_text), hub.clock.now_ms())
+    _audit(conn, hub, "bot", "report_received", case_id, source="room_bot")
+    return case_id
+
+
+def report_from_web(hub: Hub, category: str, text: str, contact: str, country: str,
+                    images: list[bytes]) -> NewCase:
+    """The anonymous form: no login, nothing about the reporter but what she chooses to give."""
+    kind = rules.parse_category(category)
+    text = text.replace("\r\n", "\n").strip()
+    if not text:
+        raise InvalidInput("Write what happened: a few words are enough.")
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"The description is too long ({len(text)} characters; at most {MAX_TEXT}). "
+                           "Shorten it; you can add more on the status page afterwards.")
+    contact = contact.strip()
+    if len(contact) > MAX_CONTACT:
+        raise InvalidInput(f"The contact is too long (at most {MAX_CONTACT} characters).")
+    checked = check_images(images)
+    token = hub.new_token()
+    now = hub.clock.now_ms()
+    with hub.engine.begin() as conn:
+        case_id = store.add_case(conn, source="web", category=kind, urgent=kind in rules.URGENT_BY_DEFAULT, now_ms=now,
+                                 contact_sealed=seal(hub, contact) if contact else None,
+                                 status_token_hash=token_hash(token))
+        store.add_evidence(conn, case_id, "reporter_supplied", "text/plain", seal(hub, text), now)
+        for mime, data in checked:
+            store.add_evidence(conn, case_id, "reporter_supplied", mime, seal(hub, data), now)
+        _audit(conn, hub, "reporter", "report_received", case_id, source="web", country=country[:2].upper())
+    return NewCase(case_id, token)
+
+
+def case_for_reporter(hub: Hub, token: str) -> Case:
+    with hub.engine.connect() as conn:
+        case = store.case_for_status_token(conn, token_hash(token))
+    if case is None:
+        raise NotFound("This status link is not valid (or the case was deleted under the retention policy).")
+    return case
+
+
+def add_from_reporter(hub: Hub, token: str, text: str, images: list[bytes], wants_action: bool | None) -> Case:
+    case = case_for_reporter(hub, token)
+    text = text.strip()
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"That is too long ({len(text)} characters; at most {MAX_TEXT}).")
+    checked = check_images(images)
+    now = hub.clock.now_ms()
+    with hub.engine.begin() as conn:
+        if text:
+            store.add_evidence(conn, case.id, "reporter_supplied", "text/plain", seal(hub, text), now)
+        for mime, data in checked:
+            store.add_evidence(conn, case.id, "reporter_supplied", mime, seal(hub, data), now)
+        if wants_action is not None:
+            store.set_reporter_choice(conn, case.id, wants_action, now)
+        _audit(conn, hub, "reporter", "reporter_added", case.id, text=bool(text), images=len(checked),
+               wants_action=wants_action)
+    return case_for_reporter(hub, token)
+
+
+# -- Moderators ----------------------------------------------------------------------------------
+
+
+def _moderator(member: Member) -> Moderator:
+    require(member, "moderator")
+    return Moderator(member.id, member.side_id)
+
+
+def _facts(conn, case: Case) -> CaseFacts:
+    deciders = frozenset(d.proposed_by for d in store.list_decisions(conn, case.id)) | frozenset(
+        d.agreed_by for d in store.list_decisions(conn, case.id) if d.agreed_by)
+    return CaseFacts(case.status, case.room_id, case.event_id, case.reported_user, deciders, case.reporter_member_id)
+
+
+def _case(conn, case_id: int) -> Case:
+    case = store.get_case(conn, case_id)
+    if case is None:
+        raise NotFound("There is no such case.")
+    return case
+
+
+def queue(hub: Hub, actor: Member) -> list[Case]:
+    _moderator(actor)
+    with hub.engine.connect() as conn:
+        return store.queue(conn)
+
+
+@dataclass(frozen=True)
+class CaseView:
+    case: Case
+    reason: str | None
+    contact: str | None
+    evidence: list[tuple[int, str, str, bytes | None, int]]  # id, kind, mime, opened text or None for images
+    decisions: list
+    audit: list
+
+
+def view(hub: Hub, actor: Member, case_id: int) -> CaseView:
+    _moderator(actor)
+    with hub.engine.begin() as conn:
+        case = _case(conn, case_id)
+        items = [(i, kind, mime, unseal(hub, sealed) if mime == "text/plain" else None, at)
+                 for i, kind, mime, sealed, at in store.list_evidence(conn, case_id)]
+        decisions = store.list_decisions(conn, case_id)
+        _audit(conn, hub, f"member:{actor.id}", "case_viewed", case_id)
+        trail = [entry for _, entry, _, _ in audit.entries(conn, case_id)]
+    return CaseView(case, (unseal(hub, case.reason_sealed) or b"").decode() or None,
+                    (unseal(hub, case.contact_sealed) or b"").decode() or None, items, decisions, trail)
+
+
+def evidence_image(hub: Hub, actor: Member, case_id: int, evidence_id: int) -> tuple[str, bytes]:
+    _moderator(actor)
+    with hub.engine.connect() as conn:
+        for i, _, mime, sealed, _ in store.list_evidence(conn, case_id):
+            if i == evidence_id and mime != "text/plain":
+                return mime, unseal(hub, sealed)
+    raise NotFound("There is no such image in this case.")
+
+
+def triage(hub: Hub, actor: Member, case_id: int, category: str, urgent: bool) -> None:
+    _moderator(actor)
+    kind = rules.parse_category(category)
+    with hub.engine.begin() as conn:
+        _case(conn, case_id)
+        store.triage(conn, case_id, kind, urgent, actor.id, hub.clock.now_ms())
+        _audit(conn, hub, f"member:{actor.id}", "triaged", case_id, category=kind.value, urgent=urgent)
+
+
+async def decide(hub: Hub, actor: Member, case_id: int, action_name: str, reason: str) -> str:
+    """Carries the action out, or, for a heavy one, records it to wait for a second moderator."""
+    moderator = _moderator(actor)
+    action = rules.parse_action(action_name)
+    reason = rules.check_reason(reason)
+    now = hub.clock.now_ms()
+    with hub.engine.begin() as conn:
+        case = _case(conn, case_id)
+        rules.check_decision(_facts(conn, case), action, moderator)
+        on_appeal = case.status is CaseStatus.APPEALED
+        heavy = action in rules.HEAVY_ACTIONS
+        decision_id = store.add_decision(conn, case_id, action, reason, actor.id, "pending", on_appeal, now)
+        store.set_status(conn, case_id, CaseStatus.AWAITING_SECOND if heavy else case.status, now)
+        _audit(conn, hub, f"member:{actor.id}", "proposed" if heavy else "decided", case_id, action=action.value,
+               on_appeal=on_appeal)
+    if heavy:
+        return f"{ACTION_LABELS[action]}: waiting for a second moderator to agree."
+    return await _carry_out(hub, case, decision_id, action, reason, actor)
+
+
+async def agree(hub: Hub, actor: Member, case_id: int) -> str:
+    second = _moderator(actor)
+    with hub.engine.begin() as conn:
+        case = _case(conn, case_id)
+        pending = [d for d in store.list_decisions(conn, case_id) if d.status == "pending"]
+        if not pending:
+            raise Conflict("No action in this case is waiting for a second moderator.")
+        decision = pending[-1]
+        proposer = member_store.get_member(conn, decision.proposed_by)
+        rules.check_second(_facts(conn, case), Moderator(proposer.id, proposer.side_id), second,
+                           hub.config.moderation.second_moderator_from_other_side)
+        _audit(conn, hub, f"member:{actor.id}", "agreed", case_id, action=decision.action.value)
+    return await _carry_out(hub, case, decision.id, decision.action, decision.reason, actor, agreed_by=actor.id)
+
+
+async def _carry_out(hub: Hub, case: Case, decision_id: int, action: Action, reason: str, actor: Member,
+                     agreed_by: int | None = None) -> str:
+    try:
+        done = await _on_homeserver(hub, case, action, reason)
+        status = "done"
+    except HomeserverError as error:
+        done, status = f"it could not be carried out: {error.message}", "failed"
+    now = hub.clock.now_ms()
+    appeal_token = None
+    with hub.engine.begin() as conn:
+        store.finish_decision(conn, decision_id, status, now, agreed_by)
+        if status == "done":
+            store.set_status(conn, case.id, CaseStatus.DECIDED if case.status is not CaseStatus.APPEALED
+                             else CaseStatus.CLOSED, now)
+            if case.reported_user and action is not Action.DISMISS and case.status is not CaseStatus.APPEALED:
+                appeal_token = hub.new_token()
+                store.set_appeal_token(conn, case.id, token_hash(appeal_token))
+        else:
+            store.set_status(conn, case.id, CaseStatus.OPEN if case.status is not CaseStatus.APPEALED
+                             else CaseStatus.APPEALED, now)
+        _audit(conn, hub, f"member:{actor.id}", "action_" + status, case.id, action=action.value)
+    if status == "done":
+        await _notify_reporter(hub, case.reporter_user_id, case.id, f"has been decided: {ACTION_LABELS[action]}.")
+        if appeal_token and case.reported_user:
+            await _notify(hub, case.reported_user,
+                          f"Crossline moderators decided about a report concerning you: {ACTION_LABELS[action]}. "
+                          f"Reason: {reason} To appeal (moderators who did not decide will look again): "
+                          f"{hub.config.hub_url}/appeal/{appeal_token}")
+    return f"{ACTION_LABELS[action]}: {done}."
+
+
+async def _on_homeserver(hub: Hub, case: Case, action: Action, reason: str) -> str:
+    server = hub.homeserver
+    note = f"Crossline moderation, case {case.id}: {reason}"
+    if action is Action.DISMISS:
+        return "no action taken"
+    if action is Action.WARN:
+        await _notify(hub, case.reported_user, f"A warning from Crossline's moderators: {reason}")
+        return "the person was warned"
+    if action in (Action.REDACT, Action.KICK, Action.BAN_ROOM):
+        async with _as_room_admin(hub, case.room_id) as token:
+            if action is Action.REDACT:
+                await server.redact(token, case.room_id, case.event_id, note, f"crossline-case-{case.id}")
+                return "the message was removed"
+            await server.remove_from_room(token, case.room_id, case.reported_user, note, ban=action is Action.BAN_ROOM)
+        if action is Action.BAN_ROOM:
+            await _publish_rule(hub, case, reason)
+        return "done in the room"
+    if action is Action.BAN_ALL:
+        with hub.engine.connect() as conn:
+            room_ids = [room.room_id for room in room_store.list_rooms(conn)]
+        for room_id in room_ids:
+            async with _as_room_admin(hub, room_id) as token:
+                await server.remove_from_room(token, room_id, case.reported_user, note, ban=True)
+        await _publish_rule(hub, case, reason)
+        return f"banned from {len(room_ids)} hub rooms"
+    if action is Action.SUSPEND:
+        await server.suspend(case.reported_user)
+        return "the account is suspended"
+    if action is Action.SHADOW_BAN:
+        await server.shadow_ban(case.reported_user)
+        return "the account is shadow-banned"
+    await server.deactivate(case.reported_user)
+    await _publish_rule(hub, case, reason)
+    return "the account is deactivated"
+
+
+def _as_room_admin(hub: Hub, room_id: str | None):
+    """Room actions are taken by the room's creator (its facilitator, power level 100), through a
+    short-lived token from the admin API, as rooms are created."""
+    with hub.engine.connect() as conn:
+        room = next((r for r in room_store.list_rooms(conn) if r.room_id == room_id), None)
+        creator = member_store.get_member(conn, room.created_by) if room else None
+    if creator is None or not creator.matrix_user_id:
+        raise HomeserverError("this room was not created through the hub, so the hub cannot act in it")
+    return hub.homeserver.acting_as(creator.matrix_user_id, ACTING_MS, hub.clock.now_ms())
+
+
+async def policy_room(hub: Hub) -> str:
+    """The hub's moderation policy list (m.policy.rule.* state events), made on first use by the
+    hub's admin account. Draupnir or Mjolnir can be invited to follow it."""
+    with hub.engine.connect() as conn:
+        room_id = bot_state.get_state(conn, POLICY_ROOM)
+    if room_id:
+        return room_id
+    room_id = await hub.homeserver.create_room(hub.homeserver.admin_token, {
+        "name": "Crossline moderation policy list", "preset": "private_chat",
+        "topic": "Bans decided by Crossline's moderators, as m.policy.rule events. Follow with Draupnir or Mjolnir."})
+    with hub.engine.begin() as conn:
+        bot_state.set_state(conn, POLICY_ROOM, room_id)
+    return room_id
+
+
+async def _publish_rule(hub: Hub, case: Case, reason: str) -> None:
+    room_id = await policy_room(hub)
+    await hub.homeserver.send_state(hub.homeserver.admin_token, room_id, "m.policy.rule.user",
+                                    f"crossline-case-{case.id}",
+                                    {"entity": case.reported_user, "recommendation": "m.ban", "reason": reason})
+
+
+async def _notify(hub: Hub, user_id: str | None, text: str) -> None:
+    if user_id:
+        try:
+            await hub.homeserver.server_notice(user_id, text)
+        except HomeserverError:
+            pass  # the decision stands; the audit log has it and the status page shows it
+
+
+async def _notify_reporter(hub: Hub, user_id: str | None, case_id: int, what: str) -> None:
+    await _notify(hub, user_id, f"Your report (case {case_id}) {what}")
+
+
+# -- Appeals and retention ------------------------------------------------------------------------
+
+
+def appeal(hub: Hub, token: str, text: str) -> Case:
+    text = text.strip()
+    if not text or len(text) > MAX_TEXT:
+        raise InvalidInput(f"Write why the decision should change (at most {MAX_TEXT} characters).")
+    with hub.engine.begin() as conn:
+        case = store.case_for_appeal_token(conn, token_hash(token))
+        if case is None:
+            raise NotFound("This appeal link is not valid.")
+        rules.check_appeal(_facts(conn, case), case.reported_user)
+        store.add_evidence(conn, case.id, "appeal", "text/plain", seal(hub, text), hub.clock.now_ms())
+        store.set_status(conn, case.id, CaseStatus.APPEALED, hub.clock.now_ms())
+        _audit(conn, hub, "reported_person", "appealed", case.id)
+        return store.get_case(conn, case.id)
+
+
+def apply_retention(hub: Hub) -> list[int]:
+    before = hub.clock.now_ms() - hub.config.moderation.report_retention_days * 86_400_000
+    with hub.engine.begin() as conn:
+        deleted = store.delete_closed_before(conn, before)
+        for case_id in deleted:
+            _audit(conn, hub, "system", "deleted_by_retention", case_id)
+    return deleted
+
+
+def verify_audit(hub: Hub) -> tuple[int, tuple[int, str] | None]:
+    """(entries checked, first broken entry and why, or None)."""
+    from crossline.domain.audit import first_broken
+
+    with hub.engine.connect() as conn:
+        entries = list(audit.entries(conn))
+    return len(entries), first_broken(entries)

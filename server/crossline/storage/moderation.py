@@ -1,0 +1,154 @@
+"""Moderation cases, their sealed evidence and decisions. Sealing and opening happen in the
+service (it holds the key); this module stores bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from crossline.domain.moderation import Action, CaseStatus, Category
+from crossline.storage.schema import moderation_cases as cases
+from crossline.storage.schema import moderation_decisions as decisions
+from crossline.storage.schema import moderation_evidence as evidence
+
+
+@dataclass(frozen=True)
+class Case:
+    id: int
+    source: str
+    category: Category
+    urgent: bool
+    status: CaseStatus
+    room_id: str | None
+    event_id: str | None
+    reported_user: str | None
+    reporter_member_id: int | None
+    reporter_user_id: str | None
+    reason_sealed: bytes | None
+    contact_sealed: bytes | None
+    reporter_wants_action: bool
+    assigned_to: int | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    id: int
+    case_id: int
+    action: Action
+    reason: str
+    proposed_by: int
+    agreed_by: int | None
+    status: str
+    on_appeal: bool
+    created_at: int
+
+
+def _case(row) -> Case:
+    return Case(row.id, row.source, Category(row.category), row.urgent, CaseStatus(row.status), row.room_id,
+                row.event_id, row.reported_user, row.reporter_member_id, row.reporter_user_id, row.reason_sealed,
+                row.contact_sealed, row.reporter_wants_action, row.assigned_to, row.created_at)
+
+
+def add_case(conn: Connection, *, source: str, category: Category, urgent: bool, now_ms: int,
+             synapse_report: str | None = None, room_id: str | None = None, event_id: str | None = None,
+             reported_user: str | None = None, reporter_member_id: int | None = None,
+             reporter_user_id: str | None = None, reason_sealed: bytes | None = None,
+             contact_sealed: bytes | None = None, status_token_hash: str | None = None) -> int | None:
+    """The new case's id, or None when this Synapse report was taken in already."""
+    values = dict(source=source, synapse_report=synapse_report, category=category.value, urgent=urgent,
+                  status=CaseStatus.OPEN.value, room_id=room_id, event_id=event_id, reported_user=reported_user,
+                  reporter_member_id=reporter_member_id, reporter_user_id=reporter_user_id,
+                  reason_sealed=reason_sealed, contact_sealed=contact_sealed, status_token_hash=status_token_hash,
+                  created_at=now_ms, updated_at=now_ms)
+    if synapse_report is not None:
+        try:
+            with conn.begin_nested():
+                return conn.execute(insert(cases).values(**values)).inserted_primary_key[0]
+        except IntegrityError:
+            return None
+    return conn.execute(insert(cases).values(**values)).inserted_primary_key[0]
+
+
+def get_case(conn: Connection, case_id: int) -> Case | None:
+    row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+    return _case(row) if row else None
+
+
+def case_for_status_token(conn: Connection, token_hash: str) -> Case | None:
+    row = conn.execute(select(cases).where(cases.c.status_token_hash == token_hash)).first()
+    return _case(row) if row else None
+
+
+def case_for_appeal_token(conn: Connection, token_hash: str) -> Case | None:
+    row = conn.execute(select(cases).where(cases.c.appeal_token_hash == token_hash)).first()
+    return _case(row) if row else None
+
+
+def set_appeal_token(conn: Connection, case_id: int, token_hash: str) -> None:
+    conn.execute(update(cases).where(cases.c.id == case_id).values(appeal_token_hash=token_hash))
+
+
+def delete_closed_before(conn: Connection, before_ms: int) -> list[int]:
+    """Retention: closed and decided cases untouched since `before_ms` go, evidence with them."""
+    ids = [r[0] for r in conn.execute(select(cases.c.id).where(
+        cases.c.status.in_([CaseStatus.DECIDED.value, CaseStatus.CLOSED.value]), cases.c.updated_at < before_ms))]
+    if ids:
+        conn.execute(evidence.delete().where(evidence.c.case_id.in_(ids)))
+        conn.execute(decisions.delete().where(decisions.c.case_id.in_(ids)))
+        conn.execute(cases.delete().where(cases.c.id.in_(ids)))
+    return ids
+
+
+def queue(conn: Connection) -> list[Case]:
+    """Open work first, urgent first, oldest first; then the rest, newest first."""
+    rows = conn.execute(select(cases).order_by(
+        cases.c.status.in_([CaseStatus.DECIDED.value, CaseStatus.CLOSED.value]), cases.c.urgent.desc(),
+        cases.c.created_at))
+    return [_case(r) for r in rows]
+
+
+def set_status(conn: Connection, case_id: int, status: CaseStatus, now_ms: int) -> None:
+    conn.execute(update(cases).where(cases.c.id == case_id).values(status=status.value, updated_at=now_ms))
+
+
+def triage(conn: Connection, case_id: int, category: Category, urgent: bool, assigned_to: int | None, now_ms: int) -> None:
+    conn.execute(update(cases).where(cases.c.id == case_id).values(
+        category=category.value, urgent=urgent, assigned_to=assigned_to, updated_at=now_ms))
+
+
+def set_reporter_choice(conn: Connection, case_id: int, wants_action: bool, now_ms: int) -> None:
+    conn.execute(update(cases).where(cases.c.id == case_id).values(reporter_wants_action=wants_action, updated_at=now_ms))
+
+
+def add_evidence(conn: Connection, case_id: int, kind: str, mime: str, sealed: bytes, now_ms: int) -> None:
+    conn.execute(insert(evidence).values(case_id=case_id, kind=kind, mime=mime, sealed=sealed, created_at=now_ms))
+
+
+def list_evidence(conn: Connection, case_id: int) -> list[tuple[int, str, str, bytes, int]]:
+    return [tuple(r) for r in conn.execute(
+        select(evidence.c.id, evidence.c.kind, evidence.c.mime, evidence.c.sealed, evidence.c.created_at)
+        .where(evidence.c.case_id == case_id).order_by(evidence.c.id))]
+
+
+def add_decision(conn: Connection, case_id: int, action: Action, reason: str, proposed_by: int, status: str,
+                 on_appeal: bool, now_ms: int) -> int:
+    return conn.execute(insert(decisions).values(
+        case_id=case_id, action=action.value, reason=reason, proposed_by=proposed_by, status=status,
+        on_appeal=on_appeal, created_at=now_ms)).inserted_primary_key[0]
+
+
+def list_decisions(conn: Connection, case_id: int) -> list[Decision]:
+    return [Decision(r.id, r.case_id, Action(r.action), r.reason, r.proposed_by, r.agreed_by, r.status, r.on_appeal,
+                     r.created_at)
+            for r in conn.execute(select(decisions).where(decisions.c.case_id == case_id).order_by(decisions.c.id))]
+
+
+def finish_decision(conn: Connection, decision_id: int, status: str, now_ms: int, agreed_by: int | None = None) -> bool:
+    values = {"status": status, "executed_at": now_ms}
+    if agreed_by is not None:
+        values["agreed_by"] = agreed_by
+    return conn.execute(update(decisions).where(and_(decisions.c.id == decision_id, decisions.c.status == "pending"))
+                        .values(**values)).rowcount == 1
