@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from crossline.services.hub import Hub
@@ -25,6 +26,41 @@ class FakeHomeserver:
     def __init__(self):
         self.tokens: dict[str, int] = {}
         self.accounts: dict[str, dict] = {}
+        self.admin_token = "admin-token"
+        self.calls: list[tuple] = []  # what moderation asked of the homeserver, in order
+        self.matrix_reports: dict[str, list[dict]] = {"event_reports": [], "user_reports": []}
+
+    async def reports(self, kind: str, offset: int, limit: int = 100) -> list[dict]:
+        return self.matrix_reports[kind][offset:offset + limit]
+
+    @asynccontextmanager
+    async def acting_as(self, user_id: str, valid_for_ms: int, now_ms: int):
+        yield f"token-of-{user_id}"
+
+    async def create_room(self, token: str, body: dict) -> str:
+        self.calls.append(("create_room", body.get("name")))
+        return "!policy:crossline.local"
+
+    async def redact(self, token, room_id, event_id, reason, txn_id):
+        self.calls.append(("redact", room_id, event_id))
+
+    async def remove_from_room(self, token, room_id, user_id, reason, ban):
+        self.calls.append(("ban" if ban else "kick", room_id, user_id))
+
+    async def send_state(self, token, room_id, event_type, state_key, content):
+        self.calls.append(("state", room_id, event_type, content["entity"], content["recommendation"]))
+
+    async def server_notice(self, user_id, text):
+        self.calls.append(("notice", user_id, text))
+
+    async def suspend(self, user_id):
+        self.calls.append(("suspend", user_id))
+
+    async def shadow_ban(self, user_id):
+        self.calls.append(("shadow_ban", user_id))
+
+    async def deactivate(self, user_id):
+        self.calls.append(("deactivate", user_id))
 
     async def create_registration_token(self, token: str, expiry_ms: int) -> None:
         self.tokens[token] = expiry_ms

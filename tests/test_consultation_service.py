@@ -104,8 +104,8 @@ def test_a_busy_batch_is_answered_in_one_notice_naming_each_person(consult):
              RoomMessage("$c", ROOM, "@ana:crossline.local", "hello all", sender_name="Ana"),
              RoomMessage("$d", ROOM, "@cai:crossline.local", "!pass 2", sender_name="")]
     with hub.engine.begin() as conn:
-        assert apply_room_messages_in(conn, hub, batch) == 4
-        assert apply_room_messages_in(conn, hub, batch) == 0  # the same batch again: nothing new
+        assert apply_room_messages_in(conn, hub, batch).new == 4
+        assert apply_room_messages_in(conn, hub, batch).new == 0  # the same batch again: nothing new
     with hub.engine.connect() as conn:
         (notice,) = [m for m in bot_store.waiting_messages(conn, 1000) if m.txn_id.startswith("replies-")]
     assert notice.txn_id == "replies-$a"

@@ -124,3 +124,11 @@ def _one_number(text: str, word: str) -> int:
     if len(numbers) != 1:
         raise Refusal(f"Write one statement number after !{word}.")
     return numbers[0]
+
+
+def report_reason(body: str) -> str | None:
+    """The reason of a reply-to-report command ("!report" and optional words), or None when the
+    message is not one. Only meaningful in a reply: the reply names the reported message."""
+    text = strip_reply_fallback(body)
+    word, _, rest = text.partition(" ")
+    return rest.strip() if word.casefold() == "!report" else None

@@ -26,6 +26,7 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     MegolmEvent,
+    RoomGetEventResponse,
     RoomMessagesResponse,
     RoomMessageText,
     RoomSendResponse,
@@ -40,7 +41,8 @@ from crossline import secrets
 from crossline.config import BOT_LOCALPART
 from crossline.matrix import cross_signing
 from crossline.secrets import write_private_file
-from crossline.services import reports
+from crossline.domain.room_commands import report_reason
+from crossline.services import moderation, reports
 from crossline.services.hub import Hub
 from crossline.services.room_events import RoomMessage, apply_room_messages_in
 from crossline.storage import bot as bot_store
@@ -193,6 +195,7 @@ class HubBot:
         # however many messages arrived, and the position can never get ahead of the effects.
         timelines = {room_id: await whole_timeline(client, room_id, room.timeline, since)
                      for room_id, room in response.rooms.join.items()}
+        replied = await self._reported_messages(timelines)
         with self.hub.engine.begin() as conn:
             messages = self._decrypted_from_earlier(conn)
             for room_id, events in timelines.items():
@@ -201,13 +204,17 @@ class HubBot:
                         # Only messages that arrived encrypted count: our Synapse module refuses
                         # plaintext, and this refuses anything that slipped past it.
                         if getattr(event, "decrypted", False):
-                            messages.append(self._room_message(room_id, event))
+                            messages.append(self._room_message(room_id, event, replied.get(event.event_id)))
                     elif isinstance(event, MegolmEvent):
                         bot_store.keep_pending(conn, event.event_id, room_id, event.source, self.hub.clock.now_ms())
                         undecrypted.append(event)
-            apply_room_messages_in(conn, self.hub, messages)
+            applied = apply_room_messages_in(conn, self.hub, messages)
             bot_store.set_state(conn, NEXT_BATCH, response.next_batch)
         self.outbox_ready.set()
+        for report in applied.reports:
+            # Nobody else in the room should see who reported: her command goes, she is told privately.
+            await client.room_redact(report.message.room_id, report.message.event_id, reason="Sent to moderators")
+            await moderation.acknowledge_room_report(self.hub, report.case_id, report.message.sender)
         for event in undecrypted:
             try:
                 await client.request_room_key(event)
@@ -225,12 +232,38 @@ class HubBot:
             await client.keys_claim(client.get_users_for_key_claiming())
         await client.send_to_device_messages()
 
-    def _room_message(self, room_id: str, event: RoomMessageText) -> RoomMessage:
-        relates = event.source.get("content", {}).get("m.relates_to") or {}
-        reply_to = (relates.get("m.in_reply_to") or {}).get("event_id")
+    def _room_message(self, room_id: str, event: RoomMessageText,
+                      replied: tuple[str, str] | None = None) -> RoomMessage:
+        reply_to = _reply_target(event)
         room = self.client.rooms.get(room_id)
         name = (room.user_name(event.sender) if room else None) or event.sender
-        return RoomMessage(event.event_id, room_id, event.sender, event.body, reply_to, name)
+        return RoomMessage(event.event_id, room_id, event.sender, event.body, reply_to, name, replied)
+
+    async def _reported_messages(self, timelines: dict) -> dict[str, tuple[str, str]]:
+        """For each "!report" reply in the batch: the reported message as the bot decrypts it now
+        (sender, text), which becomes the case's verified evidence."""
+        found = {}
+        for room_id, events in timelines.items():
+            for event in events:
+                target = _reply_target(event) if isinstance(event, RoomMessageText) else None
+                if target and report_reason(event.body) is not None:
+                    seen = await self._decrypted_event(room_id, target)
+                    if seen:
+                        found[event.event_id] = seen
+        return found
+
+    async def _decrypted_event(self, room_id: str, event_id: str) -> tuple[str, str] | None:
+        response = await self.client.room_get_event(room_id, event_id)
+        if not isinstance(response, RoomGetEventResponse):
+            return None
+        event = response.event
+        if isinstance(event, MegolmEvent):
+            event.room_id = room_id
+            try:
+                event = self.client.decrypt_event(event)
+            except EncryptionError:
+                return None
+        return (event.sender, event.body) if isinstance(event, RoomMessageText) else None
 
     def _decrypted_from_earlier(self, conn: Connection) -> list[RoomMessage]:
         """Kept events whose keys have arrived since, decrypted now (and no longer kept)."""
@@ -337,3 +370,8 @@ async def whole_timeline(client: AsyncClient, room_id: str, timeline, since: str
         gap.extend(page.chunk)
         start = page.end if page.chunk and page.end != start else None
     return list(reversed(gap)) + list(timeline.events)
+
+
+def _reply_target(event: RoomMessageText) -> str | None:
+    relates = event.source.get("content", {}).get("m.relates_to") or {}
+    return (relates.get("m.in_reply_to") or {}).get("event_id")

@@ -153,6 +153,12 @@ def report_from_room(conn, hub: Hub, reporter: Member, room_id: str, event_id: s
     return case_id
 
 
+async def acknowledge_room_report(hub: Hub, case_id: int, reporter_user_id: str) -> None:
+    await _notify_reporter(hub, reporter_user_id, case_id, "was received, with the message the hub's bot saw. "
+                                                           "Your command was removed from the room so that nobody "
+                                                           "else knows you reported. You will hear the outcome here.")
+
+
 def report_from_web(hub: Hub, category: str, text: str, contact: str, country: str,
                     images: list[bytes]) -> NewCase:
     """The anonymous form: no login, nothing about the reporter but what she chooses to give."""

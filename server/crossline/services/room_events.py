@@ -23,6 +23,7 @@ from crossline.domain.consultations import Consultation, Phase, Refusal, Stateme
 from crossline.domain.records import Member
 from crossline.errors import CrosslineError
 from crossline.services import consultations as service
+from crossline.services import moderation
 from crossline.services.hub import Hub
 from crossline.storage import bot as bot_store
 from crossline.storage import consultations as store
@@ -38,26 +39,57 @@ class RoomMessage:
     body: str
     reply_to: str | None = None
     sender_name: str = ""
+    # For a reply-to-report: the replied-to message as the bot decrypted it (sender, text).
+    replied: tuple[str, str] | None = None
 
 
-def apply_room_messages_in(conn: Connection, hub: Hub, messages: list[RoomMessage]) -> int:
-    """Applies the messages not applied before, in order, and queues their answers. Returns how
-    many were new."""
+@dataclass(frozen=True)
+class Report:
+    case_id: int
+    message: RoomMessage  # the "!report" message, which the bot removes from the room
+
+
+@dataclass(frozen=True)
+class AppliedBatch:
+    new: int
+    reports: list[Report]
+
+
+def apply_room_messages_in(conn: Connection, hub: Hub, messages: list[RoomMessage]) -> AppliedBatch:
+    """Applies the messages not applied before, in order, and queues their answers. Reports are
+    not answered in the room (that would tell everyone who reported): the caller removes the
+    command and tells the reporter privately."""
     answers: dict[str, list[tuple[RoomMessage, str]]] = defaultdict(list)
-    applied = 0
+    applied, reports = 0, []
     for message in messages:
         if message.sender == hub.config.bot_user_id:
             continue
         if not bot_store.mark_processed(conn, message.event_id, hub.clock.now_ms()):
             continue
         applied += 1
+        reason = commands.report_reason(message.body) if message.reply_to else None
+        if reason is not None:
+            report = _report(conn, hub, message, reason)
+            if report:
+                reports.append(report)
+            continue
         consultation = store.consultation_for_room(conn, message.room_id)
         answer = _answer(conn, hub, consultation, message) if consultation else None
         if answer:
             answers[message.room_id].append((message, answer))
     for room_id, answered in answers.items():
         _queue_answers(conn, hub, room_id, answered)
-    return applied
+    return AppliedBatch(applied, reports)
+
+
+def _report(conn: Connection, hub: Hub, message: RoomMessage, reason: str) -> Report | None:
+    member = service.member_by_user_id(conn, message.sender)
+    if member is None or message.replied is None:
+        return None  # not a member, or the reported message could not be read: nothing to attach
+    reported_sender, seen_text = message.replied
+    case_id = moderation.report_from_room(conn, hub, member, message.room_id, message.reply_to, reported_sender,
+                                          seen_text, reason)
+    return Report(case_id, message)
 
 
 def _queue_answers(conn: Connection, hub: Hub, room_id: str, answered: list[tuple[RoomMessage, str]]) -> None:

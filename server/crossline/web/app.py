@@ -17,24 +17,26 @@ from crossline.errors import CrosslineError
 from crossline.matrix.bot import HubBot
 from crossline.matrix.homeserver import Homeserver
 from crossline.services.hub import Hub
+from crossline.services import moderation as moderation_service
 from crossline.services.onboarding import collect_registration_claims
 from crossline.services.vote_batcher import VoteBatcher
 from crossline.storage.db import create_database_engine, migrate
-from crossline.web import api, consultations, join, participate, reports, staff
+from crossline.web import api, consultations, join, moderation, participate, reporting, reports, staff
 from crossline.web.keys import BOT, HUB, SESSION_CACHE, TEMPLATES, VOTES, WEB_SECRET
 from crossline.web.render import template_environment
-from crossline.web.security import MIDDLEWARES
+from crossline.web.security import MAX_UPLOAD_BYTES, MIDDLEWARES
 from crossline_policies.rooms import load_room_templates
 
 logger = logging.getLogger(__name__)
 
 CLAIMS_POLL_SECONDS = 2.0
+REPORT_INTAKE_INTERVAL_S = 3.0
 
 
 def create_app(
     config: Config, clock: Clock | None = None, new_token: TokenFactory = random_token, background: bool = True
 ) -> web.Application:
-    app = web.Application(middlewares=MIDDLEWARES, client_max_size=1024 * 1024)
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_UPLOAD_BYTES)
     secrets_dir = config.paths.secrets_dir
     app[WEB_SECRET] = secrets.read_secret(secrets_dir, secrets.WEB_SECRET).encode()
     app[TEMPLATES] = template_environment()
@@ -75,7 +77,8 @@ def create_app(
         stop = asyncio.Event()
         bot = HubBot(hub, hub.homeserver.session)
         app[BOT] = bot
-        tasks = [asyncio.create_task(_collect_claims_forever(hub)), asyncio.create_task(bot.run(stop))]
+        tasks = [asyncio.create_task(_collect_claims_forever(hub)), asyncio.create_task(bot.run(stop)),
+                 asyncio.create_task(_take_in_reports_forever(hub))]
         yield
         stop.set()
         for task in tasks:
@@ -93,12 +96,27 @@ def create_app(
     participate.setup_routes(app)
     api.setup_routes(app)
     reports.setup_routes(app)
+    moderation.setup_routes(app)
+    reporting.setup_routes(app)
     app.router.add_static("/static", join.static_dir(), show_index=False)
     return app
 
 
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def _take_in_reports_forever(hub: Hub) -> None:
+    """Element's reports reach the moderation queue within seconds; closed cases age out."""
+    while True:
+        try:
+            await moderation_service.take_in_matrix_reports(hub)
+            moderation_service.apply_retention(hub)
+        except CrosslineError as error:
+            logger.warning("Taking in reports failed: %s", error.message)
+        except Exception:  # noqa: BLE001 - retried; only the type is logged
+            logger.exception("Taking in reports failed")
+        await asyncio.sleep(REPORT_INTAKE_INTERVAL_S)
 
 
 async def _collect_claims_forever(hub: Hub) -> None:

@@ -24,6 +24,9 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"  # for JSON requests
 SESSION_LIFETIME_MS = 12 * 3600 * 1000
 MAX_FORM_BYTES = 64 * 1024
+# Forms that take screenshots (abuse reports) may be larger.
+MAX_UPLOAD_BYTES = 16 * 1024 * 1024
+UPLOAD_PATHS = ("/report",)
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -93,8 +96,10 @@ async def csrf_protection(request: web.Request, handler: Handler) -> web.StreamR
         origin = request.headers.get("Origin")
         if origin and origin != "null" and origin != f"{request.scheme}://{request.host}":
             return _csrf_refused(request)
-        if request.content_length and request.content_length > MAX_FORM_BYTES:
-            return render(request, "error.html", {"message": "That form is too large to accept."}, status=413)
+        limit = MAX_UPLOAD_BYTES if request.path.startswith(UPLOAD_PATHS) else MAX_FORM_BYTES
+        if request.content_length and request.content_length > limit:
+            return render(request, "error.html", {"message": "That form is too large to accept: screenshots "
+                                                             "can be at most 5 MB each, three in all."}, status=413)
         if request.content_type == "application/json":
             sent = request.headers.get(CSRF_HEADER)
         else:

@@ -1,0 +1,128 @@
+"""Reporting abuse without an account: the anonymous form, the reporter's status page, and the
+reported person's appeal page. No login; a flood of reports from one address is slowed down.
+
+What a reporter typed is given back to her form when something is refused, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import deque
+
+from aiohttp import web
+
+from crossline.domain.moderation import ACTION_LABELS, CATEGORY_LABELS, Category
+from crossline.errors import CrosslineError
+from crossline.services import moderation as service
+from crossline.storage import moderation as store
+from crossline.web.keys import HUB
+from crossline.web.render import render
+
+# At most this many reports per address in the window, and in all across addresses.
+PER_ADDRESS, PER_ADDRESS_WINDOW_S = 5, 600
+OVERALL, OVERALL_WINDOW_S = 200, 3600
+
+
+class Flood:
+    """In memory only: a hash of the address, never written anywhere."""
+
+    def __init__(self, monotonic=time.monotonic):
+        self.monotonic = monotonic
+        self.by_address: dict[str, deque] = {}
+        self.overall: deque = deque()
+
+    def allow(self, address: str) -> bool:
+        now = self.monotonic()
+        key = hashlib.sha256(address.encode()).hexdigest()
+        recent = self.by_address.setdefault(key, deque())
+        for queue, window in ((recent, PER_ADDRESS_WINDOW_S), (self.overall, OVERALL_WINDOW_S)):
+            while queue and now - queue[0] > window:
+                queue.popleft()
+        if len(recent) >= PER_ADDRESS or len(self.overall) >= OVERALL:
+            return False
+        recent.append(now)
+        self.overall.append(now)
+        return True
+
+
+FLOOD = web.AppKey("report_flood", Flood)
+
+
+def setup_routes(app: web.Application) -> None:
+    app[FLOOD] = Flood()
+    app.router.add_get("/report", form_page)
+    app.router.add_post("/report", submit)
+    app.router.add_get("/report/status/{token}", status_page)
+    app.router.add_post("/report/status/{token}", add_more)
+    app.router.add_get("/appeal/{token}", appeal_page)
+    app.router.add_post("/appeal/{token}", appeal)
+
+
+def _categories() -> list[tuple[str, str]]:
+    return [(c.value, CATEGORY_LABELS[c]) for c in Category]
+
+
+async def _images(form) -> list[bytes]:
+    images = []
+    for item in form.getall("screenshots", []):
+        if isinstance(item, web.FileField):
+            data = item.file.read()
+            if data:
+                images.append(data)
+    return images
+
+
+async def form_page(request: web.Request) -> web.Response:
+    return render(request, "report_form.html", {"categories": _categories(), "entered": {}})
+
+
+async def submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    entered = {key: str(form.get(key, "")) for key in ("category", "text", "contact", "country")}
+    if not request.app[FLOOD].allow(request.remote or ""):
+        return render(request, "report_form.html", {
+            "categories": _categories(), "entered": entered,
+            "error": "Many reports came from here just now. Wait ten minutes and send again: what you wrote is "
+                     "still below."}, status=429)
+    try:
+        new = service.report_from_web(request.app[HUB], entered["category"], entered["text"], entered["contact"],
+                                      entered["country"], await _images(form))
+    except CrosslineError as error:
+        return render(request, "report_form.html", {"categories": _categories(), "entered": entered,
+                                                    "error": error.message}, status=error.status)
+    return render(request, "report_sent.html", {
+        "case_id": new.case_id, "status_url": f"{request.app[HUB].config.hub_url}/report/status/{new.status_token}",
+        "services": service.support_services(entered["country"])})
+
+
+async def status_page(request: web.Request, notice: str | None = None, error: str | None = None,
+                      status: int = 200) -> web.Response:
+    hub = request.app[HUB]
+    case = service.case_for_reporter(hub, request.match_info["token"])
+    with hub.engine.connect() as conn:
+        decisions = [d for d in store.list_decisions(conn, case.id) if d.status == "done"]
+    return render(request, "report_status.html", {
+        "case": case, "outcome": ACTION_LABELS[decisions[-1].action] if decisions else None,
+        "services": service.support_services(), "notice": notice, "error": error}, status=status)
+
+
+async def add_more(request: web.Request) -> web.Response:
+    form = await request.post()
+    choice = str(form.get("wants_action", ""))
+    try:
+        service.add_from_reporter(request.app[HUB], request.match_info["token"], str(form.get("text", "")),
+                                  await _images(form), {"yes": True, "no": False}.get(choice))
+    except CrosslineError as error:
+        return await status_page(request, error=error.message, status=error.status)
+    return await status_page(request, notice="Added. Thank you.")
+
+
+async def appeal_page(request: web.Request) -> web.Response:
+    return render(request, "appeal.html", {"token": request.match_info["token"]})
+
+
+async def appeal(request: web.Request) -> web.Response:
+    form = await request.post()
+    case = service.appeal(request.app[HUB], request.match_info["token"], str(form.get("text", "")))
+    return render(request, "appeal.html", {"token": request.match_info["token"], "sent": case.id})

@@ -1,0 +1,145 @@
+"""Moderation service rules, on a real database with a recording homeserver (unit level; the whole
+path against Synapse and Chromium is in test_e2e_moderation.py)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from crossline.cli import main
+from crossline.errors import InvalidInput, NotAllowed
+from crossline.services import moderation as service
+from crossline.storage import members, rooms
+from crossline.web.reporting import PER_ADDRESS, Flood
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+HARASSER = "@harasser:crossline.local"
+
+
+@pytest.fixture
+def mod(hub):
+    """Three moderators: two on the left bank, one on the right; a room made by the facilitator."""
+    with hub.engine.begin() as conn:
+        line = conn.execute(text("select id from lines")).scalar()
+        left, right = [r[0] for r in conn.execute(text("select id from sides order by id"))]
+        ids = {name: members.add_member(conn, f"@{name}:crossline.local", line, side, frozenset({"moderator"}), None, 0)
+               for name, side in (("mona", left), ("lena", left), ("rita", right))}
+        rooms.add_room(conn, "!dialogue:crossline.local", line, "cross-line-dialogue", "Dialogue", hub.facilitator.id, 0)
+        rooms.add_room(conn, "!other:crossline.local", line, "consultation", "Other", hub.facilitator.id, 0)
+        hub.mods = {name: members.get_member(conn, member_id) for name, member_id in ids.items()}
+    return hub
+
+
+async def matrix_case(hub, reason="He keeps calling me a traitor") -> int:
+    hub.homeserver.matrix_reports["event_reports"].append(
+        {"id": len(hub.homeserver.matrix_reports["event_reports"]) + 1, "room_id": "!dialogue:crossline.local",
+         "event_id": "$abuse", "user_id": "@alice:crossline.local", "sender": HARASSER, "reason": reason})
+    (case_id,) = await service.take_in_matrix_reports(hub)
+    return case_id
+
+
+async def test_matrix_reports_are_taken_in_once_and_the_reporter_is_told(mod):
+    case_id = await matrix_case(mod)
+    assert await service.take_in_matrix_reports(mod) == []  # read again: no second case
+    assert len(service.queue(mod, mod.mods["mona"])) == 1
+    assert ("notice", "@alice:crossline.local") == mod.homeserver.calls[-1][:2]
+    assert f"case {case_id}" in mod.homeserver.calls[-1][2] and "traitor" not in mod.homeserver.calls[-1][2]
+
+
+async def test_one_moderator_alone_cannot_ban_from_every_room(mod):
+    case_id = await matrix_case(mod)
+    outcome = await service.decide(mod, mod.mods["mona"], case_id, "ban_all", "Repeated harassment")
+    assert "waiting for a second moderator" in outcome
+    assert not [c for c in mod.homeserver.calls if c[0] == "ban"]
+    with pytest.raises(NotAllowed, match="proposed this action yourself"):
+        await service.agree(mod, mod.mods["mona"], case_id)
+    with pytest.raises(NotAllowed, match="another side"):
+        await service.agree(mod, mod.mods["lena"], case_id)  # same side as Mona
+    assert "banned from 2 hub rooms" in await service.agree(mod, mod.mods["rita"], case_id)
+    bans = [c for c in mod.homeserver.calls if c[0] == "ban"]
+    assert {c[1] for c in bans} == {"!dialogue:crossline.local", "!other:crossline.local"}
+    assert ("state", "!policy:crossline.local", "m.policy.rule.user", HARASSER, "m.ban") in mod.homeserver.calls
+    notices = [c for c in mod.homeserver.calls if c[0] == "notice"]
+    assert any(c[1] == "@alice:crossline.local" and "decided" in c[2] for c in notices)
+    appeal_link = next(c[2] for c in notices if c[1] == HARASSER).split("/appeal/")[1]
+
+    # The harasser appeals; only a moderator who had no part in the decision may decide it.
+    service.appeal(mod, appeal_link, "It was a misunderstanding")
+    with pytest.raises(NotAllowed, match="appeal"):
+        await service.decide(mod, mod.mods["rita"], case_id, "dismiss", "Upheld")
+    assert "No action" in await service.decide(mod, mod.mods["lena"], case_id, "dismiss", "The ban stands")
+
+
+async def test_redacting_needs_a_message_and_a_reason(mod):
+    case = service.report_from_web(mod, "threats", "Someone wrote that they know where I live", "", "MD", [])
+    with pytest.raises(InvalidInput, match="no message"):
+        await service.decide(mod, mod.mods["mona"], case.case_id, "redact", "Threat")
+    case_id = await matrix_case(mod)
+    with pytest.raises(InvalidInput, match="reason"):
+        await service.decide(mod, mod.mods["mona"], case_id, "redact", "   ")
+    assert "removed" in await service.decide(mod, mod.mods["mona"], case_id, "redact", "A threat")
+    assert ("redact", "!dialogue:crossline.local", "$abuse") in mod.homeserver.calls
+
+
+def test_web_reports_are_sealed_at_rest_and_open_for_moderators(mod):
+    secret = "He posted my home address in the chat"
+    new = service.report_from_web(mod, "doxing", secret, "signal: +37300000000", "md", [PNG])
+    database = (mod.config.paths.hub_database).read_bytes()
+    wal = mod.config.paths.hub_database.with_name("hub.sqlite3-wal")
+    stored = database + (wal.read_bytes() if wal.exists() else b"")
+    assert secret.encode() not in stored and b"37300000000" not in stored
+    view = service.view(mod, mod.mods["mona"], new.case_id)
+    assert view.case.urgent  # doxing is urgent by default
+    assert view.evidence[0][3].decode() == secret and view.contact == "signal: +37300000000"
+    assert service.evidence_image(mod, mod.mods["mona"], new.case_id, view.evidence[1][0]) == ("image/png", PNG)
+    with pytest.raises(NotAllowed):
+        service.view(mod, mod.facilitator, new.case_id)  # moderators only
+    assert any("Moldova" in s["name"] for s in service.support_services("md"))
+
+
+def test_bad_web_reports_say_what_to_fix_and_store_nothing(mod):
+    for args, message in (
+        (("harassment", "  ", "", "", []), "Write what happened"),
+        (("harassment", "x" * 5001, "", "", []), "too long"),
+        (("nonsense", "What happened", "", "", []), "listed kinds"),
+        (("harassment", "What happened", "", "", [b"GIF89a"]), "PNG, JPEG or WebP"),
+        (("harassment", "What happened", "", "", [PNG] * 4), "At most 3"),
+        (("harassment", "What happened", "", "", [PNG + b"\x00" * (5 * 1024 * 1024)]), "too large"),
+    ):
+        with pytest.raises(InvalidInput, match=message):
+            service.report_from_web(mod, *args)
+    assert service.queue(mod, mod.mods["mona"]) == []
+
+
+def test_a_flood_of_reports_from_one_address_is_slowed():
+    now = [0.0]
+    flood = Flood(monotonic=lambda: now[0])
+    assert all(flood.allow("10.0.0.1") for _ in range(PER_ADDRESS))
+    assert not flood.allow("10.0.0.1") and flood.allow("10.0.0.2")
+    now[0] += 601
+    assert flood.allow("10.0.0.1")
+
+
+async def test_the_audit_log_verifies_and_names_an_edited_entry(mod, capsys):
+    case_id = await matrix_case(mod)
+    await service.decide(mod, mod.mods["mona"], case_id, "warn", "Please stop")
+    count, broken = service.verify_audit(mod)
+    assert count >= 3 and broken is None
+    assert main(["audit", "verify", "--data-dir", str(mod.config.data_dir)]) == 0
+    with mod.engine.begin() as conn:
+        conn.execute(text("update audit_log set actor = 'member:999' where seq = 2"))
+    assert service.verify_audit(mod)[1] == (2, "its content was changed after it was written")
+    assert main(["audit", "verify", "--data-dir", str(mod.config.data_dir)]) == 1
+    assert "entry 2" in capsys.readouterr().err
+    with mod.engine.begin() as conn:
+        conn.execute(text("delete from audit_log where seq = 1"))
+    assert service.verify_audit(mod)[1][0] == 2
+
+
+async def test_closed_cases_are_deleted_after_the_retention_period(mod):
+    case_id = await matrix_case(mod)
+    await service.decide(mod, mod.mods["mona"], case_id, "dismiss", "Not abuse")
+    assert service.apply_retention(mod) == []
+    mod.clock.now += (mod.config.moderation.report_retention_days + 1) * 86_400_000
+    assert service.apply_retention(mod) == [case_id]
+    assert service.queue(mod, mod.mods["mona"]) == [] and service.verify_audit(mod)[1] is None
