@@ -48,7 +48,7 @@ async def test_matrix_reports_are_taken_in_once_and_the_reporter_is_told(mod):
 
 async def test_one_moderator_alone_cannot_ban_from_every_room(mod):
     case_id = await matrix_case(mod)
-    outcome = await service.decide(mod, mod.mods["mona"], case_id, "ban_all", "Repeated harassment")
+    outcome = await service.decide(mod, mod.mods["mona"], case_id, ["ban_all"], "Repeated harassment")
     assert "waiting for a second moderator" in outcome
     assert not [c for c in mod.homeserver.calls if c[0] == "ban"]
     with pytest.raises(NotAllowed, match="proposed this action yourself"):
@@ -66,18 +66,18 @@ async def test_one_moderator_alone_cannot_ban_from_every_room(mod):
     # The harasser appeals; only a moderator who had no part in the decision may decide it.
     service.appeal(mod, appeal_link, "It was a misunderstanding")
     with pytest.raises(NotAllowed, match="appeal"):
-        await service.decide(mod, mod.mods["rita"], case_id, "dismiss", "Upheld")
-    assert "No action" in await service.decide(mod, mod.mods["lena"], case_id, "dismiss", "The ban stands")
+        await service.decide(mod, mod.mods["rita"], case_id, ["dismiss"], "Upheld")
+    assert "No action" in await service.decide(mod, mod.mods["lena"], case_id, ["dismiss"], "The ban stands")
 
 
 async def test_redacting_needs_a_message_and_a_reason(mod):
     case = service.report_from_web(mod, "threats", "Someone wrote that they know where I live", "", "MD", [])
     with pytest.raises(InvalidInput, match="no message"):
-        await service.decide(mod, mod.mods["mona"], case.case_id, "redact", "Threat")
+        await service.decide(mod, mod.mods["mona"], case.case_id, ["redact"], "Threat")
     case_id = await matrix_case(mod)
     with pytest.raises(InvalidInput, match="reason"):
-        await service.decide(mod, mod.mods["mona"], case_id, "redact", "   ")
-    assert "removed" in await service.decide(mod, mod.mods["mona"], case_id, "redact", "A threat")
+        await service.decide(mod, mod.mods["mona"], case_id, ["redact"], "   ")
+    assert "removed" in await service.decide(mod, mod.mods["mona"], case_id, ["redact"], "A threat")
     assert ("redact", "!dialogue:crossline.local", "$abuse") in mod.homeserver.calls
 
 
@@ -122,7 +122,7 @@ def test_a_flood_of_reports_from_one_address_is_slowed():
 
 async def test_the_audit_log_verifies_and_names_an_edited_entry(mod, capsys):
     case_id = await matrix_case(mod)
-    await service.decide(mod, mod.mods["mona"], case_id, "warn", "Please stop")
+    await service.decide(mod, mod.mods["mona"], case_id, ["warn"], "Please stop")
     count, broken = service.verify_audit(mod)
     assert count >= 3 and broken is None
     assert main(["audit", "verify", "--data-dir", str(mod.config.data_dir)]) == 0
@@ -138,7 +138,7 @@ async def test_the_audit_log_verifies_and_names_an_edited_entry(mod, capsys):
 
 async def test_closed_cases_are_deleted_after_the_retention_period(mod):
     case_id = await matrix_case(mod)
-    await service.decide(mod, mod.mods["mona"], case_id, "dismiss", "Not abuse")
+    await service.decide(mod, mod.mods["mona"], case_id, ["dismiss"], "Not abuse")
     assert service.apply_retention(mod) == []
     mod.clock.now += (mod.config.moderation.report_retention_days + 1) * 86_400_000
     assert service.apply_retention(mod) == [case_id]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 
 from nacl.secret import SecretBox
@@ -281,24 +281,31 @@ def triage(hub: Hub, actor: Member, case_id: int, category: str, urgent: bool) -
         _audit(conn, hub, f"member:{actor.id}", "triaged", case_id, category=kind.value, urgent=urgent)
 
 
-async def decide(hub: Hub, actor: Member, case_id: int, action_name: str, reason: str) -> str:
-    """Carries the action out, or, for a heavy one, records it to wait for a second moderator."""
+async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str], reason: str) -> str:
+    """Carries the chosen actions out, in order (say, remove the message, then ban from the room).
+    If one of them is heavy, all of them wait for a second moderator."""
     moderator = _moderator(actor)
-    action = rules.parse_action(action_name)
+    actions = [rules.parse_action(name) for name in dict.fromkeys(action_names)]
+    if not actions:
+        raise InvalidInput("Choose at least one action (or “No action”).")
     reason = rules.check_reason(reason)
     now = hub.clock.now_ms()
+    heavy = any(action in rules.HEAVY_ACTIONS for action in actions)
     with hub.engine.begin() as conn:
         case = _case(conn, case_id)
-        rules.check_decision(_facts(conn, case), action, moderator)
+        facts = _facts(conn, case)
+        for action in actions:
+            rules.check_decision(facts, action, moderator)
         on_appeal = case.status is CaseStatus.APPEALED
-        heavy = action in rules.HEAVY_ACTIONS
-        decision_id = store.add_decision(conn, case_id, action, reason, actor.id, "pending", on_appeal, now)
-        store.set_status(conn, case_id, CaseStatus.AWAITING_SECOND if heavy else case.status, now)
-        _audit(conn, hub, f"member:{actor.id}", "proposed" if heavy else "decided", case_id, action=action.value,
-               on_appeal=on_appeal)
+        decision_ids = [store.add_decision(conn, case_id, action, reason, actor.id, "pending", on_appeal, now)
+                        for action in actions]
+        if heavy:
+            store.set_status(conn, case_id, CaseStatus.AWAITING_SECOND, now)
+        _audit(conn, hub, f"member:{actor.id}", "proposed" if heavy else "decided", case_id,
+               actions=[a.value for a in actions], on_appeal=on_appeal)
     if heavy:
-        return f"{ACTION_LABELS[action]}: waiting for a second moderator to agree."
-    return await _carry_out(hub, case, decision_id, action, reason, actor)
+        return f"{', '.join(ACTION_LABELS[a] for a in actions)}: waiting for a second moderator to agree."
+    return await _carry_out(hub, case, list(zip(decision_ids, actions, strict=True)), reason, actor)
 
 
 async def agree(hub: Hub, actor: Member, case_id: int) -> str:
@@ -308,43 +315,51 @@ async def agree(hub: Hub, actor: Member, case_id: int) -> str:
         pending = [d for d in store.list_decisions(conn, case_id) if d.status == "pending"]
         if not pending:
             raise Conflict("No action in this case is waiting for a second moderator.")
-        decision = pending[-1]
-        proposer = member_store.get_member(conn, decision.proposed_by)
+        proposer = member_store.get_member(conn, pending[0].proposed_by)
         rules.check_second(_facts(conn, case), Moderator(proposer.id, proposer.side_id), second,
                            hub.config.moderation.second_moderator_from_other_side)
-        _audit(conn, hub, f"member:{actor.id}", "agreed", case_id, action=decision.action.value)
-    return await _carry_out(hub, case, decision.id, decision.action, decision.reason, actor, agreed_by=actor.id)
+        _audit(conn, hub, f"member:{actor.id}", "agreed", case_id, actions=[d.action.value for d in pending])
+    if pending[0].on_appeal:
+        case = replace(case, status=CaseStatus.APPEALED)
+    return await _carry_out(hub, case, [(d.id, d.action) for d in pending], pending[0].reason, actor,
+                            agreed_by=actor.id)
 
 
-async def _carry_out(hub: Hub, case: Case, decision_id: int, action: Action, reason: str, actor: Member,
+async def _carry_out(hub: Hub, case: Case, decisions: list[tuple[int, Action]], reason: str, actor: Member,
                      agreed_by: int | None = None) -> str:
-    try:
-        done = await _on_homeserver(hub, case, action, reason)
-        status = "done"
-    except HomeserverError as error:
-        done, status = f"it could not be carried out: {error.message}", "failed"
+    outcomes, failed = [], False
     now = hub.clock.now_ms()
-    appeal_token = None
-    with hub.engine.begin() as conn:
-        store.finish_decision(conn, decision_id, status, now, agreed_by)
-        if status == "done":
-            store.set_status(conn, case.id, CaseStatus.DECIDED if case.status is not CaseStatus.APPEALED
-                             else CaseStatus.CLOSED, now)
-            if case.reported_user and action is not Action.DISMISS and case.status is not CaseStatus.APPEALED:
-                appeal_token = hub.new_token()
-                store.set_appeal_token(conn, case.id, token_hash(appeal_token))
+    for decision_id, action in decisions:
+        if failed:
+            status, done = "failed", "not tried after an earlier action failed"
         else:
-            store.set_status(conn, case.id, CaseStatus.OPEN if case.status is not CaseStatus.APPEALED
-                             else CaseStatus.APPEALED, now)
-        _audit(conn, hub, f"member:{actor.id}", "action_" + status, case.id, action=action.value)
-    if status == "done":
-        await _notify_reporter(hub, case.reporter_user_id, case.id, f"has been decided: {ACTION_LABELS[action]}.")
-        if appeal_token and case.reported_user:
+            try:
+                done, status = await _on_homeserver(hub, case, action, reason), "done"
+            except HomeserverError as error:
+                done, status, failed = f"it could not be carried out: {error.message}", "failed", True
+        with hub.engine.begin() as conn:
+            store.finish_decision(conn, decision_id, status, now, agreed_by)
+            _audit(conn, hub, f"member:{actor.id}", "action_" + status, case.id, action=action.value)
+        outcomes.append(f"{ACTION_LABELS[action]}: {done}")
+    appealed = case.status is CaseStatus.APPEALED
+    acted = [a for _, a in decisions if a is not Action.DISMISS]
+    appeal_token = hub.new_token() if not failed and acted and case.reported_user and not appealed else None
+    with hub.engine.begin() as conn:
+        if failed:
+            store.set_status(conn, case.id, CaseStatus.APPEALED if appealed else CaseStatus.OPEN, now)
+        else:
+            store.set_status(conn, case.id, CaseStatus.CLOSED if appealed else CaseStatus.DECIDED, now)
+        if appeal_token:
+            store.set_appeal_token(conn, case.id, token_hash(appeal_token))
+    if not failed:
+        labels = ", ".join(ACTION_LABELS[a] for _, a in decisions)
+        await _notify_reporter(hub, case.reporter_user_id, case.id, f"has been decided: {labels}.")
+        if appeal_token:
             await _notify(hub, case.reported_user,
-                          f"Crossline moderators decided about a report concerning you: {ACTION_LABELS[action]}. "
-                          f"Reason: {reason} To appeal (moderators who did not decide will look again): "
+                          f"Crossline moderators decided about a report concerning you: {labels}. Reason: {reason} "
+                          f"To appeal (moderators who did not decide will look again): "
                           f"{hub.config.hub_url}/appeal/{appeal_token}")
-    return f"{ACTION_LABELS[action]}: {done}."
+    return "; ".join(outcomes) + "."
 
 
 async def _on_homeserver(hub: Hub, case: Case, action: Action, reason: str) -> str:
@@ -392,6 +407,11 @@ def _as_room_admin(hub: Hub, room_id: str | None):
     if creator is None or not creator.matrix_user_id:
         raise HomeserverError("this room was not created through the hub, so the hub cannot act in it")
     return hub.homeserver.acting_as(creator.matrix_user_id, ACTING_MS, hub.clock.now_ms())
+
+
+def known_policy_room(hub: Hub) -> str | None:
+    with hub.engine.connect() as conn:
+        return bot_state.get_state(conn, POLICY_ROOM)
 
 
 async def policy_room(hub: Hub) -> str:

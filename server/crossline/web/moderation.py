@@ -23,7 +23,8 @@ def setup_routes(app: web.Application) -> None:
 
 async def queue(request: web.Request) -> web.Response:
     cases = service.queue(request.app[HUB], staff_member(request))
-    return render(request, "moderation_queue.html", {"cases": cases, "labels": CATEGORY_LABELS})
+    return render(request, "moderation_queue.html", {"cases": cases, "labels": CATEGORY_LABELS,
+                                                     "policy_room": service.known_policy_room(request.app[HUB])})
 
 
 async def case_page(request: web.Request, notice: str | None = None) -> web.Response:
@@ -50,7 +51,7 @@ async def triage(request: web.Request) -> web.Response:
 async def decide(request: web.Request) -> web.Response:
     form = await request.post()
     outcome = await service.decide(request.app[HUB], staff_member(request), int(request.match_info["case_id"]),
-                                   str(form.get("action", "")), str(form.get("reason", "")))
+                                   [str(a) for a in form.getall("action", [])], str(form.get("reason", "")))
     return await case_page(request, notice=outcome)
 
 
