@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.synapse, pytest.mark.browser]
 HARRY = ("harry", "harasser password 5521")
 
 
-async def notices_for(client, timeout_s: float = 30) -> list[str]:
+async def notices_for(client, timeout_s: float = 30, expect: str = "has been decided") -> list[str]:
     """Server notices (Synapse's notices room invites the account; joining shows them)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
@@ -37,7 +37,7 @@ async def notices_for(client, timeout_s: float = 30) -> list[str]:
             await client.join(room_id)
         for room in getattr(response, "rooms", None).join.values() if hasattr(response, "rooms") else []:
             texts += [e.body for e in room.timeline.events if isinstance(e, RoomMessageText)]
-        if any("has been decided" in t for t in texts):
+        if any(expect in t for t in texts):
             return texts
     return texts
 
