@@ -43,7 +43,14 @@ async def test_matrix_reports_are_taken_in_once_and_the_reporter_is_told(mod):
     assert await service.take_in_matrix_reports(mod) == []  # read again: no second case
     assert len(service.queue(mod, mod.mods["mona"])) == 1
     assert ("notice", "@alice:crossline.local") == mod.homeserver.calls[-1][:2]
-    assert f"case {case_id}" in mod.homeserver.calls[-1][2] and "traitor" not in mod.homeserver.calls[-1][2]
+    notice = mod.homeserver.calls[-1][2]
+    assert f"case {case_id}" in notice and "traitor" not in notice
+    # Her private link lets her add what she saw in the encrypted room, and decide about action.
+    token = notice.split("/report/status/")[1]
+    service.add_from_reporter(mod, token, "He wrote: you are a traitor", [PNG], wants_action=False)
+    view = service.view(mod, mod.mods["mona"], case_id)
+    assert [kind for _, kind, _, _, _ in view.evidence] == ["reporter_supplied", "reporter_supplied"]
+    assert view.evidence[0][3] == b"He wrote: you are a traitor" and not view.case.reporter_wants_action
 
 
 async def test_one_moderator_alone_cannot_ban_from_every_room(mod):

@@ -214,7 +214,8 @@ class HubBot:
         for report in applied.reports:
             # Nobody else in the room should see who reported: her command goes, she is told privately.
             await client.room_redact(report.message.room_id, report.message.event_id, reason="Sent to moderators")
-            await moderation.acknowledge_room_report(self.hub, report.case_id, report.message.sender)
+            await moderation.acknowledge_room_report(self.hub, report.case_id, report.message.sender,
+                                                     report.status_token)
         for event in undecrypted:
             try:
                 await client.request_room_key(event)

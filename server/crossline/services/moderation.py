@@ -111,18 +111,25 @@ async def take_in_matrix_reports(hub: Hub) -> list[int]:
         new_cases = []
         with hub.engine.begin() as conn:
             for report in reports:
-                case_id = _matrix_case(conn, hub, kind, report)
+                token = hub.new_token()
+                case_id = _matrix_case(conn, hub, kind, report, token)
                 if case_id is not None:
-                    new_cases.append((case_id, report.get("user_id")))
+                    new_cases.append((case_id, report.get("user_id"), token))
             bot_state.set_state(conn, f"intake_{kind}", str(max(offset, start + len(reports))))
-        for case_id, reporter in new_cases:
+        for case_id, reporter, token in new_cases:
             created.append(case_id)
             await _notify_reporter(hub, reporter, case_id, "was received. Moderators will look at it; you will hear "
-                                                           "what they decide here.")
+                                                           "what they decide here. " + _status_invitation(hub, token))
     return created
 
 
-def _matrix_case(conn, hub: Hub, kind: str, report: dict) -> int | None:
+def _status_invitation(hub: Hub, token: str) -> str:
+    return ("In an encrypted room the server cannot read the message you reported: to add what you saw or "
+            "screenshots, and to choose whether moderators should act, use your private link: "
+            f"{hub.config.hub_url}/report/status/{token}")
+
+
+def _matrix_case(conn, hub: Hub, kind: str, report: dict, status_token: str) -> int | None:
     reporter = report.get("user_id")
     member = member_store.find_by_user_id(conn, reporter) if reporter else None
     reason = report.get("reason") or ""
@@ -135,28 +142,30 @@ def _matrix_case(conn, hub: Hub, kind: str, report: dict) -> int | None:
         conn, source=source, category=category, urgent=False, now_ms=hub.clock.now_ms(),
         synapse_report=f"{kind}:{report['id']}", room_id=room_id, event_id=event_id, reported_user=reported,
         reporter_member_id=member.id if member else None, reporter_user_id=reporter,
-        reason_sealed=seal(hub, reason) if reason else None)
+        reason_sealed=seal(hub, reason) if reason else None, status_token_hash=token_hash(status_token))
     if case_id is not None:
         _audit(conn, hub, "matrix", "report_received", case_id, source=source)
     return case_id
 
 
 def report_from_room(conn, hub: Hub, reporter: Member, room_id: str, event_id: str, reported_user: str,
-                     seen_text: str, reason: str) -> int:
+                     seen_text: str, reason: str, status_token: str) -> int:
     """A reply-to-report command in a room where the bot is: the bot attaches what it decrypted."""
     case_id = store.add_case(
         conn, source="room_bot", category=Category.OTHER, urgent=False, now_ms=hub.clock.now_ms(),
         room_id=room_id, event_id=event_id, reported_user=reported_user, reporter_member_id=reporter.id,
-        reporter_user_id=reporter.matrix_user_id, reason_sealed=seal(hub, reason) if reason else None)
+        reporter_user_id=reporter.matrix_user_id, reason_sealed=seal(hub, reason) if reason else None,
+        status_token_hash=token_hash(status_token))
     store.add_evidence(conn, case_id, "bot_verified", "text/plain", seal(hub, seen_text), hub.clock.now_ms())
     _audit(conn, hub, "bot", "report_received", case_id, source="room_bot")
     return case_id
 
 
-async def acknowledge_room_report(hub: Hub, case_id: int, reporter_user_id: str) -> None:
-    await _notify_reporter(hub, reporter_user_id, case_id, "was received, with the message the hub's bot saw. "
-                                                           "Your command was removed from the room so that nobody "
-                                                           "else knows you reported. You will hear the outcome here.")
+async def acknowledge_room_report(hub: Hub, case_id: int, reporter_user_id: str, status_token: str) -> None:
+    await _notify_reporter(hub, reporter_user_id, case_id, (
+        "was received, with the message the hub's bot saw. Your command was removed from the room so that nobody "
+        "else knows you reported. You will hear the outcome here. To add screenshots or details, or to choose "
+        f"whether moderators should act: {hub.config.hub_url}/report/status/{status_token}"))
 
 
 def report_from_web(hub: Hub, category: str, text: str, contact: str, country: str,

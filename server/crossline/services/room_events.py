@@ -47,6 +47,7 @@ class RoomMessage:
 class Report:
     case_id: int
     message: RoomMessage  # the "!report" message, which the bot removes from the room
+    status_token: str  # the reporter's private link, sent to her alone
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,10 @@ def _report(conn: Connection, hub: Hub, message: RoomMessage, reason: str) -> Re
     if member is None or message.replied is None:
         return None  # not a member, or the reported message could not be read: nothing to attach
     reported_sender, seen_text = message.replied
+    token = hub.new_token()
     case_id = moderation.report_from_room(conn, hub, member, message.room_id, message.reply_to, reported_sender,
-                                          seen_text, reason)
-    return Report(case_id, message)
+                                          seen_text, reason, token)
+    return Report(case_id, message, token)
 
 
 def _queue_answers(conn: Connection, hub: Hub, room_id: str, answered: list[tuple[RoomMessage, str]]) -> None:
