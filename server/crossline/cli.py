@@ -194,7 +194,8 @@ def cmd_audit_verify(data_dir: Path) -> int:
         seq, why = broken
         print(f"AUDIT LOG BROKEN at entry {seq}: {why}. Entries before it verify.", file=sys.stderr)
         return 1
-    print(f"Audit log verifies: {len(entries)} entries, each chained to the one before.")
+    last = entries[-1][3] if entries else "none"
+    print(f"Audit log verifies: {len(entries)} entries, each chained to the one before. Last hash: {last}")
     return 0
 
 
