@@ -101,7 +101,9 @@ def test_web_reports_are_sealed_at_rest_and_open_for_moderators(mod):
     assert service.evidence_image(mod, mod.mods["mona"], new.case_id, view.evidence[1][0]) == ("image/png", PNG)
     with pytest.raises(NotAllowed):
         service.view(mod, mod.facilitator, new.case_id)  # moderators only
-    assert any("Moldova" in s["name"] for s in service.support_services("md"))
+    assert any("Moldova" in s["name"] for s in service.support_services(mod, "md"))
+    (mod.config.data_dir / "support_services.toml").write_text('[[MD]]\nname = "Our own line"\nreach = "123"\n')
+    assert [s["name"] for s in service.support_services(mod, "MD")] == ["Our own line"]
 
 
 def test_bad_web_reports_say_what_to_fix_and_store_nothing(mod):

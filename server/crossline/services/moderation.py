@@ -66,8 +66,11 @@ def _audit(conn, hub: Hub, actor: str, kind: str, case_id: int | None, **details
     audit.append(conn, hub.clock.now_ms(), actor, kind, case_id, details)
 
 
-def support_services(country: str | None = None) -> list[dict]:
-    text = resources.files("crossline_policies").joinpath("support_services.toml").read_text("utf-8")
+def support_services(hub: Hub, country: str | None = None) -> list[dict]:
+    """The hub's own list (DATA_DIR/support_services.toml) if there is one, else the default."""
+    own = hub.config.data_dir / "support_services.toml"
+    text = own.read_text("utf-8") if own.exists() else \
+        resources.files("crossline_policies").joinpath("support_services.toml").read_text("utf-8")
     services = tomllib.loads(text)
     return [*services.get((country or "").upper(), []), *services.get("any", [])]
 

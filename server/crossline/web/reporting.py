@@ -93,7 +93,7 @@ async def submit(request: web.Request) -> web.Response:
                                                     "error": error.message}, status=error.status)
     return render(request, "report_sent.html", {
         "case_id": new.case_id, "status_url": f"{request.app[HUB].config.hub_url}/report/status/{new.status_token}",
-        "services": service.support_services(entered["country"])})
+        "services": service.support_services(request.app[HUB], entered["country"])})
 
 
 async def status_page(request: web.Request, notice: str | None = None, error: str | None = None,
@@ -104,7 +104,7 @@ async def status_page(request: web.Request, notice: str | None = None, error: st
         decisions = [d for d in store.list_decisions(conn, case.id) if d.status == "done"]
     return render(request, "report_status.html", {
         "case": case, "outcome": ACTION_LABELS[decisions[-1].action] if decisions else None,
-        "services": service.support_services(), "notice": notice, "error": error}, status=status)
+        "services": service.support_services(hub), "notice": notice, "error": error}, status=status)
 
 
 async def add_more(request: web.Request) -> web.Response:
