@@ -4,16 +4,14 @@ in the hub database (its plaintext is not there); the reporter is told privately
 
 from __future__ import annotations
 
-import asyncio
 import re
 import secrets
 
 import pytest
-from nio import JoinResponse
 
-from tests.conftest import ALICE, BELLA, create_room
+from tests.conftest import ALICE, BELLA
 from tests.support import matrix, wait_for
-from tests.test_e2e_cross_line_room import database_bytes, encrypted_client, receive_text, settle
+from tests.test_e2e_cross_line_room import clients_in_a_new_room, database_bytes, receive_text
 from tests.test_e2e_moderation import notices_for
 
 pytestmark = pytest.mark.synapse
@@ -21,20 +19,10 @@ pytestmark = pytest.mark.synapse
 
 async def test_a_report_through_the_bot_carries_the_decrypted_message_sealed(world, tmp_path):
     stack = world.stack
-    alice_id, bella_id = stack.user_id("alice"), stack.user_id("bella")
-    status, page, room_id = create_room(world, "consultation", f"Consultation {secrets.token_hex(3)}",
-                                        [alice_id, bella_id])
-    assert status == 200 and room_id, page
-    alice = await encrypted_client(stack.homeserver_url, alice_id, ALICE[1], tmp_path / "alice")
-    bella = await encrypted_client(stack.homeserver_url, bella_id, BELLA[1], tmp_path / "bella")
+    bella_id = stack.user_id("bella")
+    room_id, (alice, bella) = await clients_in_a_new_room(
+        world, tmp_path, "consultation", f"Consultation {secrets.token_hex(3)}", [ALICE, BELLA], rounds=3)
     try:
-        for client in (alice, bella):
-            await client.sync(timeout=1000)
-            assert isinstance(await client.join(room_id), JoinResponse)
-        for _ in range(3):
-            for client in (alice, bella):
-                await settle(client)
-            await asyncio.sleep(0.5)  # the bot learns the new members and their devices
         insult = f"Nobody wants your kind here {secrets.token_hex(4)}"
         sent = await bella.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": insult},
                                      ignore_unverified_devices=True)

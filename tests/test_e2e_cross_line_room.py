@@ -53,21 +53,28 @@ async def receive_text(client: AsyncClient, room_id: str, body: str, timeout_s: 
     raise AssertionError(f"{client.user_id} never decrypted the message")
 
 
-async def alice_and_bella_in_a_room(world, tmp_path: Path, name: str) -> tuple[str, AsyncClient, AsyncClient]:
-    """A new cross-line room with Alice and Bella in it, both clients settled (keys exchanged)."""
+async def clients_in_a_new_room(world, tmp_path: Path, template: str, name: str,
+                                people: list[tuple[str, str]], rounds: int = 2) -> tuple[str, list[AsyncClient]]:
+    """A new room from `template` with these (localpart, password) members, each with an
+    encrypted client that has joined and settled (keys exchanged)."""
     stack = world.stack
-    status, page, room_id = create_room(world, "cross-line-dialogue", name,
-                                        [stack.user_id("alice"), stack.user_id("bella")])
+    status, page, room_id = create_room(world, template, name, [stack.user_id(localpart) for localpart, _ in people])
     assert status == 200 and room_id, page
-    alice = await encrypted_client(stack.homeserver_url, stack.user_id("alice"), ALICE[1], tmp_path / "alice")
-    bella = await encrypted_client(stack.homeserver_url, stack.user_id("bella"), BELLA[1], tmp_path / "bella")
-    for client in (alice, bella):
+    clients = [await encrypted_client(stack.homeserver_url, stack.user_id(localpart), password, tmp_path / localpart)
+               for localpart, password in people]
+    for client in clients:
         await client.sync(timeout=1000)
         assert room_id in client.invited_rooms, f"{client.user_id} was not invited"
         assert isinstance(await client.join(room_id), JoinResponse)
-    for _ in range(2):
-        for client in (alice, bella):
+    for _ in range(rounds):
+        for client in clients:
             await settle(client)
+        await asyncio.sleep(0.3)  # the hub's bot, if it is there, learns the new devices
+    return room_id, clients
+
+
+async def alice_and_bella_in_a_room(world, tmp_path: Path, name: str) -> tuple[str, AsyncClient, AsyncClient]:
+    room_id, (alice, bella) = await clients_in_a_new_room(world, tmp_path, "cross-line-dialogue", name, [ALICE, BELLA])
     return room_id, alice, bella
 
 

@@ -12,13 +12,13 @@ import asyncio
 import secrets
 
 import pytest
-from nio import JoinResponse, RoomMessageText
+from nio import RoomMessageText
 from playwright.async_api import async_playwright
 
-from tests.conftest import ADMIN, ALICE, create_room, issue_invitation, member_ids_on_page
+from tests.conftest import ADMIN, ALICE, issue_invitation, member_ids_on_page
 from tests.support import matrix, register_like_element, wait_for
 from tests.test_browser_staff_pages import CHROMIUM_ARGS
-from tests.test_e2e_cross_line_room import encrypted_client, receive_text, settle
+from tests.test_e2e_cross_line_room import clients_in_a_new_room, receive_text
 
 pytestmark = [pytest.mark.synapse, pytest.mark.browser]
 
@@ -46,22 +46,12 @@ async def test_a_reported_harasser_is_removed_and_banned_by_moderators(world, tm
     code = issue_invitation(world.admin, world.line_id, world.side_ids["Right bank"]).rsplit("/", 1)[1]
     status, data = register_like_element(stack.homeserver_url, HARRY[0], HARRY[1], code)
     assert status == 200, data
-    harry_id, alice_id = stack.user_id("harry"), stack.user_id("alice")
+    harry_id = stack.user_id("harry")
     wait_for(lambda: harry_id in member_ids_on_page(world.admin.get(f"/lines/{world.line_id}")[1]),
              what="Harry to become a member")
-    status, page, room_id = create_room(world, "cross-line-dialogue", f"Dialogue {secrets.token_hex(3)}",
-                                        [alice_id, harry_id])
-    assert status == 200 and room_id, page
-
-    alice = await encrypted_client(stack.homeserver_url, alice_id, ALICE[1], tmp_path / "alice")
-    harry = await encrypted_client(stack.homeserver_url, harry_id, HARRY[1], tmp_path / "harry")
+    room_id, (alice, harry) = await clients_in_a_new_room(
+        world, tmp_path, "cross-line-dialogue", f"Dialogue {secrets.token_hex(3)}", [ALICE, HARRY])
     try:
-        for client in (alice, harry):
-            await client.sync(timeout=1000)
-            assert isinstance(await client.join(room_id), JoinResponse)
-        for _ in range(2):
-            for client in (alice, harry):
-                await settle(client)
         insult = f"You are a traitor to your side {secrets.token_hex(4)}"
         sent = await harry.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": insult},
                                      ignore_unverified_devices=True)
