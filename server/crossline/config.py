@@ -62,6 +62,8 @@ class ModerationConfig:
     second_moderator_from_other_side: bool = True
     # Closed cases (and their sealed evidence) are deleted this many days after their last change.
     report_retention_days: int = 180
+    # When a quorum of moderators unmasks a pseudonym, the person behind it gets a notice.
+    tell_member_when_unmasked: bool = True
 
 
 @dataclass(frozen=True)
@@ -303,6 +305,8 @@ lifetime_hours = {config.invitations.lifetime_hours}
 second_moderator_from_other_side = {str(config.moderation.second_moderator_from_other_side).lower()}
 # Closed cases and their sealed evidence are deleted this many days after their last change.
 report_retention_days = {config.moderation.report_retention_days}
+# When a quorum of moderators unmasks a pseudonym, the person behind it gets a notice.
+tell_member_when_unmasked = {str(config.moderation.tell_member_when_unmasked).lower()}
 
 [database]
 # Empty: SQLite in the data directory. For PostgreSQL: "postgresql+psycopg://user@host/db".

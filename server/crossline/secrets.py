@@ -20,6 +20,7 @@ BOT_SESSION = "bot_session"  # the bot device's id and access token (written at 
 BOT_CROSS_SIGNING_KEYS = "bot_cross_signing_keys"  # the bot account's cross-signing key seeds
 REPORT_SIGNING_KEY = "report_signing_key"  # the hub's Ed25519 key for released reports (its seed's source)
 EVIDENCE_KEY = "evidence_key"  # seals abuse reports' evidence, reasons and contacts at rest
+PSEUDONYM_TAG_KEY = "pseudonym_tag_key"  # keys the "one pseudonym per person per consultation" tag
 
 GENERATED_AT_INIT = (
     REGISTRATION_SHARED_SECRET,
@@ -32,6 +33,7 @@ GENERATED_AT_INIT = (
     BOT_PICKLE_KEY,
     REPORT_SIGNING_KEY,
     EVIDENCE_KEY,
+    PSEUDONYM_TAG_KEY,
 )
 
 

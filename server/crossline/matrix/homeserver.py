@@ -206,3 +206,15 @@ class Homeserver:
 
     async def deactivate(self, user_id: str) -> None:
         await self._ok("POST", f"{ADMIN}/v1/deactivate/{quote(user_id, safe='')}", self.admin_token, {"erase": False})
+
+    # -- Pseudonymous accounts ------------------------------------------------------------------
+
+    async def set_displayname(self, token: str, user_id: str, name: str) -> None:
+        await self._ok("PUT", f"{CLIENT}/profile/{quote(user_id, safe='')}/displayname", token, {"displayname": name})
+
+    async def logout(self, token: str) -> None:
+        """Ends the session and removes its device."""
+        await self._request("POST", f"{CLIENT}/logout", token)
+
+    async def invite(self, token: str, room_id: str, user_id: str) -> None:
+        await self._ok("POST", f"{CLIENT}/rooms/{quote(room_id, safe='')}/invite", token, {"user_id": user_id})

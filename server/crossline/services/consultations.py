@@ -17,7 +17,8 @@ from crossline.domain import consultations as engine
 from crossline.domain import room_messages
 from crossline.domain.consultations import Consultation, Participant, Phase, Refusal, Statement, StatementStatus, VoteValue
 from crossline.domain.records import Member
-from crossline.errors import CrosslineError, NotFound
+from crossline.errors import CrosslineError, NotAllowed, NotFound
+from crossline.services import pseudonyms
 from crossline.services.hub import Hub
 from crossline.services.onboarding import require
 from crossline.storage import bot as bot_store
@@ -113,6 +114,7 @@ def submit_statement_in(conn: Connection, hub: Hub, member: Member, consultation
                       text: str, origin: str, announced_by_reply: bool = False) -> Statement:
     """`announced_by_reply`: the caller's reply in the room (the bot's answer to the author's
     message) shows the statement to everyone, so no second announcement is queued."""
+    _not_under_pseudonym(conn, hub, member, consultation.id)
     existing = store.list_statements(conn, consultation.id)
     text, status, seeded = engine.submit_statement(consultation, as_participant(member), question_id, text, existing)
     statement = store.add_statement(conn, consultation.id, question_id, member.id, text, status, seeded, origin,
@@ -143,8 +145,19 @@ def cast_votes(hub: Hub, member: Member, consultation_id: int, choices: Sequence
         return cast_votes_in(conn, hub, member, get(conn, consultation_id), choices)
 
 
+def _under_pseudonym() -> NotAllowed:
+    return NotAllowed("You take part in this consultation under a pseudonym: vote and write with it, not under "
+                      "your own name, so that you count once.")
+
+
+def _not_under_pseudonym(conn: Connection, hub: Hub, member: Member, consultation_id: int) -> None:
+    if pseudonyms.with_pseudonym(conn, hub, [(member.id, consultation_id)]):
+        raise _under_pseudonym()
+
+
 def cast_votes_in(conn: Connection, hub: Hub, member: Member, consultation: Consultation,
                 choices: Sequence[tuple[int, VoteValue]]) -> list[int]:
+    _not_under_pseudonym(conn, hub, member, consultation.id)
     voter = as_participant(member)
     now = hub.clock.now_ms()
     rows = []
@@ -176,7 +189,11 @@ def cast_vote_batch(conn: Connection, hub: Hub, requests: Sequence[VoteRequest])
         conn, [(r.member.id, r.submission_id) for r in requests if r.submission_id])
     rows: dict[tuple[int, int], dict] = {}
     results: list[list[int] | CrosslineError] = []
+    masked = pseudonyms.with_pseudonym(conn, hub, list({(r.member.id, r.consultation_id) for r in requests}))
     for request in requests:
+        if (request.member.id, request.consultation_id) in masked:
+            results.append(_under_pseudonym())
+            continue
         if request.consultation_id not in snapshots:
             try:
                 consultation = get(conn, request.consultation_id)

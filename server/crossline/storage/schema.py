@@ -307,3 +307,68 @@ audit_log = Table(
     Column("previous_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+# Pseudonyms. Nothing here says in readable form who is behind a pseudonym: the link is sealed to
+# the escrow key, and "one pseudonym per person per consultation" is a keyed hash.
+moderator_keys = Table(
+    "moderator_keys",
+    metadata,
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("salt", LargeBinary, nullable=False),
+    Column("encrypted_private_key", LargeBinary, nullable=False),  # under her passphrase (argon2id)
+    Column("created_at", BigInteger, nullable=False),
+)
+
+escrows = Table(
+    "escrows",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("public_key", LargeBinary, nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+escrow_shares = Table(
+    "escrow_shares",
+    metadata,
+    Column("escrow_id", Integer, ForeignKey("escrows.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    Column("sealed_share", LargeBinary, nullable=False),  # sealed to her moderator key
+)
+
+pseudonyms = Table(
+    "pseudonyms",
+    metadata,
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),  # the pseudonym
+    Column("consultation_id", Integer, ForeignKey("consultations.id", ondelete="CASCADE"), nullable=False),
+    Column("person_tag", String(64), nullable=False),  # HMAC(hub secret, person, consultation)
+    Column("display_name", String(64), nullable=False),
+    Column("escrow_id", Integer, ForeignKey("escrows.id"), nullable=False),
+    Column("sealed_link", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("consultation_id", "person_tag", name="uq_pseudonyms_one_per_person"),
+)
+
+unmask_requests = Table(
+    "unmask_requests",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("moderation_cases.id"), nullable=False),
+    Column("pseudonym_member_id", Integer, ForeignKey("members.id"), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", Integer, ForeignKey("members.id"), nullable=False),
+    Column("status", String(16), nullable=False),  # open, unmasked, failed
+    Column("result_user_id", String(255), nullable=True),  # shown to the quorum only
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Shares supplied for one request: useless below the quorum, deleted once it is reached.
+unmask_shares = Table(
+    "unmask_shares",
+    metadata,
+    Column("request_id", Integer, ForeignKey("unmask_requests.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", Integer, ForeignKey("members.id"), primary_key=True),
+    Column("share_index", Integer, nullable=False),
+    Column("share", LargeBinary, nullable=False),
+)
