@@ -189,6 +189,20 @@ def request_unmasking(hub: Hub, actor: Member, case_id: int, pseudonym_user_id: 
 
 
 @dataclass(frozen=True)
+class UnmaskingRequest:
+    id: int
+    pseudonym: str
+    reason: str
+    status: str
+
+
+def unmasking_requests(hub: Hub, case_id: int) -> list[UnmaskingRequest]:
+    with hub.engine.connect() as conn:
+        return [UnmaskingRequest(r.id, member_store.get_member(conn, r.pseudonym_member_id).matrix_user_id, r.reason,
+                                 r.status) for r in store.requests_for_case(conn, case_id)]
+
+
+@dataclass(frozen=True)
 class UnmaskingStep:
     approvals: int
     threshold: int

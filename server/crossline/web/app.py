@@ -21,7 +21,7 @@ from crossline.services import moderation as moderation_service
 from crossline.services.onboarding import collect_registration_claims
 from crossline.services.vote_batcher import VoteBatcher
 from crossline.storage.db import create_database_engine, migrate
-from crossline.web import api, consultations, join, moderation, participate, reporting, reports, staff
+from crossline.web import api, consultations, join, moderation, participate, pseudonyms, reporting, reports, staff
 from crossline.web.keys import BOT, HUB, SESSION_CACHE, TEMPLATES, VOTES, WEB_SECRET
 from crossline.web.render import template_environment
 from crossline.web.security import MAX_UPLOAD_BYTES, MIDDLEWARES
@@ -98,6 +98,7 @@ def create_app(
     reports.setup_routes(app)
     moderation.setup_routes(app)
     reporting.setup_routes(app)
+    pseudonyms.setup_routes(app)
     app.router.add_static("/static", join.static_dir(), show_index=False)
     return app
 

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from crossline.domain.moderation import ACTION_LABELS, CATEGORY_LABELS, Action, Category
 from crossline.services import moderation as service
+from crossline.services import pseudonyms as pseudonym_service
 from crossline.web.keys import HUB
 from crossline.web.render import render
 from crossline.web.security import staff_member
@@ -30,7 +31,8 @@ async def queue(request: web.Request) -> web.Response:
 async def case_page(request: web.Request, notice: str | None = None) -> web.Response:
     view = service.view(request.app[HUB], staff_member(request), int(request.match_info["case_id"]))
     return render(request, "moderation_case.html", {
-        "view": view, "case": view.case, "labels": CATEGORY_LABELS, "categories": list(Category),
+        "view": view, "case": view.case, "unmask_requests": pseudonym_service.unmasking_requests(
+            request.app[HUB], view.case.id), "labels": CATEGORY_LABELS, "categories": list(Category),
         "actions": [(a.value, ACTION_LABELS[a]) for a in Action], "action_labels": ACTION_LABELS, "notice": notice})
 
 

@@ -14,7 +14,7 @@ from aiohttp import web
 from crossline.domain.consultations import Phase, Refusal, StatementStatus, parse_vote
 from crossline.errors import InvalidInput
 from crossline.services import consultations as service
-from crossline.services import onboarding
+from crossline.services import onboarding, pseudonyms
 from crossline.storage import consultations as store
 from crossline.storage import lines
 from crossline.web.forms import form_int
@@ -78,6 +78,7 @@ async def consultation_page(request: web.Request) -> web.Response:
         "submission_id": secrets.token_urlsafe(16),
         "Phase": Phase,
         "notice": _notices.get(request.query.get("done", "")),
+        "pseudonyms_available": pseudonyms.current_escrow(hub) is not None,
     })
 
 
