@@ -30,6 +30,20 @@ class FakeHomeserver:
         self.calls: list[tuple] = []  # what moderation asked of the homeserver, in order
         self.matrix_reports: dict[str, list[dict]] = {"event_reports": [], "user_reports": []}
 
+    async def register_with_shared_secret(self, shared_secret, localpart, password, admin):
+        self.accounts[f"@{localpart}:crossline.local"] = {"name": f"@{localpart}:crossline.local"}
+        self.calls.append(("register", localpart))
+        return f"token-{localpart}"
+
+    async def set_displayname(self, token, user_id, name):
+        self.accounts[user_id]["displayname"] = name
+
+    async def logout(self, token):
+        self.calls.append(("logout", token))
+
+    async def invite(self, token, room_id, user_id):
+        self.calls.append(("invite", room_id, user_id))
+
     async def reports(self, kind: str, offset: int, limit: int = 100) -> list[dict]:
         return self.matrix_reports[kind][offset:offset + limit]
 

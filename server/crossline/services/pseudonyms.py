@@ -21,6 +21,7 @@ from crossline.domain.consultations import Phase
 from crossline.domain.records import Member
 from crossline.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from crossline.pseudonyms import escrow
+from crossline.services import moderation
 from crossline.services.hub import Hub
 from crossline.services.onboarding import require
 from crossline.storage import audit
@@ -211,41 +212,46 @@ class UnmaskingStep:
 
 def approve_unmasking(hub: Hub, actor: Member, request_id: int, passphrase: str) -> UnmaskingStep:
     """Her passphrase opens her key, her key opens her share; at the quorum the shares rebuild the
-    escrow key for this one link, the result is sealed into the case, and the shares are deleted."""
+    escrow key for this one link, the result is sealed into the case, and the shares are deleted.
+    Every step, a refused passphrase included, is in the audit log."""
     require(actor, "moderator")
-    with hub.engine.begin() as conn:
+    with hub.engine.connect() as conn:
         request = store.get_request(conn, request_id)
         if request is None:
             raise NotFound("There is no such unmasking request.")
-        if request.status != "open":
-            raise Conflict("This unmasking request is already finished.")
         pseudonym = store.pseudonym_of_member(conn, request.pseudonym_member_id)
         held = store.get_escrow(conn, pseudonym.escrow_id)
         sealed_share = store.sealed_share(conn, held.id, actor.id)
         key = store.moderator_key(conn, actor.id)
-        if sealed_share is None or key is None:
-            raise NotAllowed("You hold no share of the escrow this pseudonym was sealed under.")
-        try:
-            index, share = escrow.open_share(escrow.unlock(passphrase, key[1], key[2]), sealed_share)
-        except escrow.EscrowError as error:
-            _audit(conn, hub, f"member:{actor.id}", "unmasking_passphrase_refused", request.case_id, request=request_id)
-            raise NotAllowed(str(error)) from None
+    if request.status != "open":
+        raise Conflict("This unmasking request is already finished.")
+    if sealed_share is None or key is None:
+        raise NotAllowed("You hold no share of the escrow this pseudonym was sealed under.")
+    actor_name = f"member:{actor.id}"
+    try:
+        index, share = escrow.open_share(escrow.unlock(passphrase, key[1], key[2]), sealed_share)
+    except escrow.EscrowError as error:
+        with hub.engine.begin() as conn:
+            _audit(conn, hub, actor_name, "unmasking_passphrase_refused", request.case_id, request=request_id)
+        raise NotAllowed(str(error)) from None
+    with hub.engine.begin() as conn:
         if not store.add_share(conn, request_id, actor.id, index, share):
             raise Conflict("You have already approved this request.")
-        _audit(conn, hub, f"member:{actor.id}", "unmasking_approved", request.case_id, request=request_id)
+        _audit(conn, hub, actor_name, "unmasking_approved", request.case_id, request=request_id)
         approvals = store.share_count(conn, request_id)
         if approvals < held.threshold:
             return UnmaskingStep(approvals, held.threshold, None)
-        try:
-            link = json.loads(escrow.open_sealed(escrow.combine(store.shares(conn, request_id)), pseudonym.sealed_link))
-        except escrow.EscrowError:
+        shares = store.shares(conn, request_id)
+    try:
+        link = json.loads(escrow.open_sealed(escrow.combine(shares), pseudonym.sealed_link))
+    except escrow.EscrowError:
+        with hub.engine.begin() as conn:
             store.finish_request(conn, request_id, "failed")
-            _audit(conn, hub, "system", "unmasking_failed", request.case_id, request=request_id)
-            raise Conflict("The shares did not open the link. The request is closed; open a new one.") from None
+            _audit(conn, hub, "quorum", "unmasking_failed", request.case_id, request=request_id)
+        raise Conflict("The shares did not open the link. The request is closed; open a new one.") from None
+    person = link.get("person_user_id") or f"web participant {link.get('person_web_handle')}"
+    with hub.engine.begin() as conn:
         store.finish_request(conn, request_id, "unmasked")
-        person = link.get("person_user_id") or f"web participant {link.get('person_web_handle')}"
-        from crossline.services import moderation  # the case's evidence is sealed the moderation way
-
         case_store.add_evidence(conn, request.case_id, "unmasking_result", "text/plain",
                                 moderation.seal(hub, f"{link['pseudonym_user_id']} is {person}"), hub.clock.now_ms())
         _audit(conn, hub, "quorum", "unmasked", request.case_id, request=request_id, approvals=approvals)
