@@ -136,12 +136,21 @@ def test_an_unknown_invitation_link_is_refused_clearly(world):
 
 def test_a_participant_cannot_issue_invitations_or_create_rooms(world):
     stack = world.stack
-    # Bella registered as a participant: she has no web password, so she cannot log in at all.
+    # Bella is a participant: she logs in with her Matrix password (checked by Synapse), which
+    # opens the participant pages only.
     visitor = WebSession(stack.hub_url)
-    status, page = visitor.submit("/login", "/login", {"username": "bella", "password": "bella password for tests"})
+    status, page = visitor.submit("/login", "/login", {"username": "bella", "password": "not her password at all"})
     assert status == 401 and "do not match" in page
-    status, page = visitor.get(f"/lines/{world.line_id}")
-    assert "Staff log in" in page  # redirected to the login page
+    status, page, landed = visitor.request("GET", "/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    status, page, landed = visitor.request("POST", "/login", {"csrf_token": token, "username": "bella",
+                                                               "password": "bella password for tests"})
+    assert status == 200 and landed.endswith("/participate"), landed
+    status, page, landed = visitor.request("GET", f"/lines/{world.line_id}")
+    assert landed.endswith("/participate") and "invitation" not in page.lower()
+    status, page, _ = visitor.request("POST", f"/lines/{world.line_id}/invitations",
+                                      {"csrf_token": token, "side_id": str(world.side_ids["Left bank"])})
+    assert "invitation-link" not in page
 
 
 def test_room_from_template_with_bot_member_says_so(world):

@@ -7,6 +7,8 @@ from collections import defaultdict, deque
 
 from aiohttp import web
 
+from crossline.errors import HomeserverError
+
 from crossline.domain import rules
 from crossline.domain.records import ROLES
 from crossline.passwords import verify_password
@@ -62,13 +64,28 @@ async def login(request: web.Request) -> web.Response:
     user_id = f"@{username}:{hub.config.synapse.server_name}"
     with hub.engine.connect() as conn:
         member = members.find_by_user_id(conn, user_id)
-    if not verify_password(member.web_password_hash if member else None, password):
+    if not (verify_password(member.web_password_hash if member else None, password)
+            or await _matrix_password_matches(hub, member, password)):
         failures.append(now)
         return render(request, "login.html", {"error": "That user name and password do not match."}, status=401)
     failures.clear()
-    response = web.HTTPSeeOther("/lines")
+    response = web.HTTPSeeOther("/lines" if member.is_staff else "/participate")
     start_session(request, response, member)
     raise response
+
+
+async def _matrix_password_matches(hub, member, password: str) -> bool:
+    """A participant with a Matrix account (and no hub password) signs in to the web pages with her
+    Matrix password, checked by Synapse; the session Synapse opens for the check is closed at once,
+    so no device stays behind."""
+    if member is None or member.web_password_hash is not None or not member.matrix_user_id or not password:
+        return False
+    try:
+        token = await hub.homeserver.login_with_password(member.matrix_user_id, password)
+    except HomeserverError:
+        return False
+    await hub.homeserver.logout(token)
+    return True
 
 
 async def logout(request: web.Request) -> web.Response:
