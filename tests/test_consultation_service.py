@@ -168,3 +168,19 @@ def test_participation_counts_by_side_only(consult):
 def _q1(hub) -> int:
     with hub.engine.connect() as conn:
         return store.get_consultation(conn, hub.consultation_id).questions[0].id
+
+
+def test_bookkeeping_is_forgotten_once_it_can_no_longer_matter(consult):
+    from crossline.services.housekeeping import DAY_MS, forget_what_is_no_longer_needed
+
+    hub = consult
+    service.change_phase(hub, hub.facilitator, hub.consultation_id, Phase.COLLECTING)
+    say(hub, "ana", "!say 1 Open the bridge", event_id="$old")
+    service.submit_statement(hub, hub.people["bea"], hub.consultation_id, _q1(hub), "Reopen schools", "web", "sub-old")
+    hub.clock.now += DAY_MS
+    assert forget_what_is_no_longer_needed(hub).processed_events == 0  # a day on: still guarded
+    hub.clock.now += 7 * DAY_MS
+    forgotten = forget_what_is_no_longer_needed(hub)
+    assert (forgotten.processed_events, forgotten.web_submissions) == (1, 1)
+    with hub.engine.connect() as conn:
+        assert len(store.list_statements(conn, hub.consultation_id)) == 2  # the effects stay

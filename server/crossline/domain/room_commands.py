@@ -16,7 +16,8 @@ HELP = (
     "• Reply to a question to send a statement, or write: !say 1 your statement (1 = question number)\n"
     "• Vote: !agree 3, !disagree 3 or !pass 3 (3 = statement number; several at once: !agree 3 5)\n"
     "• Change your vote by voting again; withdraw your statement: !withdraw 3\n"
-    "Votes are encrypted like your messages; emoji reactions are not, so they do not count."
+    "Votes are encrypted like your messages; emoji reactions are not, so they do not count.\n"
+    "• Report abuse privately: reply to the message with !report and a few words (your command is removed)"
 )
 FACILITATOR_HELP = (
     "Facilitators: !open (collect statements), !voting, !close, !approve 3, !reject 3 reason, !status"

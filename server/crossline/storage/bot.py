@@ -89,3 +89,7 @@ def pending(conn: Connection) -> list[tuple[str, str, dict]]:
 
 def drop_pending(conn: Connection, event_id: str) -> None:
     conn.execute(delete(pending_events).where(pending_events.c.event_id == event_id))
+
+
+def forget_processed_before(conn: Connection, before_ms: int) -> int:
+    return conn.execute(delete(processed_events).where(processed_events.c.processed_at < before_ms)).rowcount

@@ -251,3 +251,6 @@ def record_submissions(conn: Connection, keys: Iterable[tuple[int, str]], now_ms
     if rows:
         conn.execute(insert(web_submissions), rows)
 
+
+def forget_submissions_before(conn: Connection, before_ms: int) -> int:
+    return conn.execute(web_submissions.delete().where(web_submissions.c.created_at < before_ms)).rowcount

@@ -18,6 +18,7 @@ from crossline.matrix.bot import HubBot
 from crossline.matrix.homeserver import Homeserver
 from crossline.services.hub import Hub
 from crossline.services import moderation as moderation_service
+from crossline.services.housekeeping import forget_what_is_no_longer_needed
 from crossline.services.onboarding import collect_registration_claims
 from crossline.services.vote_batcher import VoteBatcher
 from crossline.storage.db import create_database_engine, migrate
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 CLAIMS_POLL_SECONDS = 2.0
 REPORT_INTAKE_INTERVAL_S = 3.0
+HOUSEKEEPING_INTERVAL_S = 3600.0
 
 
 def create_app(
@@ -78,7 +80,7 @@ def create_app(
         bot = HubBot(hub, hub.homeserver.session)
         app[BOT] = bot
         tasks = [asyncio.create_task(_collect_claims_forever(hub)), asyncio.create_task(bot.run(stop)),
-                 asyncio.create_task(_take_in_reports_forever(hub))]
+                 asyncio.create_task(_take_in_reports_forever(hub)), asyncio.create_task(_housekeeping_forever(hub))]
         yield
         stop.set()
         for task in tasks:
@@ -108,16 +110,24 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def _take_in_reports_forever(hub: Hub) -> None:
-    """Element's reports reach the moderation queue within seconds; closed cases age out."""
+    """Element's reports reach the moderation queue within seconds."""
     while True:
         try:
             await moderation_service.take_in_matrix_reports(hub)
-            moderation_service.apply_retention(hub)
         except CrosslineError as error:
             logger.warning("Taking in reports failed: %s", error.message)
         except Exception:  # noqa: BLE001 - retried; only the type is logged
             logger.exception("Taking in reports failed")
         await asyncio.sleep(REPORT_INTAKE_INTERVAL_S)
+
+
+async def _housekeeping_forever(hub: Hub) -> None:
+    while True:
+        try:
+            forget_what_is_no_longer_needed(hub)
+        except Exception:  # noqa: BLE001 - retried next hour; only the type is logged
+            logger.exception("Housekeeping failed")
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
 
 async def _collect_claims_forever(hub: Hub) -> None:
