@@ -65,3 +65,16 @@ async def test_a_flood_from_one_address_is_slowed_and_loses_nothing_typed(client
         assert status == 200
     status, page = await send(client, {"category": "spam", "text": "One too many"})
     assert status == 429 and "Wait ten minutes" in page and "One too many" in page
+
+
+def test_behind_a_local_proxy_the_forwarded_address_is_the_sender():
+    from aiohttp.test_utils import make_mocked_request
+
+    from crossline.web.reporting import client_address
+
+    proxied = make_mocked_request("POST", "/report", headers={"X-Forwarded-For": "203.0.113.9, 198.51.100.7"})
+    proxied._transport_peername = ("127.0.0.1", 5000)
+    assert client_address(proxied) == "198.51.100.7"  # the hop the local proxy itself saw
+    direct = make_mocked_request("POST", "/report", headers={"X-Forwarded-For": "1.2.3.4"})
+    direct._transport_peername = ("192.0.2.50", 5000)
+    assert client_address(direct) == "192.0.2.50"  # not from a local proxy: the header is not trusted

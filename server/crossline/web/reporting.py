@@ -49,6 +49,17 @@ class Flood:
 FLOOD = web.AppKey("report_flood", Flood)
 
 
+def client_address(request: web.Request) -> str:
+    """Who is sending, for the flood limit. Behind a reverse proxy on this machine (the hub
+    listens on loopback), every request comes from the proxy: then the address the proxy saw,
+    the last one it appended to X-Forwarded-For, is the sender's."""
+    remote = request.remote or ""
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and (remote.startswith("127.") or remote == "::1"):
+        return forwarded.split(",")[-1].strip()
+    return remote
+
+
 def setup_routes(app: web.Application) -> None:
     app[FLOOD] = Flood()
     app.router.add_get("/report", form_page)
@@ -80,7 +91,7 @@ async def form_page(request: web.Request) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     form = await request.post()
     entered = {key: str(form.get(key, "")) for key in ("category", "text", "contact", "country")}
-    if not request.app[FLOOD].allow(request.remote or ""):
+    if not request.app[FLOOD].allow(client_address(request)):
         return render(request, "report_form.html", {
             "categories": _categories(), "entered": entered,
             "error": "Many reports came from here just now. Wait ten minutes and send again: what you wrote is "
