@@ -63,11 +63,18 @@ async def test_one_pseudonym_per_person_per_consultation_and_no_double_voting(wo
     consultations.submit_statement(world, world.facilitator, world.consultation.id,
                                    world.consultation.questions[0].id, "Seeded", "web")
     consultations.change_phase(world, world.facilitator, world.consultation.id, Phase.VOTING)
-    with pytest.raises(NotAllowed, match="under a pseudonym"):
+    with pytest.raises(NotAllowed, match="count once"):
         consultations.cast_votes(world, world.person, world.consultation.id, [(1, VoteValue.AGREE)])
     with world.engine.connect() as conn:
         pseudonym = members.find_by_user_id(conn, new.user_id)
     assert consultations.cast_votes(world, pseudonym, world.consultation.id, [(1, VoteValue.AGREE)]) == [1]
+    # A pseudonym belongs to its consultation: it does not see or count in another one.
+    other = consultations.create(world, world.facilitator, 1, "Water", [{"en": "Who decides?"}], list(world.sides),
+                                 premoderation=False)
+    consultations.change_phase(world, world.facilitator, other.id, Phase.COLLECTING)
+    assert [c.id for c in consultations.consultations_for(world, pseudonym)] == [world.consultation.id]
+    with pytest.raises(NotAllowed, match="count once"):
+        consultations.submit_statement(world, pseudonym, other.id, other.questions[0].id, "Elsewhere", "web")
     # The other way round: having voted under her own name, she cannot then take a pseudonym.
     consultations.cast_votes(world, world.other, world.consultation.id, [(1, VoteValue.DISAGREE)])
     with pytest.raises(Conflict, match="under your own name"):

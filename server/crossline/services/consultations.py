@@ -146,12 +146,12 @@ def cast_votes(hub: Hub, member: Member, consultation_id: int, choices: Sequence
 
 
 def _under_pseudonym() -> NotAllowed:
-    return NotAllowed("You take part in this consultation under a pseudonym: vote and write with it, not under "
-                      "your own name, so that you count once.")
+    return NotAllowed("In this consultation you count once: under your pseudonym if you took one here, and a "
+                      "pseudonym only in the consultation it was made for.")
 
 
 def _not_under_pseudonym(conn: Connection, hub: Hub, member: Member, consultation_id: int) -> None:
-    if pseudonyms.with_pseudonym(conn, hub, [(member.id, consultation_id)]):
+    if pseudonyms.not_counted(conn, hub, [(member.id, consultation_id)]):
         raise _under_pseudonym()
 
 
@@ -189,7 +189,7 @@ def cast_vote_batch(conn: Connection, hub: Hub, requests: Sequence[VoteRequest])
         conn, [(r.member.id, r.submission_id) for r in requests if r.submission_id])
     rows: dict[tuple[int, int], dict] = {}
     results: list[list[int] | CrosslineError] = []
-    masked = pseudonyms.with_pseudonym(conn, hub, list({(r.member.id, r.consultation_id) for r in requests}))
+    masked = pseudonyms.not_counted(conn, hub, list({(r.member.id, r.consultation_id) for r in requests}))
     for request in requests:
         if (request.member.id, request.consultation_id) in masked:
             results.append(_under_pseudonym())
@@ -264,10 +264,12 @@ def participation(hub: Hub, actor: Member, consultation_id: int) -> list[SidePar
 
 
 def consultations_for(hub: Hub, member: Member) -> list[Consultation]:
-    """What a participant can take part in: open consultations of her line that include her side."""
+    """What a participant can take part in: open consultations of her line that include her side
+    (a pseudonym: only the one it was made for)."""
+    home = pseudonyms.own_consultation(hub, member.id)
     with hub.engine.connect() as conn:
         return [c for c in store.list_consultations(conn, member.line_id)
-                if c.phase is not Phase.DRAFT and member.side_id in c.eligible_side_ids]
+                if c.phase is not Phase.DRAFT and member.side_id in c.eligible_side_ids and home in (None, c.id)]
 
 
 def member_by_user_id(conn: Connection, user_id: str) -> Member | None:

@@ -100,12 +100,21 @@ def _random_text(length: int) -> str:
     return "".join(LOCALPART_ALPHABET[b % len(LOCALPART_ALPHABET)] for b in random_bytes(length))
 
 
-def with_pseudonym(conn, hub: Hub, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
-    """Of these (member, consultation) pairs, those where the member takes part under a pseudonym:
-    she may not also vote or write under her own name there."""
+def not_counted(conn, hub: Hub, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Of these (member, consultation) pairs, those that must not vote or write, so that everyone
+    counts once: a person who takes part there under a pseudonym (not under her own name too),
+    and a pseudonym anywhere but in its own consultation."""
     secret = _tag_secret(hub)
     tagged = {(c, rules.person_tag(secret, m, c)): (m, c) for m, c in pairs}
-    return {tagged[key] for key in store.tags_taken(conn, list(tagged))}
+    masked = {tagged[key] for key in store.tags_taken(conn, list(tagged))}
+    homes = store.consultations_of_pseudonyms(conn, {m for m, _ in pairs})
+    return masked | {(m, c) for m, c in pairs if m in homes and homes[m] != c}
+
+
+def own_consultation(hub: Hub, member_id: int) -> int | None:
+    """The one consultation a pseudonym belongs to, or None for anyone else."""
+    with hub.engine.connect() as conn:
+        return store.consultations_of_pseudonyms(conn, {member_id}).get(member_id)
 
 
 async def _names_in_use(hub: Hub, conn) -> list[str]:

@@ -101,6 +101,14 @@ def pseudonym_of_member(conn: Connection, member_id: int):
     return conn.execute(select(pseudonyms).where(pseudonyms.c.member_id == member_id)).first()
 
 
+def consultations_of_pseudonyms(conn: Connection, member_ids: set[int]) -> dict[int, int]:
+    """{member id: its consultation} for those of these members who are pseudonyms."""
+    if not member_ids:
+        return {}
+    return dict(conn.execute(select(pseudonyms.c.member_id, pseudonyms.c.consultation_id)
+                             .where(pseudonyms.c.member_id.in_(member_ids))).all())
+
+
 def pseudonym_by_user_id(conn: Connection, user_id: str):
     return conn.execute(select(pseudonyms).join(members, members.c.id == pseudonyms.c.member_id)
                         .where(members.c.matrix_user_id == user_id)).first()

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from crossline.domain.consultations import NEXT_PHASE, Phase, parse_questions_text
 from crossline.services import consultations as service
+from crossline.services import pseudonyms as pseudonym_service
 from crossline.services import rooms as room_service
 from crossline.storage import consultations as store
 from crossline.storage import lines, members
@@ -97,6 +98,8 @@ async def create_room(request: web.Request) -> web.Response:
         consultation = service.get(conn, consultation_id)
         invitees = [m.id for m in members.list_members(conn, consultation.line_id)
                     if m.matrix_user_id and m.side_id in consultation.eligible_side_ids]
+    # Pseudonyms belong to one consultation each: only this one's are invited.
+    invitees = [i for i in invitees if pseudonym_service.own_consultation(hub, i) in (None, consultation_id)]
     if consultation.room_id is None:
         room = await room_service.create_room(hub, actor, consultation.line_id, "consultation", consultation.title,
                                               "", invitees)
