@@ -51,6 +51,10 @@ async def test_matrix_reports_are_taken_in_once_and_the_reporter_is_told(mod):
     view = service.view(mod, mod.mods["mona"], case_id)
     assert [kind for _, kind, _, _, _ in view.evidence] == ["reporter_supplied", "reporter_supplied"]
     assert view.evidence[0][3] == b"He wrote: you are a traitor" and not view.case.reporter_wants_action
+    # Her choice holds: moderators can record the case but not act on it.
+    with pytest.raises(NotAllowed, match="record only"):
+        await service.decide(mod, mod.mods["mona"], case_id, ["ban_room"], "Harassment")
+    assert "No action" in await service.decide(mod, mod.mods["mona"], case_id, ["dismiss"], "Recorded as she asked")
 
 
 async def test_one_moderator_alone_cannot_ban_from_every_room(mod):

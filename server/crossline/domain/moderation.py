@@ -93,6 +93,7 @@ class CaseFacts:
     reported_user: str | None
     deciders: frozenset[int]  # moderators who decided (or proposed) so far
     reporter_member_id: int | None
+    reporter_wants_action: bool = True
 
 
 def parse_category(value: str) -> Category:
@@ -124,6 +125,10 @@ def check_decision(case: CaseFacts, action: Action, moderator: Moderator) -> Non
         raise Conflict("This case is not waiting for a decision.")
     if case.reporter_member_id == moderator.member_id:
         raise NotAllowed("You reported this case: another moderator must decide it.")
+    if not case.reporter_wants_action and action is not Action.DISMISS and case.status is CaseStatus.OPEN:
+        # Her report, her choice: acting against her wish can put her at risk.
+        raise NotAllowed("The reporter asked for a record only, not action. Record it with “No action”; "
+                         "she can change her choice on her status page.")
     if case.status is CaseStatus.APPEALED and moderator.member_id in case.deciders:
         raise NotAllowed("This is an appeal: a moderator who had no part in the first decision must decide it.")
     if action in NEEDS_EVENT and not (case.event_id and case.room_id):

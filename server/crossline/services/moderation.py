@@ -236,7 +236,8 @@ def _moderator(member: Member) -> Moderator:
 def _facts(conn, case: Case) -> CaseFacts:
     deciders = frozenset(d.proposed_by for d in store.list_decisions(conn, case.id)) | frozenset(
         d.agreed_by for d in store.list_decisions(conn, case.id) if d.agreed_by)
-    return CaseFacts(case.status, case.room_id, case.event_id, case.reported_user, deciders, case.reporter_member_id)
+    return CaseFacts(case.status, case.room_id, case.event_id, case.reported_user, deciders, case.reporter_member_id,
+                     case.reporter_wants_action)
 
 
 def _case(conn, case_id: int) -> Case:
