@@ -415,11 +415,10 @@ def _as_room_admin(hub: Hub, room_id: str | None):
     """Room actions are taken by the room's creator (its facilitator, power level 100), through a
     short-lived token from the admin API, as rooms are created."""
     with hub.engine.connect() as conn:
-        room = next((r for r in room_store.list_rooms(conn) if r.room_id == room_id), None)
-        creator = member_store.get_member(conn, room.created_by) if room else None
-    if creator is None or not creator.matrix_user_id:
+        creator = room_store.creator_user_id(conn, room_id)
+    if creator is None:
         raise HomeserverError("this room was not created through the hub, so the hub cannot act in it")
-    return hub.homeserver.acting_as(creator.matrix_user_id, ACTING_MS, hub.clock.now_ms())
+    return hub.homeserver.acting_as(creator, ACTING_MS, hub.clock.now_ms())
 
 
 def known_policy_room(hub: Hub) -> str | None:

@@ -150,8 +150,7 @@ async def create_pseudonym(hub: Hub, person: Member, consultation_id: int, displ
             raise Conflict("You have already taken part in this consultation under your own name, so a pseudonym "
                            "now would count you twice.")
         name = rules.check_display_name(display_name, await _names_in_use(hub, conn))
-        room = next((r for r in room_store.list_rooms(conn) if r.room_id == consultation.room_id), None)
-        room_creator = member_store.get_member(conn, room.created_by) if room else None
+        room_creator = room_store.creator_user_id(conn, consultation.room_id)
 
     localpart, password = f"p-{_random_text(14)}", _random_text(24)
     shared_secret = secrets.read_secret(hub.config.paths.secrets_dir, secrets.REGISTRATION_SHARED_SECRET)
@@ -173,8 +172,8 @@ async def create_pseudonym(hub: Hub, person: Member, consultation_id: int, displ
         store.add_pseudonym(conn, pseudonym_id, consultation_id, tag, name, current.id, link, now)
         _audit(conn, hub, "participant", "pseudonym_created", consultation=consultation_id)
     hub.publish_known_members()
-    if room_creator and room_creator.matrix_user_id:
-        async with hub.homeserver.acting_as(room_creator.matrix_user_id, ACTING_MS, hub.clock.now_ms()) as acting:
+    if room_creator:
+        async with hub.homeserver.acting_as(room_creator, ACTING_MS, hub.clock.now_ms()) as acting:
             await hub.homeserver.invite(acting, consultation.room_id, user_id)
     return NewPseudonym(user_id, password, name, f"{hub.config.hub_url}/r/{access}")
 
