@@ -142,9 +142,10 @@ def weighted_silhouette(points: np.ndarray, weights: np.ndarray, labels: np.ndar
 def cluster(table: VoteTable, seed: int = 0) -> Clustering:
     rng = np.random.default_rng(seed)
     rows = clustered_participants(table.votes_per_participant(), table.shape[1] + table.excluded_statements)
-    empty = np.zeros(0, dtype=int)
     if len(rows) < 2 or table.shape[1] < 2:
-        return Clustering(rows, np.zeros((len(rows), 2)), np.zeros((2, table.shape[1])), empty, empty, {})
+        # Too few people or statements to place anyone: nobody is clustered (one voter is not a group).
+        empty = np.zeros(0, dtype=int)
+        return Clustering(empty, np.zeros((0, 2)), np.zeros((2, table.shape[1])), empty, empty, {})
     centred, votes_cast = centred_matrix(table, rows)
     components = principal_components(centred, rng)
     projection = project(centred, components, votes_cast, table.excluded_statements)
