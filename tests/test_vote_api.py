@@ -95,3 +95,43 @@ async def test_a_closed_consultation_refuses_votes(aiohttp_client, aiohttp_serve
     response = await client.post(f"/api/consultations/{voting.consultation_id}/votes",
                                  json={"number": 1, "value": "agree"}, headers=headers)
     assert response.status == 409 and "Voting has closed" in (await response.json())["error"]
+
+
+async def test_one_request_that_breaks_its_batch_fails_alone(voting):
+    """A request the database cannot take (an id past 64 bits, slipped past the web layer) used to
+    fail every vote committed with it; now the batch is split until it fails on its own."""
+    from crossline.services.vote_batcher import VoteBatcher
+
+    batcher = VoteBatcher(voting)
+    batcher.start()
+    with voting.engine.connect() as conn:
+        voters = [members.member_for_access_link(conn, token_hash(link)) for link in voting.links]
+    try:
+        good = [batcher.cast(voter, voting.consultation_id, [(1 + i % 3, VoteValue.AGREE)], f"good-{i:04d}")
+                for i, voter in enumerate(voters)]
+        bad = batcher.cast(voters[0], 99999999999999999999, [(1, VoteValue.AGREE)], "bad-00001")
+        answers = await asyncio.gather(*good[:15], bad, *good[15:], return_exceptions=True)
+    finally:
+        await batcher.stop()
+    assert isinstance(answers[15], Exception)
+    assert [a for i, a in enumerate(answers) if i != 15] == [[1 + i % 3] for i in range(30)]
+    with voting.engine.connect() as conn:
+        tallies = store.tallies_by_side(conn, voting.consultation_id)
+    assert sum(sum(counts.values()) for by_side in tallies.values() for counts in by_side.values()) == 30
+
+
+async def test_numbers_that_are_not_statements_are_refused_with_a_sentence(aiohttp_client, aiohttp_server, voting):
+    server = await aiohttp_server(create_app(voting.config, background=False))
+    client, headers = await voter(aiohttp_client, server, voting.links[0])
+    path = f"/api/consultations/{voting.consultation_id}/votes"
+    for body in ('{"votes": [[true, "agree"]]}', '{"number": false, "value": "agree"}',
+                 '{"votes": [[99999999999999999999, "agree"]]}', '{"votes": [[' + "9" * 5000 + ', "agree"]]}',
+                 '{"votes": [[1.0, "agree"]]}', "[" * 20_000 + "]" * 20_000, b'{"votes": [[1, "\xff"]]}'):
+        response = await client.post(path, data=body, headers={**headers, "Content-Type": "application/json"})
+        assert response.status == 400, (body[:40], response.status)
+        assert "statement number" in (error := (await response.json())["error"]) or "JSON" in error
+    for cid in ("99999999999999999999", "9" * 5000):
+        response = await client.post(f"/api/consultations/{cid}/votes", json={"votes": [[1, "agree"]]}, headers=headers)
+        assert response.status == 404 and "no such page" in (await response.json())["error"]
+    with voting.engine.connect() as conn:
+        assert store.tallies_by_side(conn, voting.consultation_id) == {}

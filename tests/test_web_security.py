@@ -113,3 +113,54 @@ def test_staff_passwords_are_argon2id():
     assert verify_password(stored, "correct horse battery")
     assert not verify_password(stored, "wrong horse battery")
     assert not verify_password(None, "anything")
+
+
+def _posts(app) -> list[str]:
+    """Every POST route, from the router, with 1 for each path parameter."""
+    paths = []
+    for route in app.router.routes():
+        if route.method == "POST":
+            info = route.resource.get_info()
+            paths.append(re.sub(r"\{[^}]+\}", "1", info.get("formatter") or info.get("path")))
+    return paths
+
+
+async def test_a_body_that_cannot_be_read_is_a_clear_400_on_every_post_route(client):
+    token = await csrf_token(client)
+    bodies = [
+        (b"csrf_token=" + token.encode() + b"&text=\xff\xfe&username=\xc3", "application/x-www-form-urlencoded"),
+        (b"\xff\xfe=\xff", "application/x-www-form-urlencoded"),
+        (b"csrf_token=" + token.encode(), "application/x-www-form-urlencoded; charset=no-such-charset"),
+        (b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb\r\n--x--\r\n", "multipart/form-data"),
+        (b"garbage", "multipart/form-data; boundary=x"),
+    ]
+    for path in _posts(client.app):
+        for body, content_type in bodies:
+            response = await client.post(path, data=body, headers={"Content-Type": content_type})
+            assert response.status == 400, (path, content_type, response.status)
+            assert "could not be read" in await response.text()
+
+
+async def test_a_chunked_body_is_limited_on_the_bytes_read(client):
+    token = await csrf_token(client)
+
+    async def body():
+        yield f"csrf_token={token}&username=a&password=".encode()
+        for _ in range(15 * 16):  # 15 MB, with no Content-Length
+            yield b"b" * 65536
+
+    response = await client.post("/login", data=body(), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 413 and "too large" in await response.text()
+
+
+async def test_ids_no_row_can_have_are_not_found_on_every_route_before_anything_else(client):
+    routes = [(route.method, route.resource.get_info().get("formatter", "")) for route in client.app.router.routes()]
+    numbered = [(method, path) for method, path in routes if re.search(r"\{(cid|\w+_id|rid)\}", path)]
+    assert len(numbered) > 20
+    for method, path in numbered:
+        for name in re.findall(r"\{(cid|\w+_id|rid)\}", path):
+            for number in ("99999999999999999999", "9" * 5000, "0" * 40 + "1"):
+                target = re.sub(r"\{\w+\}", lambda m: number if m.group(0) == f"{{{name}}}" else "1", path)
+                response = await client.request(method, target.replace("report.1", "report.json"),
+                                                allow_redirects=False)
+                assert response.status == 404, (method, target[:60], response.status)

@@ -3,6 +3,8 @@
 Requests wait in a queue; one worker takes everything waiting (up to a limit), applies it in one
 transaction in a thread, and answers each request only after that transaction has committed.
 Under load a commit carries hundreds of votes; when quiet, a vote is committed at once.
+A batch that fails as a whole is split in halves and retried, down to the one request that
+fails alone: one bad request never fails anyone else's vote.
 """
 
 from __future__ import annotations
@@ -49,10 +51,7 @@ class VoteBatcher:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            try:
-                results = await asyncio.to_thread(self._apply, [request for request, _ in batch])
-            except Exception as error:  # the whole batch failed to commit: every request is told
-                results = [error] * len(batch)
+            results = await asyncio.to_thread(self._apply_isolating, [request for request, _ in batch])
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue
@@ -60,6 +59,16 @@ class VoteBatcher:
                     future.set_exception(result)
                 else:
                     future.set_result(result)
+
+    def _apply_isolating(self, requests: list[VoteRequest]) -> list:
+        """Each half in its own transaction when the whole fails: a failure costs log2(batch) retries."""
+        try:
+            return self._apply(requests)
+        except Exception as error:  # noqa: BLE001 - handed to the one request it belongs to
+            if len(requests) == 1:
+                return [error]
+            middle = len(requests) // 2
+            return self._apply_isolating(requests[:middle]) + self._apply_isolating(requests[middle:])
 
     def _apply(self, requests: list[VoteRequest]) -> list:
         with self.hub.engine.begin() as conn:

@@ -16,8 +16,10 @@ from crossline.domain.moderation import ACTION_LABELS, CATEGORY_LABELS, Category
 from crossline.errors import CrosslineError
 from crossline.services import moderation as service
 from crossline.storage import moderation as store
+from crossline.web.forms import read_form
 from crossline.web.keys import HUB
 from crossline.web.render import render
+from crossline.web.security import accepts_uploads
 
 # At most this many reports per address in the window, and in all across addresses.
 PER_ADDRESS, PER_ADDRESS_WINDOW_S = 5, 600
@@ -88,8 +90,9 @@ async def form_page(request: web.Request) -> web.Response:
     return render(request, "report_form.html", {"categories": _categories(), "entered": {}})
 
 
+@accepts_uploads
 async def submit(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     entered = {key: str(form.get(key, "")) for key in ("category", "text", "contact", "country")}
     if not request.app[FLOOD].allow(client_address(request)):
         return render(request, "report_form.html", {
@@ -118,8 +121,9 @@ async def status_page(request: web.Request, notice: str | None = None, error: st
         "services": service.support_services(hub), "notice": notice, "error": error}, status=status)
 
 
+@accepts_uploads
 async def add_more(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     choice = str(form.get("wants_action", ""))
     try:
         service.add_from_reporter(request.app[HUB], request.match_info["token"], str(form.get("text", "")),
@@ -134,6 +138,6 @@ async def appeal_page(request: web.Request) -> web.Response:
 
 
 async def appeal(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     case = service.appeal(request.app[HUB], request.match_info["token"], str(form.get("text", "")))
     return render(request, "appeal.html", {"token": request.match_info["token"], "sent": case.id})

@@ -1,18 +1,21 @@
-"""Middlewares every page passes through: security headers, CSRF, sessions, error pages."""
+"""Middlewares every page passes through: body and id bounds, security headers, CSRF, sessions,
+error pages; and who the client is (for rate limits)."""
 
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
 from crossline.clock import token_hash
 from crossline.domain.records import Member
-from crossline.errors import CrosslineError, NotAllowed
+from crossline.errors import CrosslineError, NotAllowed, NotFound
 from crossline.storage import members, sessions
+from crossline.web.forms import bounded_int, read_form, too_large
 from crossline.web.keys import CSRF_COOKIE_VALUE, HUB, MEMBER, SESSION_CACHE
 from crossline.web.render import csrf_token_for, render
 
@@ -24,9 +27,8 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"  # for JSON requests
 SESSION_LIFETIME_MS = 12 * 3600 * 1000
 MAX_FORM_BYTES = 64 * 1024
-# Forms that take screenshots (abuse reports) may be larger.
+# Forms that take screenshots (abuse reports) may be larger: their handlers say so with `accepts_uploads`.
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
-UPLOAD_PATHS = ("/report",)
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -41,6 +43,53 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def accepts_uploads(handler: Handler) -> Handler:
+    """Marks a handler whose form may carry screenshots: its body may be up to MAX_UPLOAD_BYTES."""
+    handler.max_body_bytes = MAX_UPLOAD_BYTES  # type: ignore[attr-defined]
+    return handler
+
+
+@web.middleware
+async def body_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every body is read with its page's limit, counted on the bytes actually read (a chunked body
+    has no Content-Length to check): past it, reading stops with 413. Outermost, so every other
+    middleware and the handler see the same bounded request."""
+    limit = getattr(request.match_info.handler, "max_body_bytes", MAX_FORM_BYTES)
+    return await handler(request.clone(client_max_size=limit))
+
+
+@web.middleware
+async def unusable_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refused before any lookup: a body announced larger than its page takes, and a numeric id in
+    the path that no row can have (past 64 bits, or thousands of digits that `int()` refuses)."""
+    if request.content_length and request.content_length > request.client_max_size:
+        raise too_large(request.client_max_size)
+    if any(value.isdecimal() and bounded_int(value) is None for value in request.match_info.values()):
+        raise NotFound("There is no such page: check the number in the address.")
+    return await handler(request)
+
+
+def client_address(request: web.Request, trusted_proxies: Iterable[str]) -> str:
+    """Who is sending, for rate limits (kept in memory only, never logged). X-Forwarded-For is
+    believed only from a configured trusted proxy, and only as far as the chain of trusted proxies
+    goes: the first address from the right that is not one of them is the client. Anyone else's
+    header is ignored, so a client cannot choose her own address."""
+    trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    address = request.remote or ""
+    hops = [hop.strip() for header in request.headers.getall("X-Forwarded-For", []) for hop in header.split(",")]
+    while is_trusted(address) and hops:
+        address = hops.pop()
+    return address
 
 
 def uses_tls(request: web.Request) -> bool:
@@ -96,14 +145,10 @@ async def csrf_protection(request: web.Request, handler: Handler) -> web.StreamR
         origin = request.headers.get("Origin")
         if origin and origin != "null" and origin != f"{request.scheme}://{request.host}":
             return _csrf_refused(request)
-        limit = MAX_UPLOAD_BYTES if request.path.startswith(UPLOAD_PATHS) else MAX_FORM_BYTES
-        if request.content_length and request.content_length > limit:
-            return render(request, "error.html", {"message": "That form is too large to accept: screenshots "
-                                                             "can be at most 5 MB each, three in all."}, status=413)
         if request.content_type == "application/json":
             sent = request.headers.get(CSRF_HEADER)
         else:
-            sent = (await request.post()).get(CSRF_FIELD)
+            sent = (await read_form(request)).get(CSRF_FIELD)
         if new_cookie or not isinstance(sent, str) or not hmac.compare_digest(sent, csrf_token_for(request)):
             return _csrf_refused(request)
     response = await handler(request)
@@ -191,4 +236,4 @@ def participant_member(request: web.Request) -> Member:
     return member
 
 
-MIDDLEWARES = [security_headers, domain_errors, csrf_protection, session_loader]
+MIDDLEWARES = [body_limit, security_headers, domain_errors, unusable_requests, csrf_protection, session_loader]
