@@ -29,6 +29,8 @@ SESSION_LIFETIME_MS = 12 * 3600 * 1000
 MAX_FORM_BYTES = 64 * 1024
 # Forms that take screenshots (abuse reports) may be larger: their handlers say so with `accepts_uploads`.
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
+# Longer than any token, code or file name in a path.
+MAX_PATH_VALUE = 200
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -62,11 +64,13 @@ async def body_limit(request: web.Request, handler: Handler) -> web.StreamRespon
 
 @web.middleware
 async def unusable_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refused before any lookup: a body announced larger than its page takes, and a numeric id in
-    the path that no row can have (past 64 bits, or thousands of digits that `int()` refuses)."""
+    """Refused before any lookup: a body announced larger than its page takes, and a value in the
+    path that names nothing: a numeric id no row can have (past 64 bits, or thousands of digits that
+    `int()` refuses), or anything longer than any token, code or file name (the file system refuses those)."""
     if request.content_length and request.content_length > request.client_max_size:
         raise too_large(request.client_max_size)
-    if any(value.isdecimal() and bounded_int(value) is None for value in request.match_info.values()):
+    if any(len(value) > MAX_PATH_VALUE or (value.isdecimal() and bounded_int(value) is None)
+           for value in request.match_info.values()):
         raise NotFound("There is no such page: check the number in the address.")
     return await handler(request)
 
