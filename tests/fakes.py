@@ -35,14 +35,23 @@ class FakeHomeserver:
         self.calls.append(("register", localpart))
         return f"token-{localpart}"
 
-    async def set_displayname(self, token, user_id, name):
+    async def register_appservice_user(self, localpart):
+        self.accounts[f"@{localpart}:crossline.local"] = {"name": f"@{localpart}:crossline.local"}
+        self.calls.append(("register_appservice_user", localpart))
+
+    async def set_password(self, user_id, password):
+        self.accounts[user_id]["password"] = password
+        self.calls.append(("set_password", user_id))
+
+    async def set_displayname(self, user_id, name):
         self.accounts[user_id]["displayname"] = name
+        self.calls.append(("set_displayname", user_id, name))
 
-    async def logout(self, token):
-        self.calls.append(("logout", token))
+    async def invite_as(self, inviter, room_id, user_id):
+        self.calls.append(("invite", inviter, room_id, user_id))
 
-    async def invite(self, token, room_id, user_id):
-        self.calls.append(("invite", room_id, user_id))
+    async def password_matches(self, user_id, password):
+        return self.accounts.get(user_id, {}).get("password") == password
 
     async def reports(self, kind: str, offset: int, limit: int = 100) -> list[dict]:
         return self.matrix_reports[kind][offset:offset + limit]

@@ -1,7 +1,9 @@
 """Pseudonyms and unmasking, on a real database with a recording homeserver (the whole path with
-Synapse is in test_e2e_pseudonym.py)."""
+Synapse is in test_e2e_pseudonym.py; the pure threshold escrow in test_pseudonym_escrow.py)."""
 
 from __future__ import annotations
+
+import itertools
 
 import pytest
 from sqlalchemy import text
@@ -10,10 +12,19 @@ from crossline.domain.consultations import Phase, VoteValue
 from crossline.errors import Conflict, InvalidInput, NotAllowed
 from crossline.pseudonyms import escrow
 from crossline.services import consultations, moderation
+from crossline.services import pseudonym_pool as pool
 from crossline.services import pseudonyms as service
 from crossline.storage import members, rooms
+from crossline.storage import pseudonyms as store
 
-PASSPHRASES = {"mona": "mona's long passphrase", "lena": "lena's long passphrase", "rita": "rita's long passphrase"}
+PASSPHRASES = {name: f"{name}'s long passphrase" for name in ("mona", "lena", "rita", "nina")}
+DAY_MS = 86_400_000
+
+
+async def ready_pool(hub) -> None:
+    """Accounts made by one batch can be taken from the next one on."""
+    await pool.run_batch(hub)
+    await pool.run_batch(hub)
 
 
 @pytest.fixture
@@ -22,7 +33,7 @@ async def world(hub):
         line = conn.execute(text("select id from lines")).scalar()
         left, right = [r[0] for r in conn.execute(text("select id from sides order by id"))]
         mods = {name: members.add_member(conn, f"@{name}:crossline.local", line, side, frozenset({"moderator"}), None, 0)
-                for name, side in (("mona", left), ("lena", left), ("rita", right))}
+                for name, side in (("mona", left), ("lena", left), ("rita", right), ("nina", right))}
         person = members.add_member(conn, None, line, left, frozenset({"participant"}), None, 0, web_handle="webmaria")
         other = members.add_member(conn, "@olga:crossline.local", line, right, frozenset({"participant"}), None, 0)
         rooms.add_room(conn, "!consult:crossline.local", line, "consultation", "Consult", hub.facilitator.id, 0)
@@ -32,28 +43,70 @@ async def world(hub):
     hub.homeserver.accounts["@olga:crossline.local"] = {"displayname": "Olga Rusu"}
     for name, member in hub.mods.items():
         service.set_moderator_key(hub, member, PASSPHRASES[name])
-    service.set_up_escrow(hub, hub.admin, 2, [m.id for m in hub.mods.values()])
+    service.set_up_escrow(hub, hub.admin, 2, [hub.mods[n].id for n in ("mona", "lena", "rita")])
     consultation = consultations.create(hub, hub.facilitator, 1, "Bridges", [{"en": "What first?"}], list(hub.sides),
                                         premoderation=False)
     consultations.attach_room(hub, hub.facilitator, consultation.id, "!consult:crossline.local")
     consultations.change_phase(hub, hub.facilitator, consultation.id, Phase.COLLECTING)
     hub.consultation = consultation
+    await ready_pool(hub)
     return hub
 
 
-async def test_a_pseudonym_is_an_opaque_account_of_her_side_with_a_sealed_link(world):
+def rows(hub, query: str) -> list:
+    with hub.engine.connect() as conn:
+        return list(conn.execute(text(query)).mappings())
+
+
+async def test_a_pseudonym_comes_from_the_pool_with_day_times_and_is_named_and_invited_two_batches_later(world):
+    world.clock.now += 5 * 3_600_000 + 1234  # a precise moment in the day
+    pooled = {r["user_id"] for r in rows(world, "select user_id from pseudonym_pool")}
+    audit_before = len(rows(world, "select seq from audit_log"))
     new = await service.create_pseudonym(world, world.person, world.consultation.id, "River Voice")
-    assert new.user_id.startswith("@p-") and "maria" not in new.user_id and len(new.password) >= 24
-    assert world.homeserver.accounts[new.user_id]["displayname"] == "River Voice"
-    assert ("logout", f"token-{new.user_id[1:].split(':')[0]}") in world.homeserver.calls  # no device kept
-    assert ("invite", "!consult:crossline.local", new.user_id) in world.homeserver.calls
+    assert new.user_id in pooled and new.user_id.startswith("@p-") and len(new.password) >= 24
+    assert world.homeserver.accounts[new.user_id]["password"] == new.password  # set through the admin API
+    assert "displayname" not in world.homeserver.accounts[new.user_id]  # not named yet: that comes later
+    assert not any(call[0] == "invite" for call in world.homeserver.calls)
     with world.engine.connect() as conn:
         pseudonym = members.find_by_user_id(conn, new.user_id)
-        row = conn.execute(text("select * from pseudonyms")).mappings().one()
-        audit_rows = conn.execute(text("select actor, details from audit_log")).all()
-    assert pseudonym.side_id == world.person.side_id and pseudonym.roles == frozenset({"participant"})
+    times = [r["created_at"] for r in rows(world, f"select created_at from members where id = {pseudonym.id}")]
+    times += [r["created_at"] for r in rows(world, "select created_at from pseudonyms")]
+    times += [r["created_at"] for r in rows(world, f"select created_at from web_access_links where member_id = {pseudonym.id}")]
+    assert times and all(t % DAY_MS == 0 for t in times), times  # the day only
+    assert len(rows(world, "select seq from audit_log")) == audit_before  # nothing timed about it
+    row = rows(world, "select * from pseudonyms")[0]
     assert b"webmaria" not in row["sealed_link"] and str(world.person.id) != row["person_tag"]
-    assert not any("webmaria" in r.details or r.actor == f"member:{world.person.id}" for r in audit_rows)
+    assert pseudonym.side_id == world.person.side_id and pseudonym.roles == frozenset({"participant"})
+
+    first = await pool.run_batch(world)  # finds it waiting
+    assert (first.invited, first.now_waiting) == (0, 1) and "displayname" not in world.homeserver.accounts[new.user_id]
+    second = await pool.run_batch(world)  # names and invites it
+    assert second.invited == 1
+    assert world.homeserver.accounts[new.user_id]["displayname"] == "River Voice"
+    assert ("invite", world.config.bot_user_id, "!consult:crossline.local", new.user_id) in world.homeserver.calls
+    audit_rows = rows(world, "select actor, kind, details from audit_log")
+    assert audit_rows[-1]["kind"] == "pseudonyms_invited" and '"count": 1' in audit_rows[-1]["details"]
+    assert not any("webmaria" in r["details"] or r["actor"] == f"member:{world.person.id}" for r in audit_rows)
+    assert (await pool.run_batch(world)).invited == 0  # once
+
+
+async def test_accounts_are_taken_only_from_the_batch_after_the_one_that_made_them(hub):
+    assert (await pool.run_batch(hub)).made == pool.POOL_SIZE
+    with hub.engine.begin() as conn:
+        assert store.take_from_pool(conn) is None  # made just now: not yet
+    assert (await pool.run_batch(hub)).made == 0
+    with hub.engine.begin() as conn:
+        taken = store.take_from_pool(conn)
+    assert taken.startswith("@p-") and ("register_appservice_user", taken[1:].split(":")[0]) in hub.homeserver.calls
+    assert (await pool.run_batch(hub)).made == 1  # refilled
+
+
+async def test_an_empty_pool_refuses_clearly_and_loses_nothing(world):
+    with world.engine.begin() as conn:
+        conn.execute(text("delete from pseudonym_pool"))
+    with pytest.raises(Conflict, match="No pseudonym is ready"):
+        await service.create_pseudonym(world, world.person, world.consultation.id, "River Voice")
+    assert rows(world, "select * from pseudonyms") == []
 
 
 async def test_one_pseudonym_per_person_per_consultation_and_no_double_voting(world):
@@ -101,6 +154,8 @@ async def test_unmasking_needs_the_quorum_and_every_step_is_audited(world):
     assert (first.approvals, first.threshold, first.unmasked_user_id) == (1, 2, None)
     with pytest.raises(Conflict, match="already approved"):
         service.approve_unmasking(world, world.mods["mona"], request_id, PASSPHRASES["mona"])
+    with pytest.raises(NotAllowed, match="no share"):  # nina is a moderator, but not a holder of this escrow
+        service.approve_unmasking(world, world.mods["nina"], request_id, PASSPHRASES["nina"])
     done = service.approve_unmasking(world, world.mods["rita"], request_id, PASSPHRASES["rita"])
     assert done.unmasked_user_id == "web participant webmaria"
     view = moderation.view(world, world.mods["lena"], case.case_id)
@@ -108,21 +163,98 @@ async def test_unmasking_needs_the_quorum_and_every_step_is_audited(world):
     kinds = [entry["kind"] for entry in view.audit]
     assert kinds.count("unmasking_approved") == 2 and "unmasking_requested" in kinds and "unmasked" in kinds
     assert "unmasking_passphrase_refused" in kinds
-    with world.engine.connect() as conn:
-        assert conn.execute(text("select count(*) from unmask_shares")).scalar() == 0  # shares gone after use
+    assert rows(world, "select * from unmask_partials") == []  # partials and blinds gone after use
+    with pytest.raises(Conflict, match="already finished"):
+        service.approve_unmasking(world, world.mods["lena"], request_id, PASSPHRASES["lena"])
     assert moderation.verify_audit(world)[1] is None
     with world.engine.begin() as conn:
         conn.execute(text("update audit_log set kind = 'nothing' where kind = 'unmasked'"))
     assert moderation.verify_audit(world)[1] is not None
 
 
-def test_the_sealed_link_opens_with_k_shares_and_not_with_k_minus_one():
-    key = escrow.new_key_pair()
-    link = escrow.seal(bytes(key.public_key), {"person": 7, "pseudonym_user_id": "@p-x:hub"})
-    shares = escrow.split(key, 3, 5)
-    assert b'"person": 7' in escrow.open_sealed(escrow.combine(shares[1:4]), link)
-    for fewer in (shares[:2], shares[3:], [shares[0], shares[4]]):
-        with pytest.raises(escrow.EscrowError):
-            escrow.open_sealed(escrow.combine(fewer), link)
-    with pytest.raises(escrow.EscrowError, match="quorum"):
-        escrow.split(key, 1, 3)
+def database_attack(captured: list[dict], links: list[dict]) -> list[dict]:
+    """What the hub database alone gives: every partial ever stored (even ones deleted since and
+    recovered from freed pages), combined in every way that could meet the quorum, against
+    every sealed link. Returns whatever opened."""
+    opened = []
+    for link in links:
+        for size in range(2, len(captured) + 1):
+            for chosen in itertools.combinations(captured, size):
+                by_index = {row["share_index"]: row["partial"] for row in chosen}
+                if len(by_index) < size:
+                    continue
+                try:
+                    opened.append(escrow.open_link(link["public_key"], link["sealed_link"], by_index))
+                except escrow.EscrowError:
+                    pass
+    return opened
+
+
+async def test_approvals_below_the_quorum_open_nothing_even_combined_across_requests(world):
+    """The issue's attack: quorum 3 of 4; two approvals on request 1, one on request 2 (on the
+    same pseudonym, once request 1 has expired, and on another pseudonym), then the hub database
+    alone, with every partial it ever held, opens nothing."""
+    four = [world.mods[n].id for n in ("mona", "lena", "rita", "nina")]
+    service.set_up_escrow(world, world.admin, 3, four)
+    maria = await service.create_pseudonym(world, world.person, world.consultation.id, "River Voice")
+    olga = await service.create_pseudonym(world, world.other, world.consultation.id, "Quiet Hill")
+    case = moderation.report_from_web(world, "harassment", "threats", "", "", [])
+    captured = []
+
+    def capture():
+        captured.extend(r for r in rows(world, "select share_index, partial from unmask_partials where partial is not null")
+                        if r not in captured)
+
+    first = service.request_unmasking(world, world.mods["mona"], case.case_id, maria.user_id, "Threats")
+    with pytest.raises(Conflict, match="already has an open"):  # one open request per pseudonym
+        service.request_unmasking(world, world.mods["lena"], case.case_id, maria.user_id, "Threats again")
+    for name in ("mona", "lena"):
+        assert service.approve_unmasking(world, world.mods[name], first, PASSPHRASES[name]).unmasked_user_id is None
+    capture()
+    on_other = service.request_unmasking(world, world.mods["rita"], case.case_id, olga.user_id, "Threats")
+    assert service.approve_unmasking(world, world.mods["rita"], on_other, PASSPHRASES["rita"]).unmasked_user_id is None
+    capture()
+    world.clock.now += service.REQUEST_LIFETIME_MS  # request 1 ends: its partials are deleted
+    assert service.expire_unmasking_requests(world) == [first, on_other]
+    assert rows(world, "select * from unmask_partials") == []
+    second = service.request_unmasking(world, world.mods["nina"], case.case_id, maria.user_id, "Threats")
+    assert service.approve_unmasking(world, world.mods["nina"], second, PASSPHRASES["nina"]).unmasked_user_id is None
+    capture()
+    with pytest.raises(Conflict, match=r"finished \(expired\)"):
+        service.approve_unmasking(world, world.mods["rita"], first, PASSPHRASES["rita"])
+    assert [r["status"] for r in rows(world, "select status from unmask_requests order by id")] == \
+        ["expired", "expired", "open"]
+
+    assert len(captured) == 4 and len({r["share_index"] for r in captured}) == 4  # 4 holders, any 3 would do
+    links = rows(world, "select sealed_link, public_key from pseudonyms join escrows on escrows.id = escrow_id")
+    assert database_attack(captured, links) == []
+    # The same request, approved by a quorum, opens.
+    for name in ("mona", "lena"):
+        step = service.approve_unmasking(world, world.mods[name], second, PASSPHRASES[name])
+    assert step.unmasked_user_id == "web participant webmaria"
+
+
+async def test_a_tampered_partial_is_caught_and_its_approver_named(world):
+    new = await service.create_pseudonym(world, world.person, world.consultation.id, "River Voice")
+    case = moderation.report_from_web(world, "harassment", "threats", "", "", [])
+    request_id = service.request_unmasking(world, world.mods["mona"], case.case_id, new.user_id, "Threats")
+    service.approve_unmasking(world, world.mods["mona"], request_id, PASSPHRASES["mona"])
+    with world.engine.begin() as conn:  # someone with write access swaps mona's partial for another point
+        conn.execute(text("update unmask_partials set partial = :p where partial is not null"),
+                     {"p": escrow.blind_key(escrow.random_scalar())})
+    with pytest.raises(Conflict, match="@mona:crossline.local does not verify"):
+        service.approve_unmasking(world, world.mods["rita"], request_id, PASSPHRASES["rita"])
+    assert rows(world, "select status from unmask_requests")[0]["status"] == "failed"
+    assert rows(world, "select * from unmask_partials") == []
+
+
+async def test_pseudonyms_sealed_under_the_old_scheme_are_refused_with_a_clear_message(world):
+    new = await service.create_pseudonym(world, world.person, world.consultation.id, "River Voice")
+    with world.engine.begin() as conn:
+        conn.execute(text("update escrows set scheme = 'shamir-x25519'"))
+        assert store.current_escrow(conn) is None  # new pseudonyms wait for an escrow set up again
+    case = moderation.report_from_web(world, "harassment", "threats", "", "", [])
+    with pytest.raises(Conflict, match="before threshold decryption"):
+        service.request_unmasking(world, world.mods["mona"], case.case_id, new.user_id, "Threats")
+    with pytest.raises(Conflict, match="escrow is not set up"):
+        await service.create_pseudonym(world, world.other, world.consultation.id, "Quiet Hill")

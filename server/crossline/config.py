@@ -67,6 +67,13 @@ class ModerationConfig:
 
 
 @dataclass(frozen=True)
+class PseudonymConfig:
+    # A pseudonym is named and invited into its room at least this long after it is taken, and
+    # accounts are made at least this long before (services/pseudonym_pool.py).
+    decoupling_seconds: int = 900
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     # Empty: SQLite at DATA_DIR/hub.sqlite3. PostgreSQL: postgresql+psycopg://...
     url: str = ""
@@ -135,6 +142,7 @@ class Config:
     synapse: SynapseConfig = field(default_factory=SynapseConfig)
     invitations: InvitationConfig = field(default_factory=InvitationConfig)
     moderation: ModerationConfig = field(default_factory=ModerationConfig)
+    pseudonyms: PseudonymConfig = field(default_factory=PseudonymConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
 
     @property
@@ -178,6 +186,7 @@ _SECTIONS: dict[str, type] = {
     "synapse": SynapseConfig,
     "invitations": InvitationConfig,
     "moderation": ModerationConfig,
+    "pseudonyms": PseudonymConfig,
     "database": DatabaseConfig,
 }
 
@@ -269,6 +278,11 @@ def _validate(config: Config, source: str) -> None:
             f"{source}: [moderation] report_retention_days must be between 1 and 3650, "
             f"not {config.moderation.report_retention_days}."
         )
+    if not 1 <= config.pseudonyms.decoupling_seconds <= 86_400:
+        raise ConfigError(
+            f"{source}: [pseudonyms] decoupling_seconds must be between 1 and 86400, "
+            f"not {config.pseudonyms.decoupling_seconds}."
+        )
     if config.database.url and not config.database.url.startswith(("sqlite", "postgresql")):
         raise ConfigError(f"{source}: [database] url must be a sqlite:// or postgresql:// URL.")
 
@@ -307,6 +321,11 @@ second_moderator_from_other_side = {str(config.moderation.second_moderator_from_
 report_retention_days = {config.moderation.report_retention_days}
 # When a quorum of moderators unmasks a pseudonym, the person behind it gets a notice.
 tell_member_when_unmasked = {str(config.moderation.tell_member_when_unmasked).lower()}
+
+[pseudonyms]
+# A pseudonym is named and invited into its room at least this long (and at most four times
+# this long) after a member takes it, so no record puts the two near each other in time.
+decoupling_seconds = {config.pseudonyms.decoupling_seconds}
 
 [database]
 # Empty: SQLite in the data directory. For PostgreSQL: "postgresql+psycopg://user@host/db".

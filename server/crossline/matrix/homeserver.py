@@ -19,6 +19,9 @@ from crossline.errors import HomeserverError, InvalidInput
 
 ADMIN = "/_synapse/admin"
 CLIENT = "/_matrix/client/v3"
+# Synapse refuses names in the appservice's exclusive namespaces (synapse/files.py).
+RESERVED_NAME = ("That user name is reserved for the hub's own accounts (names starting with p- are pseudonyms). "
+                 "Choose another.")
 
 
 class Homeserver:
@@ -115,6 +118,8 @@ class Homeserver:
         status, data = await self._request("POST", f"{CLIENT}/register", body=body)
         if status == 400 and data.get("errcode") == "M_USER_IN_USE":
             raise InvalidInput("That user name is taken. Choose another.")
+        if status == 400 and data.get("errcode") == "M_EXCLUSIVE":
+            raise InvalidInput(RESERVED_NAME)
         if status != 401 or "session" not in data:
             raise HomeserverError(f"Registration could not start: {data.get('error') or status}")
         body["auth"] = {"type": "m.login.registration_token", "token": registration_token, "session": data["session"]}
@@ -125,6 +130,8 @@ class Homeserver:
         if status != 200:
             if data.get("errcode") == "M_USER_IN_USE":
                 raise InvalidInput("That user name is taken. Choose another.")
+            if data.get("errcode") == "M_EXCLUSIVE":
+                raise InvalidInput(RESERVED_NAME)
             if data.get("errcode") == "M_INVALID_USERNAME":
                 raise InvalidInput(f"That user name is not allowed: {data.get('error')}")
             raise HomeserverError(f"Registration was refused: {data.get('error') or status}")
@@ -208,13 +215,31 @@ class Homeserver:
         await self._ok("POST", f"{ADMIN}/v1/deactivate/{quote(user_id, safe='')}", self.admin_token, {"erase": False})
 
     # -- Pseudonymous accounts ------------------------------------------------------------------
+    # Made and handled so that Synapse keeps no login, device or address of the hub on them: the
+    # appservice registers them (no login) and acts as them (Synapse records no address for
+    # appservice requests unless `track_appservice_user_ips`); the password is set by the admin API.
 
-    async def set_displayname(self, token: str, user_id: str, name: str) -> None:
-        await self._ok("PUT", f"{CLIENT}/profile/{quote(user_id, safe='')}/displayname", token, {"displayname": name})
+    async def set_password(self, user_id: str, password: str) -> None:
+        await self._ok("PUT", f"{ADMIN}/v2/users/{quote(user_id, safe='')}", self.admin_token,
+                       {"password": password, "logout_devices": False})
 
-    async def logout(self, token: str) -> None:
-        """Ends the session and removes its device."""
-        await self._request("POST", f"{CLIENT}/logout", token)
+    async def set_displayname(self, user_id: str, name: str) -> None:
+        """As the account itself, through the appservice (the account is in its namespace)."""
+        await self._ok("PUT", f"{CLIENT}/profile/{quote(user_id, safe='')}/displayname", self._as_token,
+                       {"displayname": name}, params={"user_id": user_id})
 
-    async def invite(self, token: str, room_id: str, user_id: str) -> None:
-        await self._ok("POST", f"{CLIENT}/rooms/{quote(room_id, safe='')}/invite", token, {"user_id": user_id})
+    async def invite_as(self, inviter: str, room_id: str, user_id: str) -> None:
+        """`inviter` (the hub's bot) invites, through the appservice: no token of hers, no address kept."""
+        await self._ok("POST", f"{CLIENT}/rooms/{quote(room_id, safe='')}/invite", self._as_token,
+                       {"user_id": user_id}, params={"user_id": inviter})
+
+    async def password_matches(self, user_id: str, password: str) -> bool:
+        """Synapse checks the password by a login whose device the admin API then deletes (with its
+        token): the token is never used, so no address or last-seen time is recorded for her."""
+        status, data = await self._request("POST", f"{CLIENT}/login", body={
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user_id}, "password": password})
+        if status != 200:
+            return False
+        await self._ok("DELETE", f"{ADMIN}/v2/users/{quote(user_id, safe='')}/devices/{quote(data['device_id'], safe='')}",
+                       self.admin_token)
+        return True

@@ -1,4 +1,5 @@
-"""Moderator keys, the escrow, pseudonyms (sealed links only) and unmasking requests."""
+"""Moderator keys, the escrow, pseudonyms (sealed links only), the pool of prepared accounts, and
+unmasking requests with their partial decryptions."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from crossline.storage.schema import (
     escrows,
     members,
     moderator_keys,
+    pseudonym_pool,
     pseudonyms,
+    unmask_partials,
     unmask_requests,
-    unmask_shares,
 )
 
 
@@ -23,6 +25,7 @@ class Escrow:
     public_key: bytes
     threshold: int
     holders: list[int]
+    current_scheme: bool = True  # False: made before threshold decryption (0006), no longer opened
 
 
 def set_moderator_key(conn: Connection, member_id: int, public_key: bytes, salt: bytes, encrypted: bytes,
@@ -42,22 +45,36 @@ def members_with_keys(conn: Connection) -> list[int]:
     return [r[0] for r in conn.execute(select(moderator_keys.c.member_id).order_by(moderator_keys.c.member_id))]
 
 
-def add_escrow(conn: Connection, public_key: bytes, threshold: int, sealed_shares: dict[int, bytes], now_ms: int) -> int:
-    escrow_id = conn.execute(insert(escrows).values(public_key=public_key, threshold=threshold, created_at=now_ms)
-                             ).inserted_primary_key[0]
-    for member_id, sealed in sealed_shares.items():
-        conn.execute(insert(escrow_shares).values(escrow_id=escrow_id, member_id=member_id, sealed_share=sealed))
+THRESHOLD_SCHEME = "threshold-ed25519"
+
+
+@dataclass(frozen=True)
+class Holder:
+    member_id: int
+    index: int
+    sealed_share: bytes
+    verification_key: bytes
+
+
+def add_escrow(conn: Connection, public_key: bytes, threshold: int, holders: list[Holder], now_ms: int) -> int:
+    escrow_id = conn.execute(insert(escrows).values(public_key=public_key, threshold=threshold, created_at=now_ms,
+                                                    scheme=THRESHOLD_SCHEME)).inserted_primary_key[0]
+    for holder in holders:
+        conn.execute(insert(escrow_shares).values(
+            escrow_id=escrow_id, member_id=holder.member_id, share_index=holder.index,
+            sealed_share=holder.sealed_share, verification_key=holder.verification_key))
     return escrow_id
 
 
 def _escrow(conn: Connection, row) -> Escrow:
     holders = [r[0] for r in conn.execute(select(escrow_shares.c.member_id).where(escrow_shares.c.escrow_id == row.id))]
-    return Escrow(row.id, row.public_key, row.threshold, holders)
+    return Escrow(row.id, row.public_key, row.threshold, holders, row.scheme == THRESHOLD_SCHEME)
 
 
 def current_escrow(conn: Connection) -> Escrow | None:
+    """The latest escrow, if it is of the current scheme (older ones only keep what was sealed)."""
     row = conn.execute(select(escrows).order_by(escrows.c.id.desc()).limit(1)).first()
-    return _escrow(conn, row) if row else None
+    return _escrow(conn, row) if row and row.scheme == THRESHOLD_SCHEME else None
 
 
 def get_escrow(conn: Connection, escrow_id: int) -> Escrow | None:
@@ -65,9 +82,13 @@ def get_escrow(conn: Connection, escrow_id: int) -> Escrow | None:
     return _escrow(conn, row) if row else None
 
 
-def sealed_share(conn: Connection, escrow_id: int, member_id: int) -> bytes | None:
-    return conn.execute(select(escrow_shares.c.sealed_share).where(
-        escrow_shares.c.escrow_id == escrow_id, escrow_shares.c.member_id == member_id)).scalar()
+def holders(conn: Connection, escrow_id: int) -> list[Holder]:
+    return [Holder(r.member_id, r.share_index, r.sealed_share, r.verification_key) for r in conn.execute(
+        select(escrow_shares).where(escrow_shares.c.escrow_id == escrow_id).order_by(escrow_shares.c.share_index))]
+
+
+def holder(conn: Connection, escrow_id: int, member_id: int) -> Holder | None:
+    return next((h for h in holders(conn, escrow_id) if h.member_id == member_id), None)
 
 
 def tag_taken(conn: Connection, consultation_id: int, tag: str) -> bool:
@@ -86,10 +107,49 @@ def tags_taken(conn: Connection, pairs: list[tuple[int, str]]) -> set[tuple[int,
 
 
 def add_pseudonym(conn: Connection, member_id: int, consultation_id: int, tag: str, display_name: str, escrow_id: int,
-                  sealed_link: bytes, now_ms: int) -> None:
+                  sealed_link: bytes, day_ms: int) -> None:
     conn.execute(insert(pseudonyms).values(member_id=member_id, consultation_id=consultation_id, person_tag=tag,
                                            display_name=display_name, escrow_id=escrow_id, sealed_link=sealed_link,
-                                           created_at=now_ms))
+                                           created_at=day_ms, invitation="waiting"))
+
+
+# -- The pool of accounts made ahead, and invitations in batches ---------------------------------------
+
+
+def add_to_pool(conn: Connection, user_id: str, ready: bool = False) -> None:
+    conn.execute(insert(pseudonym_pool).values(user_id=user_id, ready=ready))
+
+
+def pool_size(conn: Connection) -> int:
+    return conn.execute(select(func.count()).select_from(pseudonym_pool)).scalar()
+
+
+def mark_pool_ready(conn: Connection) -> None:
+    conn.execute(update(pseudonym_pool).values(ready=True))
+
+
+def take_from_pool(conn: Connection) -> str | None:
+    """One prepared account made at least one batch ago, removed from the pool (None if there is none)."""
+    user_id = conn.execute(select(pseudonym_pool.c.user_id).where(pseudonym_pool.c.ready.is_(True)).limit(1)).scalar()
+    if user_id is not None:
+        conn.execute(delete(pseudonym_pool).where(pseudonym_pool.c.user_id == user_id))
+    return user_id
+
+
+def ready_invitations(conn: Connection) -> list:
+    """Pseudonyms seen by an earlier batch and not yet invited: (member id, user id, consultation, name)."""
+    return list(conn.execute(
+        select(pseudonyms.c.member_id, members.c.matrix_user_id, pseudonyms.c.consultation_id, pseudonyms.c.display_name)
+        .join(members, members.c.id == pseudonyms.c.member_id).where(pseudonyms.c.invitation == "ready")
+        .order_by(pseudonyms.c.member_id)))
+
+
+def mark_invited(conn: Connection, member_id: int) -> None:
+    conn.execute(update(pseudonyms).where(pseudonyms.c.member_id == member_id).values(invitation="sent"))
+
+
+def mark_waiting_ready(conn: Connection) -> int:
+    return conn.execute(update(pseudonyms).where(pseudonyms.c.invitation == "waiting").values(invitation="ready")).rowcount
 
 
 def display_names(conn: Connection) -> list[str]:
@@ -115,10 +175,16 @@ def pseudonym_by_user_id(conn: Connection, user_id: str):
 
 
 def add_request(conn: Connection, case_id: int, pseudonym_member_id: int, reason: str, requested_by: int,
-                now_ms: int) -> int:
-    return conn.execute(insert(unmask_requests).values(
+                now_ms: int, expires_at: int, blinds: dict[int, tuple[int, bytes, bytes]]) -> int:
+    """A new open request with each holder's (index, sealed blind, blind key). A second open
+    request for the same pseudonym fails on a unique index (IntegrityError)."""
+    request_id = conn.execute(insert(unmask_requests).values(
         case_id=case_id, pseudonym_member_id=pseudonym_member_id, reason=reason, requested_by=requested_by,
-        status="open", created_at=now_ms)).inserted_primary_key[0]
+        status="open", created_at=now_ms, expires_at=expires_at)).inserted_primary_key[0]
+    for member_id, (index, sealed_blind, key) in blinds.items():
+        conn.execute(insert(unmask_partials).values(request_id=request_id, member_id=member_id, share_index=index,
+                                                    sealed_blind=sealed_blind, blind_key=key))
+    return request_id
 
 
 def get_request(conn: Connection, request_id: int):
@@ -130,25 +196,38 @@ def requests_for_case(conn: Connection, case_id: int) -> list:
                              .order_by(unmask_requests.c.id)))
 
 
-def add_share(conn: Connection, request_id: int, member_id: int, index: int, share: bytes) -> bool:
-    if conn.execute(select(unmask_shares.c.member_id).where(unmask_shares.c.request_id == request_id,
-                                                            unmask_shares.c.member_id == member_id)).first():
-        return False
-    conn.execute(insert(unmask_shares).values(request_id=request_id, member_id=member_id, share_index=index,
-                                              share=share))
-    return True
+def open_requests_ended_by(conn: Connection, now_ms: int, pseudonym_member_id: int | None = None) -> list[int]:
+    query = select(unmask_requests.c.id).where(unmask_requests.c.status == "open", unmask_requests.c.expires_at <= now_ms)
+    if pseudonym_member_id is not None:
+        query = query.where(unmask_requests.c.pseudonym_member_id == pseudonym_member_id)
+    return [r[0] for r in conn.execute(query.order_by(unmask_requests.c.id))]
 
 
-def shares(conn: Connection, request_id: int) -> list[tuple[int, bytes]]:
-    return [(r.share_index, r.share) for r in conn.execute(
-        select(unmask_shares).where(unmask_shares.c.request_id == request_id))]
+def holder_slot(conn: Connection, request_id: int, member_id: int):
+    """Her row for this request: share_index, sealed_blind, blind_key, partial, proof (or None)."""
+    return conn.execute(select(unmask_partials).where(unmask_partials.c.request_id == request_id,
+                                                      unmask_partials.c.member_id == member_id)).first()
 
 
-def share_count(conn: Connection, request_id: int) -> int:
-    return conn.execute(select(func.count()).select_from(unmask_shares)
-                        .where(unmask_shares.c.request_id == request_id)).scalar()
+def add_partial(conn: Connection, request_id: int, member_id: int, partial: bytes, proof: bytes) -> bool:
+    """False if she has already approved this request."""
+    return conn.execute(update(unmask_partials).where(
+        unmask_partials.c.request_id == request_id, unmask_partials.c.member_id == member_id,
+        unmask_partials.c.partial.is_(None)).values(partial=partial, proof=proof)).rowcount == 1
+
+
+def partials(conn: Connection, request_id: int) -> list:
+    """The approvals given so far: member_id, share_index, blind_key, partial, proof."""
+    return list(conn.execute(select(unmask_partials).where(unmask_partials.c.request_id == request_id,
+                                                           unmask_partials.c.partial.is_not(None))))
 
 
 def finish_request(conn: Connection, request_id: int, status: str) -> None:
-    conn.execute(delete(unmask_shares).where(unmask_shares.c.request_id == request_id))
+    """Ends a request (unmasked, failed or expired) and deletes every partial and blind of it."""
+    conn.execute(delete(unmask_partials).where(unmask_partials.c.request_id == request_id))
     conn.execute(update(unmask_requests).where(unmask_requests.c.id == request_id).values(status=status))
+
+
+def open_request_for(conn: Connection, pseudonym_member_id: int) -> int | None:
+    return conn.execute(select(unmask_requests.c.id).where(
+        unmask_requests.c.pseudonym_member_id == pseudonym_member_id, unmask_requests.c.status == "open")).scalar()

@@ -6,7 +6,7 @@ is a Matrix account id, a declared side and roles.
 
 from sqlalchemy import (
     BigInteger, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
-    UniqueConstraint,
+    UniqueConstraint, text,
 )
 
 metadata = MetaData()
@@ -327,6 +327,8 @@ escrows = Table(
     Column("public_key", LargeBinary, nullable=False),
     Column("threshold", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # "threshold-ed25519" (pseudonyms/escrow.py); "shamir-x25519" marks escrows made before 0006.
+    Column("scheme", String(32), nullable=False, server_default="shamir-x25519"),
 )
 
 escrow_shares = Table(
@@ -335,6 +337,17 @@ escrow_shares = Table(
     Column("escrow_id", Integer, ForeignKey("escrows.id", ondelete="CASCADE"), primary_key=True),
     Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
     Column("sealed_share", LargeBinary, nullable=False),  # sealed to her moderator key
+    Column("share_index", Integer, nullable=True),  # public; empty under the old scheme
+    Column("verification_key", LargeBinary, nullable=True),  # X_i = x_i G, public; empty under the old scheme
+)
+
+# Accounts created ahead, at times unrelated to any request, each waiting to become a pseudonym;
+# ready (to be taken) from the batch after the one that made it.
+pseudonym_pool = Table(
+    "pseudonym_pool",
+    metadata,
+    Column("user_id", String(255), primary_key=True),
+    Column("ready", Boolean, nullable=False, server_default="0"),
 )
 
 pseudonyms = Table(
@@ -346,7 +359,9 @@ pseudonyms = Table(
     Column("display_name", String(64), nullable=False),
     Column("escrow_id", Integer, ForeignKey("escrows.id"), nullable=False),
     Column("sealed_link", LargeBinary, nullable=False),
-    Column("created_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),  # the day only (midnight UTC)
+    # waiting -> ready (seen by one invitation batch) -> sent (invited by the next one)
+    Column("invitation", String(8), nullable=False, server_default="sent"),
     UniqueConstraint("consultation_id", "person_tag", name="uq_pseudonyms_one_per_person"),
 )
 
@@ -358,17 +373,25 @@ unmask_requests = Table(
     Column("pseudonym_member_id", Integer, ForeignKey("members.id"), nullable=False),
     Column("reason", Text, nullable=False),
     Column("requested_by", Integer, ForeignKey("members.id"), nullable=False),
-    Column("status", String(16), nullable=False),  # open, unmasked, failed
+    Column("status", String(16), nullable=False),  # open, unmasked, failed, expired
     Column("result_user_id", String(255), nullable=True),  # shown to the quorum only
     Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),  # set on every request made since 0006
+    # One open request per pseudonym, so that approvals cannot pile up across requests.
+    Index("uq_unmask_one_open_request", "pseudonym_member_id", unique=True,
+          sqlite_where=text("status = 'open'"), postgresql_where=text("status = 'open'")),
 )
 
-# Shares supplied for one request: useless below the quorum, deleted once it is reached.
-unmask_shares = Table(
-    "unmask_shares",
+# One row per escrow holder for an open request: her blind z_i sealed to her key, Z_i = z_i G,
+# and once she approves, her partial decryption with its proof. Deleted when the request ends.
+unmask_partials = Table(
+    "unmask_partials",
     metadata,
     Column("request_id", Integer, ForeignKey("unmask_requests.id", ondelete="CASCADE"), primary_key=True),
-    Column("member_id", Integer, ForeignKey("members.id"), primary_key=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
     Column("share_index", Integer, nullable=False),
-    Column("share", LargeBinary, nullable=False),
+    Column("sealed_blind", LargeBinary, nullable=False),
+    Column("blind_key", LargeBinary, nullable=False),
+    Column("partial", LargeBinary, nullable=True),
+    Column("proof", LargeBinary, nullable=True),
 )

@@ -102,8 +102,10 @@ def appservice_registration(config: Config) -> dict[str, Any]:
         "hs_token": secrets.read_secret(config.paths.secrets_dir, secrets.APPSERVICE_HS_TOKEN),
         "sender_localpart": APPSERVICE_SENDER_LOCALPART,
         "namespaces": {
-            # Exclusive: nobody can register a name that looks like the hub's bot.
-            "users": [{"regex": f"@{BOT_LOCALPART}.*:{server}", "exclusive": True}],
+            # Exclusive: nobody can register a name that looks like the hub's bot, or like a
+            # pseudonym (the hub makes those, through the appservice, with no login).
+            "users": [{"regex": f"@{BOT_LOCALPART}.*:{server}", "exclusive": True},
+                      {"regex": f"@p-.*:{server}", "exclusive": True}],
             "aliases": [],
             "rooms": [],
         },

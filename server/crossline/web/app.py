@@ -19,6 +19,7 @@ from crossline.matrix.homeserver import Homeserver
 from crossline.services.hub import Hub
 from crossline.services import moderation as moderation_service
 from crossline.services.housekeeping import forget_what_is_no_longer_needed
+from crossline.services.pseudonym_pool import run_batches_forever
 from crossline.services.onboarding import collect_registration_claims
 from crossline.services.vote_batcher import VoteBatcher
 from crossline.storage.db import create_database_engine, migrate
@@ -80,7 +81,8 @@ def create_app(
         bot = HubBot(hub, hub.homeserver.session)
         app[BOT] = bot
         tasks = [asyncio.create_task(_collect_claims_forever(hub)), asyncio.create_task(bot.run(stop)),
-                 asyncio.create_task(_take_in_reports_forever(hub)), asyncio.create_task(_housekeeping_forever(hub))]
+                 asyncio.create_task(_take_in_reports_forever(hub)), asyncio.create_task(_housekeeping_forever(hub)),
+                 asyncio.create_task(run_batches_forever(hub))]
         yield
         stop.set()
         for task in tasks:
