@@ -8,6 +8,7 @@ except `default_data_dir` here.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -39,6 +40,9 @@ class HubConfig:
     public_url: str = ""
     # Where the quick-exit control leads: a neutral page that looks like ordinary browsing.
     quick_exit_url: str = "https://www.bbc.com/weather"
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For is believed for rate limits.
+    # Empty: the header is ignored and the connecting address is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -238,7 +242,9 @@ def _parse_section(section: str, cls: type, values: dict[str, Any], source: str)
             raise ConfigError(f"{source}: [{section}] {key} must be a string, not {value!r}.")
         if expected is bool and not isinstance(value, bool):
             raise ConfigError(f"{source}: [{section}] {key} must be true or false, not {value!r}.")
-    return cls(**values)
+        if expected is tuple and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ConfigError(f"{source}: [{section}] {key} must be a list of strings, not {value!r}.")
+    return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
 
 
 def _validate(config: Config, source: str) -> None:
@@ -254,6 +260,12 @@ def _validate(config: Config, source: str) -> None:
                 f"{source}: [{section}] host must be an IP address to listen on "
                 f"(127.0.0.1 keeps it on this machine), not {section_config.host!r}."
             ) from error
+    for proxy in config.hub.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as error:
+            raise ConfigError(f"{source}: [hub] trusted_proxies: {proxy!r} is not an IP address or network "
+                              "(such as \"127.0.0.1\" or \"10.0.0.0/8\").") from error
     if config.hub.port == config.synapse.port and config.hub.host == config.synapse.host:
         raise ConfigError(f"{source}: [hub] port and [synapse] port must differ ({config.hub.port}).")
     if not _SERVER_NAME.match(config.synapse.server_name):
@@ -300,6 +312,9 @@ port = {config.hub.port}
 public_url = "{config.hub.public_url}"
 # The neutral page the quick-exit control leads to.
 quick_exit_url = "{config.hub.quick_exit_url}"
+# Reverse proxies whose X-Forwarded-For is believed (for rate limits), e.g. ["127.0.0.1", "::1"]
+# when a TLS proxy on this machine forwards to the hub. Empty: the header is ignored.
+trusted_proxies = {json.dumps(list(config.hub.trusted_proxies))}
 
 [synapse]
 # The Matrix server name: the part after the colon in @name:server. It cannot change later.
