@@ -94,6 +94,9 @@ class FakeHomeserver:
     async def user_info(self, user_id: str) -> dict | None:
         return self.accounts.get(user_id)
 
+    async def member_event(self, room_id: str, user_id: str) -> dict | None:
+        return getattr(self, "member_events", {}).get((room_id, user_id))
+
 
 def make_unit_hub(tmp_path: Path) -> Hub:
     """A hub on a real SQLite database with the Nistru line, an admin and a facilitator."""

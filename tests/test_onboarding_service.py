@@ -15,14 +15,28 @@ from tests.fakes import HOUR_MS
 
 
 def leave_claim(hub: Hub, code: str, localpart: str) -> None:
-    path = hub.config.paths.registration_claims_dir / hashlib.sha256(code.encode()).hexdigest()
+    """As our Synapse module does: named by the hash of the token Synapse saw."""
+    token = onboarding.registration_token(hub, code)
+    path = hub.config.paths.registration_claims_dir / hashlib.sha256(token.encode()).hexdigest()
     path.write_text(json.dumps({"localpart": localpart}))
 
 
 async def test_invitation_is_a_registration_token_with_the_same_expiry(hub):
     issued = await onboarding.issue_invitation(hub, hub.facilitator, 1, 1, frozenset({"participant"}))
-    assert hub.homeserver.tokens[issued.code] == issued.invitation.expires_at == hub.clock.now + 72 * HOUR_MS
+    token = onboarding.registration_token(hub, issued.code)
+    assert hub.homeserver.tokens == {token: issued.invitation.expires_at}
+    assert issued.invitation.expires_at == hub.clock.now + 72 * HOUR_MS
     assert issued.link.endswith(f"/join/{issued.code}")
+
+
+async def test_synapse_never_holds_the_invitation_code(hub):
+    """Synapse keeps a keyed derivation of the code: its database alone opens no invitation."""
+    issued = await onboarding.issue_invitation(hub, hub.admin, 1, None, frozenset({"moderator"}))
+    (token,) = hub.homeserver.tokens
+    assert issued.code not in token and len(token) == 43
+    assert await onboarding.invitation_for_code(hub, issued.code)
+    with pytest.raises(Gone):
+        await onboarding.invitation_for_code(hub, token)  # what a copy of Synapse's database shows
 
 
 async def test_only_an_admin_hands_out_powerful_roles(hub):
@@ -62,7 +76,7 @@ async def test_a_claim_for_an_account_not_yet_created_waits(hub):
     issued = await onboarding.issue_invitation(hub, hub.facilitator, 1, 1, frozenset({"participant"}))
     leave_claim(hub, issued.code, "slow")
     assert await onboarding.collect_registration_claims(hub) == 0
-    assert (hub.config.paths.registration_claims_dir / hashlib.sha256(issued.code.encode()).hexdigest()).exists()
+    assert (hub.config.paths.registration_claims_dir / onboarding.invitation_hash(hub, issued.code)).exists()
 
 
 async def test_an_expired_invitation_is_refused(hub):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
+import socket
 import sys
 import urllib.request
 from pathlib import Path
@@ -113,6 +115,29 @@ def _answers(url: str) -> bool:
         return False
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path: Path):
+        super().__init__("localhost", timeout=3)
+        self._socket_path = str(socket_path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(3)
+        self.sock.connect(self._socket_path)
+
+
+def _socket_answers(socket_path: Path, path: str) -> bool:
+    """Synapse listens only on its socket (behind the gateway)."""
+    connection = _UnixHTTPConnection(socket_path)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
 def status_report(data_dir: Path) -> dict:
     config = load_config(data_dir)
     state = {}
@@ -125,19 +150,20 @@ def status_report(data_dir: Path) -> dict:
         "data_dir": str(config.data_dir),
         "synapse_config": str(config.paths.synapse_config),
         "hub": {"healthy": _answers(f"http://{config.hub.host}:{config.hub.port}/_crossline/health"), "pid": state.get("hub_pid")},
-        "synapse": {"healthy": _answers(f"{config.homeserver_url}/health"), "pid": state.get("synapse_pid")},
+        "gateway": {"healthy": _answers(f"{config.gateway_url}/health")},
+        "synapse": {"healthy": _socket_answers(config.paths.synapse_socket, "/health"), "pid": state.get("synapse_pid")},
     }
 
 
 def cmd_status(data_dir: Path, as_json: bool) -> int:
     report = status_report(data_dir)
-    healthy = report["hub"]["healthy"] and report["synapse"]["healthy"]
+    healthy = all(report[part]["healthy"] for part in ("hub", "gateway", "synapse"))
     if as_json:
         print(json.dumps(report, indent=2))
     else:
         for key in ("hub_url", "homeserver_url", "server_name", "data_dir", "synapse_config"):
             print(f"{key:15} {report[key]}")
-        for process in ("hub", "synapse"):
+        for process in ("hub", "gateway", "synapse"):
             print(f"{process:15} {'healthy' if report[process]['healthy'] else 'NOT answering'}")
     return 0 if healthy else 1
 

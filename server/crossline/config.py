@@ -48,6 +48,8 @@ class HubConfig:
 @dataclass(frozen=True)
 class SynapseConfig:
     server_name: str = "crossline.local"
+    # Where Matrix clients connect: the hub's client-API gateway listens here and passes
+    # requests on to Synapse, which itself listens only on a UNIX socket in DATA_DIR/synapse/.
     host: str = "127.0.0.1"
     port: int = 8008
     # Where Matrix clients reach the homeserver. Empty: http://host:port.
@@ -109,6 +111,12 @@ class Paths:
         return self.synapse_dir / "homeserver.yaml"
 
     @property
+    def synapse_socket(self) -> Path:
+        """Synapse's only listener. Inside the 0700 synapse directory: no other local user can
+        reach Synapse around the gateway."""
+        return self.synapse_dir / "client.sock"
+
+    @property
     def synapse_log(self) -> Path:
         return self.synapse_dir / "homeserver.log"
 
@@ -159,12 +167,18 @@ class Config:
 
     @property
     def homeserver_url(self) -> str:
-        """Where the hub itself talks to Synapse: always the local listener."""
+        """Where the hub itself talks to Synapse: only through `matrix.homeserver.synapse_session`,
+        whose connector goes to Synapse's socket (the host name here is never resolved)."""
+        return "http://synapse.socket"
+
+    @property
+    def gateway_url(self) -> str:
+        """The client-API gateway on this machine: what Matrix clients reach."""
         return f"http://{_url_host(self.synapse.host)}:{self.synapse.port}"
 
     @property
     def homeserver_public_url(self) -> str:
-        return (self.synapse.public_url or self.homeserver_url).rstrip("/")
+        return (self.synapse.public_url or self.gateway_url).rstrip("/")
 
     @property
     def database_url(self) -> str:
@@ -193,6 +207,9 @@ _SECTIONS: dict[str, type] = {
     "pseudonyms": PseudonymConfig,
     "database": DatabaseConfig,
 }
+
+# sockaddr_un holds 108 bytes; Twisted also makes "<path>.lock" next to the socket.
+MAX_SOCKET_PATH_BYTES = 100
 
 _SERVER_NAME = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$")
 
@@ -295,6 +312,12 @@ def _validate(config: Config, source: str) -> None:
             f"{source}: [pseudonyms] decoupling_seconds must be between 1 and 86400, "
             f"not {config.pseudonyms.decoupling_seconds}."
         )
+    socket_path = str(config.paths.synapse_socket).encode()
+    if len(socket_path) > MAX_SOCKET_PATH_BYTES:
+        raise ConfigError(
+            f"{source}: the data directory's path is too long for Synapse's socket {config.paths.synapse_socket} "
+            f"({len(socket_path)} bytes; Linux allows {MAX_SOCKET_PATH_BYTES}). Use a shorter --data-dir."
+        )
     if config.database.url and not config.database.url.startswith(("sqlite", "postgresql")):
         raise ConfigError(f"{source}: [database] url must be a sqlite:// or postgresql:// URL.")
 
@@ -319,6 +342,8 @@ trusted_proxies = {json.dumps(list(config.hub.trusted_proxies))}
 [synapse]
 # The Matrix server name: the part after the colon in @name:server. It cannot change later.
 server_name = "{config.synapse.server_name}"
+# Where Matrix clients connect (the hub's gateway; Synapse itself listens only on a socket
+# in the data directory). 127.0.0.1 keeps it on this machine.
 host = "{config.synapse.host}"
 port = {config.synapse.port}
 # Address Matrix clients use to reach the homeserver. Empty: http://host:port.

@@ -21,6 +21,7 @@ BOT_CROSS_SIGNING_KEYS = "bot_cross_signing_keys"  # the bot account's cross-sig
 REPORT_SIGNING_KEY = "report_signing_key"  # the hub's Ed25519 key for released reports (its seed's source)
 EVIDENCE_KEY = "evidence_key"  # seals abuse reports' evidence, reasons and contacts at rest
 PSEUDONYM_TAG_KEY = "pseudonym_tag_key"  # keys the "one pseudonym per person per consultation" tag
+REGISTRATION_TOKEN_KEY = "registration_token_key"  # turns invitation codes into Synapse's registration tokens
 
 GENERATED_AT_INIT = (
     REGISTRATION_SHARED_SECRET,
@@ -34,6 +35,7 @@ GENERATED_AT_INIT = (
     REPORT_SIGNING_KEY,
     EVIDENCE_KEY,
     PSEUDONYM_TAG_KEY,
+    REGISTRATION_TOKEN_KEY,
 )
 
 

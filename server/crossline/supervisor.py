@@ -18,9 +18,13 @@ from aiohttp import web
 
 from crossline import secrets
 from crossline.config import BOT_LOCALPART, HUB_ADMIN_LOCALPART, Config, ConfigError
-from crossline.matrix.homeserver import Homeserver
+from crossline.gateway.proxy import Gateway, Upstream, create_gateway
+from crossline.gateway.tokens import token_key
+from crossline.matrix.homeserver import Homeserver, synapse_session
 from crossline.runtime import tune_for_serving
 from crossline.secrets import write_private_file
+from crossline.services import moderation
+from crossline.services.hub import Hub
 from crossline.services.onboarding import issue_setup_link
 from crossline.web.app import create_app
 from crossline.web.keys import HUB
@@ -82,6 +86,28 @@ async def ensure_hub_admin(config: Config, homeserver: Homeserver) -> str:
         )
     write_private_file(token_file, token)
     return token
+
+
+async def start_gateway(config: Config, hub: Hub) -> web.AppRunner:
+    """The client-API gateway on [synapse] host:port, in front of Synapse's socket."""
+    # No total timeout (/sync long polls, large media) and no cap on connections: one per client.
+    session = synapse_session(config, connections=0, auto_decompress=False,
+                              timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+
+    async def close_session(_app: web.Application) -> None:
+        await session.close()
+
+    async def room_report(reporter: str, room_id: str, reason: str) -> None:
+        await moderation.take_in_room_report(hub, reporter, room_id, reason)
+
+    gateway = Gateway(Upstream(config.homeserver_url, session), hub.homeserver,
+                      token_key(config.paths.secrets_dir), hub.clock, room_report)
+    app = create_gateway(gateway)
+    app.on_cleanup.append(close_session)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, config.synapse.host, config.synapse.port).start()
+    return runner
 
 
 class Supervisor:
@@ -146,11 +172,11 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stop.set)
-        self.say(f"Starting Synapse ({config.synapse.server_name}) on {config.homeserver_url} ...")
+        self.say(f"Starting Synapse ({config.synapse.server_name}) ...")
         self.start_synapse()
-        runner = None
+        runner = gateway = None
         try:
-            async with aiohttp.ClientSession() as session:
+            async with synapse_session(config) as session:
                 homeserver = Homeserver(config.homeserver_url, session)
                 await self.wait_for_synapse(homeserver)
                 admin_token = await ensure_hub_admin(config, homeserver)
@@ -162,6 +188,7 @@ class Supervisor:
             runner = web.AppRunner(app, access_log=None, handle_signals=False)
             await runner.setup()
             await web.TCPSite(runner, config.hub.host, config.hub.port).start()
+            gateway = await start_gateway(config, app[HUB])
             write_run_state(config, self.synapse.pid)
             tune_for_serving()
             self.say(f"Crossline hub:  {config.hub_url}")
@@ -176,6 +203,8 @@ class Supervisor:
             self.say(str(error))
             return 1
         finally:
+            if gateway is not None:
+                await gateway.cleanup()
             if runner is not None:
                 await runner.cleanup()
             self.stop_synapse()

@@ -40,6 +40,7 @@ from sqlalchemy import Connection
 from crossline import secrets
 from crossline.config import BOT_LOCALPART
 from crossline.matrix import cross_signing
+from crossline.matrix.homeserver import synapse_session
 from crossline.secrets import write_private_file
 from crossline.domain.room_commands import report_reason
 from crossline.services import moderation, reports
@@ -96,6 +97,8 @@ class HubBot:
             config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False, pickle_key=pickle_key),
         )
         client.restore_login(saved["user_id"], saved["device_id"], saved["access_token"])
+        # Synapse listens only on its socket; nio would otherwise open a TCP session of its own.
+        client.client_session = synapse_session(config, timeout=aiohttp.ClientTimeout(total=client.config.request_timeout))
         if client.olm is None:
             raise BotError("The bot has no encryption store: refusing to run (it would send plaintext).")
         self.client = client

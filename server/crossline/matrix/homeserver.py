@@ -1,7 +1,9 @@
 """The hub's provisioning link to Synapse: admin API, appservice and registration.
 
 All HTTP to Synapse goes through here. Tokens travel in headers only, never in URLs, so
-nothing that logs URLs ever sees them.
+nothing that logs URLs ever sees them. Synapse listens only on a UNIX socket in the 0700
+`DATA_DIR/synapse/` directory; the hub reaches it through `synapse_session`, Matrix clients
+through the gateway (`crossline.gateway`).
 """
 
 from __future__ import annotations
@@ -15,13 +17,26 @@ from urllib.parse import quote
 
 import aiohttp
 
+from crossline.config import Config
 from crossline.errors import HomeserverError, InvalidInput
 
 ADMIN = "/_synapse/admin"
 CLIENT = "/_matrix/client/v3"
+HUB_ADDRESS = "127.0.0.1"
 # Synapse refuses names in the appservice's exclusive namespaces (synapse/files.py).
 RESERVED_NAME = ("That user name is reserved for the hub's own accounts (names starting with p- are pseudonyms). "
                  "Choose another.")
+
+
+def synapse_session(config: Config, connections: int = 100, **options: Any) -> aiohttp.ClientSession:
+    """An HTTP session whose every request goes to Synapse's own socket, whatever host the URL
+    names (`config.homeserver_url`). `connections`: at most this many at once (0: no limit);
+    options are ClientSession's (timeout, auto_decompress ...)."""
+    connector = aiohttp.UnixConnector(path=str(config.paths.synapse_socket), limit=connections)
+    # Synapse's socket listener takes the client's address from X-Forwarded-For (the gateway
+    # sets a pseudonym); the hub's own requests say loopback, as they did over TCP.
+    headers = {"X-Forwarded-For": HUB_ADDRESS, "X-Forwarded-Proto": "http"}
+    return aiohttp.ClientSession(connector=connector, headers=headers, **options)
 
 
 class Homeserver:
@@ -106,6 +121,39 @@ class Homeserver:
     async def delete_registration_token(self, token: str) -> None:
         await self._request("DELETE", f"{ADMIN}/v1/registration_tokens/{quote(token, safe='')}", self.admin_token)
 
+    async def registration_token_usable(self, token: str, now_ms: int) -> bool:
+        """Whether Synapse would accept this registration token now (exists, not used up, not
+        expired). Through the admin API: the client API's validity check is rate-limited per
+        address, and every request of the hub comes from one."""
+        status, data = await self._request("GET", f"{ADMIN}/v1/registration_tokens/{quote(token, safe='')}",
+                                           self.admin_token)
+        if status != 200:
+            return False
+        uses, expiry = data.get("uses_allowed"), data.get("expiry_time")
+        used = (data.get("pending") or 0) + (data.get("completed") or 0)
+        return (uses is None or used < uses) and (expiry is None or expiry > now_ms)
+
+    async def memberships(self, user_id: str) -> dict[str, str]:
+        """Room id -> the account's current membership there (join, invite, leave, ban ...)."""
+        data = await self._ok("GET", f"{ADMIN}/v1/users/{quote(user_id, safe='')}/memberships", self.admin_token)
+        memberships = data.get("memberships")
+        return {str(room): str(state) for room, state in memberships.items()} if isinstance(memberships, dict) else {}
+
+    async def room_memberships(self, room_id: str) -> dict[str, str]:
+        """User id -> membership, for every account in the room's current state."""
+        return {user: str(event.get("content", {}).get("membership"))
+                for user, event in (await self._member_events(room_id)).items()}
+
+    async def member_event(self, room_id: str, user_id: str) -> dict | None:
+        """The account's current m.room.member event in the room (its `sender` invited her)."""
+        return (await self._member_events(room_id)).get(user_id)
+
+    async def _member_events(self, room_id: str) -> dict[str, dict]:
+        data = await self._ok("GET", f"{ADMIN}/v1/rooms/{quote(room_id, safe='')}/state", self.admin_token,
+                              params={"type": "m.room.member"})
+        return {event["state_key"]: event for event in data.get("state", [])
+                if isinstance(event, dict) and isinstance(event.get("state_key"), str)}
+
     async def user_info(self, user_id: str) -> dict | None:
         """The admin API's account details (`creation_ts` in seconds, `admin`, ...), or None."""
         status, data = await self._request("GET", f"{ADMIN}/v2/users/{quote(user_id, safe='')}", self.admin_token)
@@ -187,13 +235,15 @@ class Homeserver:
         data = await self._ok("GET", f"{ADMIN}/v1/users/{quote(user_id, safe='')}/joined_rooms", self.admin_token)
         return list(data.get("joined_rooms", []))
 
+    # `reason` stays with the hub (sealed in the case): Synapse would store it in clear and show it
+    # to everyone in the room, so our Synapse module refuses reasons.
     async def redact(self, token: str, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
         await self._ok("PUT", f"{CLIENT}/rooms/{quote(room_id, safe='')}/redact/{quote(event_id, safe='')}/{txn_id}",
-                       token, {"reason": reason})
+                       token, {})
 
     async def remove_from_room(self, token: str, room_id: str, user_id: str, reason: str, ban: bool) -> None:
         await self._ok("POST", f"{CLIENT}/rooms/{quote(room_id, safe='')}/{'ban' if ban else 'kick'}", token,
-                       {"user_id": user_id, "reason": reason})
+                       {"user_id": user_id})
 
     async def send_state(self, token: str, room_id: str, event_type: str, state_key: str, content: dict) -> None:
         await self._ok("PUT", f"{CLIENT}/rooms/{quote(room_id, safe='')}/state/{event_type}/{quote(state_key, safe='')}",

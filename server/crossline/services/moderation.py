@@ -494,3 +494,38 @@ def verify_audit(hub: Hub) -> tuple[int, tuple[int, str] | None]:
     with hub.engine.connect() as conn:
         entries = list(audit.entries(conn))
     return len(entries), first_broken(entries)
+
+
+# -- Room reports (Element's "Report room" and "Decline and report") ------------------------------
+
+
+async def take_in_room_report(hub: Hub, reporter_user_id: str, room_id: str, reason: str) -> int | None:
+    """A room report Synapse accepted, handed over by the client-API gateway (Synapse keeps room
+    reports where no admin API lists them). One case per reporter and room, however often she
+    reports it: a repeat returns None. The reporter is told as for other Matrix reports.
+
+    Reported while she is only invited (Element's "Decline and report"), the case names the
+    account that invited her."""
+    try:
+        membership = await hub.homeserver.member_event(room_id, reporter_user_id)
+    except HomeserverError:
+        membership = None
+    invited_by = None
+    if membership and membership.get("content", {}).get("membership") == "invite":
+        invited_by = membership.get("sender")
+    token = hub.new_token()
+    key = "room_reports:" + hashlib.sha256(f"{reporter_user_id}\0{room_id}".encode()).hexdigest()[:40]
+    with hub.engine.begin() as conn:
+        member = member_store.find_by_user_id(conn, reporter_user_id)
+        case_id = store.add_case(
+            conn, source="matrix_room", category=Category.OTHER, urgent=False, now_ms=hub.clock.now_ms(),
+            synapse_report=key, room_id=room_id, reported_user=invited_by, reporter_member_id=member.id if member else None,
+            reporter_user_id=reporter_user_id, reason_sealed=seal(hub, reason[:MAX_TEXT]) if reason else None,
+            status_token_hash=token_hash(token))
+        if case_id is not None:
+            _audit(conn, hub, "matrix", "report_received", case_id, source="matrix_room")
+    if case_id is not None:
+        await _notify_reporter(hub, reporter_user_id, case_id, "about a room was received. Moderators will look "
+                                                               "at it; you will hear what they decide here. "
+                                                               + _status_invitation(hub, token))
+    return case_id

@@ -12,6 +12,7 @@ from crossline.clock import token_hash
 from crossline.domain import rules
 from crossline.domain.records import STAFF_ROLES, Invitation, Line, Member
 from crossline.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from crossline.gateway.tokens import synapse_token, token_key
 from crossline.passwords import hash_password
 from crossline.services.hub import Hub
 from crossline.storage import invitations, lines, members, sessions
@@ -53,22 +54,34 @@ async def issue_invitation(
     code = hub.new_token()
     now = hub.clock.now_ms()
     expires_at = now + hub.config.invitations.lifetime_hours * 3600 * 1000
-    # The invitation code is the Synapse registration token: single-use, expiring there too.
-    await hub.homeserver.create_registration_token(code, expires_at)
+    # Synapse holds a single-use registration token derived from the code, expiring with it.
+    await hub.homeserver.create_registration_token(registration_token(hub, code), expires_at)
     with hub.engine.begin() as conn:
         invitation_id = invitations.add_invitation(
-            conn, token_hash(code), line_id, side_id, roles, issuer.id, now, expires_at
+            conn, invitation_hash(hub, code), line_id, side_id, roles, issuer.id, now, expires_at
         )
         invitation = next(i for i in invitations.list_invitations(conn, line_id) if i.id == invitation_id)
     return IssuedInvitation(invitation, code, f"{hub.config.hub_url}/join/{code}")
 
 
+def registration_token(hub: Hub, code: str) -> str:
+    """The registration token Synapse holds for an invitation code: never the code itself, so a
+    copy of Synapse's database or log lets nobody register (see `crossline.gateway.tokens`)."""
+    return synapse_token(token_key(hub.config.paths.secrets_dir), code)
+
+
+def invitation_hash(hub: Hub, code: str) -> str:
+    """How the hub stores an invitation, and how our Synapse module names its registration
+    claim: the SHA-256 of the token Synapse saw."""
+    return token_hash(registration_token(hub, code))
+
+
 async def invitation_for_code(hub: Hub, code: str) -> tuple[Invitation, Line]:
     # Someone may have just used the code in a Matrix client: settle that first.
-    await collect_registration_claim(hub, token_hash(code))
+    await collect_registration_claim(hub, invitation_hash(hub, code))
     with hub.engine.connect() as conn:
         invitation = rules.check_invitation_usable(
-            invitations.find_by_token_hash(conn, token_hash(code)), hub.clock.now_ms()
+            invitations.find_by_token_hash(conn, invitation_hash(hub, code)), hub.clock.now_ms()
         )
         line = lines.get_line(conn, invitation.line_id)
     assert line is not None  # foreign key
@@ -80,10 +93,10 @@ async def register_on_hub(hub: Hub, code: str, localpart: str, password: str) ->
     invitation, _ = await invitation_for_code(hub, code)
     localpart = rules.check_localpart(localpart)
     rules.check_password(password)
-    user_id = await hub.homeserver.register_with_token(localpart, password, code)
+    user_id = await hub.homeserver.register_with_token(localpart, password, registration_token(hub, code))
     web_hash = hash_password(password) if invitation.roles & STAFF_ROLES else None
-    member = bind_registration(hub, token_hash(code), user_id, web_hash)
-    (hub.config.paths.registration_claims_dir / token_hash(code)).unlink(missing_ok=True)
+    member = bind_registration(hub, invitation_hash(hub, code), user_id, web_hash)
+    (hub.config.paths.registration_claims_dir / invitation_hash(hub, code)).unlink(missing_ok=True)
     return member
 
 
@@ -209,7 +222,7 @@ async def join_on_web(hub: Hub, code: str) -> WebParticipant:
             raise Conflict("This invitation has just been used.")
         members.add_access_link(conn, token_hash(access), member_id, now)
         member = members.get_member(conn, member_id)
-    await hub.homeserver.delete_registration_token(code)
+    await hub.homeserver.delete_registration_token(registration_token(hub, code))
     return WebParticipant(member, f"{hub.config.hub_url}/r/{access}")
 
 

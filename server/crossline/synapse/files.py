@@ -30,15 +30,15 @@ def homeserver_config(config: Config) -> dict[str, Any]:
             "server_name": config.synapse.server_name,
             "public_baseurl": config.homeserver_public_url + "/",
             "pid_file": str(paths.synapse_dir / "homeserver.pid"),
-            # Only a client listener, on the configured address (loopback by default):
-            # no federation resource at all.
+            # Only a client listener, no federation resource at all, and only on a UNIX socket
+            # in the 0700 synapse directory: clients come through the hub's gateway, which
+            # gives Synapse a keyed pseudonym of each client's address in X-Forwarded-For.
             "listeners": [
                 {
-                    "port": config.synapse.port,
-                    "bind_addresses": [config.synapse.host],
+                    "path": str(paths.synapse_socket),
+                    "mode": 0o600,
                     "type": "http",
-                    "tls": False,
-                    "x_forwarded": False,
+                    "x_forwarded": True,
                     "resources": [{"names": ["client"], "compress": False}],
                 }
             ],
@@ -67,8 +67,22 @@ def homeserver_config(config: Config) -> dict[str, Any]:
     return settings
 
 
+# Loggers whose lines name an account at the moment it registers, logs in, fails to log in or
+# completes user-interactive auth ("Auth completed with creds" carries the registration token).
+# Only their errors are kept.
+ACCOUNT_LOGGERS = (
+    "synapse.handlers.auth",
+    "synapse.handlers.ui_auth",
+    "synapse.handlers.register",
+    "synapse.handlers.device",
+    "synapse.rest.client.login",
+    "synapse.rest.client.register",
+)
+
+
 def log_config(config: Config) -> dict[str, Any]:
-    """Synapse's own log. Request lines (with addresses and paths) are not kept."""
+    """Synapse's own log: warnings and errors only, so no line ties an account to the time it
+    signed in or registered. Request lines (with addresses and paths) are not kept either."""
     return {
         "version": 1,
         "formatters": {"precise": {"format": "%(asctime)s - %(name)s - %(levelname)s - %(message)s"}},
@@ -84,10 +98,9 @@ def log_config(config: Config) -> dict[str, Any]:
         },
         "loggers": {
             "synapse.access": {"level": "WARNING"},
-            "synapse.storage.SQL": {"level": "WARNING"},
-            "twisted": {"level": "WARNING"},
+            **{name: {"level": "ERROR"} for name in ACCOUNT_LOGGERS},
         },
-        "root": {"level": "INFO", "handlers": ["file"]},
+        "root": {"level": "WARNING", "handlers": ["file"]},
         "disable_existing_loggers": False,
     }
 
@@ -116,6 +129,7 @@ def appservice_registration(config: Config) -> dict[str, Any]:
 def write_synapse_files(config: Config) -> None:
     paths = config.paths
     paths.synapse_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    paths.synapse_dir.chmod(0o700)  # Synapse's socket is in it: nobody else may connect around the gateway
     paths.registration_claims_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # These files name secret paths or hold tokens: only this user may read them.
     write_private_file(paths.synapse_config, _yaml(homeserver_config(config)))

@@ -7,7 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from crossline import secrets
@@ -15,7 +14,7 @@ from crossline.clock import Clock, SystemClock, TokenFactory, random_token
 from crossline.config import Config
 from crossline.errors import CrosslineError
 from crossline.matrix.bot import HubBot
-from crossline.matrix.homeserver import Homeserver
+from crossline.matrix.homeserver import Homeserver, synapse_session
 from crossline.services.hub import Hub
 from crossline.services import moderation as moderation_service
 from crossline.services.housekeeping import forget_what_is_no_longer_needed
@@ -48,7 +47,7 @@ def create_app(
     migrate(engine)
 
     async def homeserver_ctx(app: web.Application) -> AsyncIterator[None]:
-        session = aiohttp.ClientSession()
+        session = synapse_session(config)
         admin_token_file = config.paths.secret(secrets.HUB_ADMIN_ACCESS_TOKEN)
         homeserver = Homeserver(
             config.homeserver_url,

@@ -1,0 +1,1 @@
+"""The client-API gateway: what Matrix clients reach in place of Synapse (see `proxy.py`)."""

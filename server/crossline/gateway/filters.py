@@ -1,0 +1,127 @@
+"""What the gateway changes in a client's request or Synapse's answer: pure functions on paths
+and JSON values, no I/O.
+
+Paths are matched on the raw path exactly as it is forwarded (Synapse matches the same raw
+string), and generously: a path matched here that Synapse would not route is only filtered for
+nothing, while one Synapse routes can never slip past.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from urllib.parse import unquote
+
+KEY_FIELDS = ("device_keys", "master_keys", "self_signing_keys", "user_signing_keys", "one_time_keys")
+REGISTRATION_TOKEN_STAGE = "m.login.registration_token"
+
+
+class Route(Enum):
+    PASS = "pass"
+    KEYS_QUERY = "keys_query"
+    KEYS_CLAIM = "keys_claim"
+    REGISTER = "register"
+    REGISTER_AVAILABLE = "register_available"
+    TOKEN_VALIDITY = "token_validity"
+    LOGIN = "login"
+    ROOM_REPORT = "room_report"
+
+
+_ROUTES = (
+    (Route.KEYS_QUERY, "POST", re.compile(r"^/_matrix/client/(?:.*/)?keys/query$")),
+    (Route.KEYS_CLAIM, "POST", re.compile(r"^/_matrix/client/(?:.*/)?keys/claim$")),
+    (Route.REGISTER, "POST", re.compile(r"^/_matrix/client/(?:.*/)?register$")),
+    (Route.REGISTER_AVAILABLE, "GET", re.compile(r"^/_matrix/client/(?:.*/)?register/available$")),
+    (Route.TOKEN_VALIDITY, "GET", re.compile(r"^/_matrix/client/(?:.*/)?register/m\.login\.registration_token/validity$")),
+    (Route.LOGIN, "POST", re.compile(r"^/_matrix/client/(?:.*/)?login$")),
+)
+# Element's "Report room" and "Decline and report" (MSC4151). Synapse serves the stable path only;
+# the unstable one means the same and is passed on as the stable one. Not /report/{eventId}.
+_ROOM_REPORT = re.compile(r"^/_matrix/client/(?P<version>v3|unstable/org\.matrix\.msc4151)/rooms/(?P<room>[^/]*)/report$")
+STABLE_ROOM_REPORT = "/_matrix/client/v3/rooms/{room}/report"
+
+
+@dataclass(frozen=True)
+class Match:
+    route: Route
+    upstream_path: str  # the raw path to send to Synapse
+    room_id: str = ""
+
+
+def classify(method: str, raw_path: str) -> Match:
+    """`raw_path` without its query string."""
+    if method == "POST":
+        report = _ROOM_REPORT.match(raw_path)
+        if report:
+            upstream = STABLE_ROOM_REPORT.format(room=report["room"])
+            return Match(Route.ROOM_REPORT, upstream, unquote(report["room"]))
+    for route, route_method, pattern in _ROUTES:
+        if method == route_method and pattern.match(raw_path):
+            return Match(route, raw_path)
+    return Match(Route.PASS, raw_path)
+
+
+# -- Device keys -------------------------------------------------------------------------------
+
+
+def _request_field(route: Route) -> str:
+    return "device_keys" if route is Route.KEYS_QUERY else "one_time_keys"
+
+
+def users_asked_for(route: Route, body: object) -> set[str]:
+    """The accounts whose keys a /keys/query or /keys/claim asks for (none if the body is not the
+    shape Synapse accepts: Synapse then refuses it itself)."""
+    wanted = body.get(_request_field(route)) if isinstance(body, dict) else None
+    return {user for user in wanted if isinstance(user, str)} if isinstance(wanted, dict) else set()
+
+
+def restrict_keys_request(route: Route, body: dict, allowed: set[str]) -> dict:
+    """The request without the accounts the requester may not see. Stripped before Synapse sees
+    it, not only from the answer: a claim spends one-time keys."""
+    field = _request_field(route)
+    wanted = body.get(field)
+    if not isinstance(wanted, dict):
+        return body
+    return {**body, field: {user: value for user, value in wanted.items() if user in allowed}}
+
+
+def restrict_keys_response(body: object, allowed: set[str]) -> object:
+    """Defence in depth: Synapse's answer keeps only keys of accounts the requester may see."""
+    if not isinstance(body, dict):
+        return body
+    restricted = dict(body)
+    for field in KEY_FIELDS:
+        keys = body.get(field)
+        if isinstance(keys, dict):
+            restricted[field] = {user: value for user, value in keys.items() if user in allowed}
+    return restricted
+
+
+# -- Registration --------------------------------------------------------------------------------
+
+
+def registration_token(body: object) -> str | None:
+    """The invitation code in a registration's registration-token stage, if it has one."""
+    auth = body.get("auth") if isinstance(body, dict) else None
+    if isinstance(auth, dict) and auth.get("type") == REGISTRATION_TOKEN_STAGE and isinstance(auth.get("token"), str):
+        return auth["token"]
+    return None
+
+
+def with_registration_token(body: dict, token: str) -> dict:
+    return {**body, "auth": {**body["auth"], "token": token}}
+
+
+def uia_session(body: object) -> str | None:
+    auth = body.get("auth") if isinstance(body, dict) else None
+    session = auth.get("session") if isinstance(auth, dict) else None
+    return session if isinstance(session, str) else None
+
+
+def token_stage_completed(status: int, answer: object) -> bool:
+    """Synapse's answer says this registration passed the registration-token stage."""
+    if status == 200:
+        return True
+    completed = answer.get("completed") if isinstance(answer, dict) else None
+    return status == 401 and isinstance(completed, list) and REGISTRATION_TOKEN_STAGE in completed

@@ -1,0 +1,336 @@
+"""The client-API gateway: a reverse proxy in the hub process, where Matrix clients connect.
+
+Synapse listens only on a UNIX socket in the data directory; everything a client sends reaches it
+through here. Almost everything passes unchanged and streamed (media, /sync long polls). The
+gateway changes only what Synapse has no setting or module hook for:
+
+- It tells Synapse a keyed, daily pseudonym of the client's address (`addresses.py`), never the
+  address itself.
+- /register/available never says that a name is taken, and /register checks a user name only
+  for someone who has shown a usable invitation code (Synapse otherwise checks it first).
+- A failed password login is never answered sooner than `LOGIN_FLOOR_S`, so an unknown name
+  and a wrong password take the same time.
+- Invitation codes become the registration tokens Synapse holds (`tokens.py`).
+- /keys/query and /keys/claim only reach accounts the requester shares a room with (`peers.py`).
+- A room report Synapse accepted (Element's "Report room", "Decline and report") is handed to
+  the moderation queue.
+
+It logs no request, token, body or address: only the type of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode
+
+import aiohttp
+from aiohttp import web
+from yarl import URL
+
+from crossline.clock import Clock
+from crossline.errors import CrosslineError
+from crossline.gateway import filters
+from crossline.gateway.addresses import AddressPseudonyms
+from crossline.gateway.filters import Route
+from crossline.gateway.peers import RoomPeers
+from crossline.gateway.tokens import synapse_token
+
+logger = logging.getLogger(__name__)
+
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "trailers", "transfer-encoding", "upgrade"})
+# Set by the gateway itself, never taken from the client.
+NOT_FORWARDED = HOP_BY_HOP | {"host", "expect", "forwarded", "x-forwarded-for", "x-forwarded-proto",
+                              "x-forwarded-host", "x-real-ip"}
+# Bodies the gateway reads whole to change them: small JSON requests and answers.
+MAX_FILTERED_BODY = 2 * 1024 * 1024
+LOGIN_FLOOR_S = 1.0
+VERIFIED_SESSION_MS = 24 * 3600 * 1000
+MAX_VERIFIED_SESSIONS = 10_000
+
+RoomReportSink = Callable[[str, str, str], Awaitable[Any]]
+
+
+class GatewayHomeserver(Protocol):
+    """What the gateway asks of Synapse directly (with the hub's admin token)."""
+
+    async def whoami(self, token: str) -> str | None: ...
+    async def registration_token_usable(self, token: str, now_ms: int) -> bool: ...
+    async def memberships(self, user_id: str) -> dict[str, str]: ...
+    async def room_memberships(self, room_id: str) -> dict[str, str]: ...
+
+
+@dataclass
+class Upstream:
+    """Synapse as the gateway forwards to it: a base URL and a session that reaches it."""
+
+    base_url: str
+    session: aiohttp.ClientSession
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+class Gateway:
+    def __init__(self, upstream: Upstream, homeserver: GatewayHomeserver, token_key: str, clock: Clock,
+                 on_room_report: RoomReportSink, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 monotonic: Callable[[], float] = time.monotonic):
+        self._upstream = upstream
+        self._homeserver = homeserver
+        self._token_key = token_key
+        self._clock = clock
+        self._on_room_report = on_room_report
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._addresses = AddressPseudonyms(clock)
+        self._peers = RoomPeers(homeserver, clock)
+        self._verified_sessions: dict[str, int] = {}  # registration sessions past the token stage
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path, _, query = request.raw_path.partition("?")
+        match = filters.classify(request.method, path)
+        try:
+            if match.route is Route.PASS:
+                return await self._stream(request, match.upstream_path + ("?" + query if query else ""))
+            handler = _HANDLERS[match.route]
+            return await handler(self, request, match, query)
+        except ConnectionError:
+            raise  # the client went away: aiohttp drops the connection quietly
+        except (aiohttp.ClientError, TimeoutError) as error:
+            logger.warning("Synapse could not be reached through its socket (%s)", type(error).__name__)
+            return _matrix_error(502, "M_UNKNOWN", "The homeserver is not answering. Try again in a moment.")
+
+    # -- Forwarding ---------------------------------------------------------------------------------
+
+    def _headers(self, request: web.Request, body_length: int | None = None) -> dict[str, str]:
+        headers = {name: value for name, value in request.headers.items() if name.lower() not in NOT_FORWARDED}
+        if body_length is not None:
+            headers = {name: value for name, value in headers.items() if name.lower() != "content-length"}
+            headers["Content-Length"] = str(body_length)
+        headers["X-Forwarded-For"] = self._addresses.pseudonym(request.remote or "")
+        headers["X-Forwarded-Proto"] = request.scheme
+        return headers
+
+    def _url(self, raw_path_and_query: str) -> URL:
+        return URL(self._upstream.base_url + raw_path_and_query, encoded=True)
+
+    async def _stream(self, request: web.Request, raw_target: str) -> web.StreamResponse:
+        """Both bodies streamed: media uploads and downloads, /sync long polls."""
+        data = request.content if request.body_exists else None
+        async with self._upstream.session.request(
+            request.method, self._url(raw_target), headers=self._headers(request), data=data, allow_redirects=False,
+        ) as upstream:
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            _copy_headers(upstream.headers.items(), response)
+            if upstream.content_length is not None:
+                response.content_length = upstream.content_length
+            await response.prepare(request)
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, TimeoutError) as error:
+                # Synapse stopped half-way: the client must see a cut connection, not a whole answer.
+                raise ConnectionResetError from error
+            await response.write_eof()
+            return response
+
+    async def _exchange(self, request: web.Request, raw_target: str, body: bytes) -> _Answer:
+        """One buffered round trip, for the small JSON requests the gateway looks into."""
+        async with self._upstream.session.request(
+            request.method, self._url(raw_target), headers=self._headers(request, len(body)), data=body,
+            allow_redirects=False,
+        ) as upstream:
+            content = await upstream.content.read(MAX_FILTERED_BODY + 1)
+            if len(content) > MAX_FILTERED_BODY:
+                return _Answer(502, [], _error_body("M_UNKNOWN", "The homeserver's answer was too large."))
+            return _Answer(upstream.status, list(upstream.headers.items()), content)
+
+    # -- Routes ---------------------------------------------------------------------------------------
+
+    async def _keys(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+        body_bytes = await _read(request)
+        body = _json(body_bytes)
+        target = _target(match.upstream_path, query)
+        if body is None:  # not JSON: Synapse says so
+            return _reply(await self._exchange(request, target, body_bytes))
+        requester = await self._requester(request)
+        wanted = filters.users_asked_for(match.route, body)
+        allowed: set[str] = set()
+        if requester is not None:
+            try:
+                allowed = await self._peers.visible(requester, wanted)
+            except CrosslineError:
+                allowed = {requester}  # fail closed: her own keys only
+        restricted = filters.restrict_keys_request(match.route, body, allowed) if isinstance(body, dict) else body
+        answer = await self._exchange(request, target, json.dumps(restricted).encode())
+        data = answer.json()
+        if answer.status != 200 or data is None:
+            return _reply(answer)
+        return _reply(answer, json.dumps(filters.restrict_keys_response(data, allowed | {requester or ""})).encode())
+
+    async def _register(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+        body_bytes = await _read(request)
+        body = _json(body_bytes)
+        target = _target(match.upstream_path, query)
+        if not isinstance(body, dict) or _has_token(request) or body.get("type") == "m.login.application_service":
+            return _reply(await self._exchange(request, target, body_bytes))
+        now = self._clock.now_ms()
+        proven = False
+        code = filters.registration_token(body)
+        if code is not None:
+            token = synapse_token(self._token_key, code)
+            body = filters.with_registration_token(body, token)
+            try:
+                proven = await self._homeserver.registration_token_usable(token, now)
+            except CrosslineError:
+                proven = False
+        session = filters.uia_session(body)
+        if session is not None and now - self._verified_sessions.get(session, -VERIFIED_SESSION_MS - 1) <= VERIFIED_SESSION_MS:
+            proven = True
+        if not proven:
+            # Synapse checks a user name before any auth stage and says M_USER_IN_USE: only
+            # someone with a usable invitation may learn that a name is taken.
+            body.pop("username", None)
+        answer = await self._exchange(request, target, json.dumps(body).encode())
+        if code is not None and filters.token_stage_completed(answer.status, answer.json()):
+            data = answer.json()
+            session = session or (data.get("session") if isinstance(data, dict) else None)
+            if isinstance(session, str):
+                self._remember_session(session, now)
+        return _reply(answer)
+
+    def _remember_session(self, session: str, now: int) -> None:
+        if len(self._verified_sessions) >= MAX_VERIFIED_SESSIONS:
+            self._verified_sessions.pop(next(iter(self._verified_sessions)))
+        self._verified_sessions[session] = now
+
+    async def _register_available(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+        answer = await self._exchange(request, _target(match.upstream_path, query), b"")
+        data = answer.json()
+        if answer.status == 400 and isinstance(data, dict) and data.get("errcode") == "M_USER_IN_USE":
+            # Taken or free, the answer is the same; registration itself checks again after the
+            # invitation code.
+            return web.json_response({"available": True})
+        return _reply(answer)
+
+    async def _token_validity(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+        pairs = [(name, synapse_token(self._token_key, value) if name == "token" else value)
+                 for name, value in parse_qsl(query, keep_blank_values=True)]
+        return _reply(await self._exchange(request, _target(match.upstream_path, urlencode(pairs)), b""))
+
+    async def _login(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+        started = self._monotonic()
+        answer = await self._exchange(request, _target(match.upstream_path, query), await _read(request))
+        if answer.status != 200:
+            # Synapse checks a password only for a name that exists: pad every refusal to the
+            # same floor so the time does not tell which it was.
+            remaining = LOGIN_FLOOR_S - (self._monotonic() - started)
+            if remaining > 0:
+                await self._sleep(remaining)
+        return _reply(answer)
+
+    async def _room_report(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+        body_bytes = await _read(request)
+        answer = await self._exchange(request, _target(match.upstream_path, query), body_bytes)
+        token = _access_token(request)
+        if answer.status == 200 and token:
+            body = _json(body_bytes)
+            reason = body.get("reason") if isinstance(body, dict) else None
+            try:
+                reporter = await self._homeserver.whoami(token)
+                if reporter:
+                    await self._on_room_report(reporter, match.room_id, reason if isinstance(reason, str) else "")
+            except Exception as error:  # noqa: BLE001 - the reporter still gets Synapse's answer
+                logger.warning("A room report could not be handed to the moderation queue (%s)", type(error).__name__)
+        return _reply(answer)
+
+    async def _requester(self, request: web.Request) -> str | None:
+        token = _access_token(request)
+        if not token:
+            return None
+        try:
+            return await self._peers.owner(token)
+        except CrosslineError:
+            return None
+
+
+_HANDLERS = {
+    Route.KEYS_QUERY: Gateway._keys,
+    Route.KEYS_CLAIM: Gateway._keys,
+    Route.REGISTER: Gateway._register,
+    Route.REGISTER_AVAILABLE: Gateway._register_available,
+    Route.TOKEN_VALIDITY: Gateway._token_validity,
+    Route.LOGIN: Gateway._login,
+    Route.ROOM_REPORT: Gateway._room_report,
+}
+
+
+def create_gateway(gateway: Gateway) -> web.Application:
+    app = web.Application(client_max_size=MAX_FILTERED_BODY)
+    app.router.add_route("*", "/{tail:.*}", gateway.handle)
+    return app
+
+
+# -- Helpers -------------------------------------------------------------------------------------------
+
+
+def _target(path: str, query: str) -> str:
+    return path + ("?" + query if query else "")
+
+
+async def _read(request: web.Request) -> bytes:
+    return await request.read() if request.body_exists else b""
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:  # includes invalid UTF-8
+        return None
+
+
+def _access_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        return header.removeprefix("Bearer ").strip() or None
+    return request.query.get("access_token") or None
+
+
+def _has_token(request: web.Request) -> bool:
+    return _access_token(request) is not None
+
+
+def _copy_headers(headers, response: web.StreamResponse) -> None:
+    for name, value in headers:
+        if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+            response.headers.add(name, value)
+
+
+def _reply(answer: _Answer, body: bytes | None = None) -> web.Response:
+    response = web.Response(status=answer.status, body=answer.body if body is None else body)
+    _copy_headers(answer.headers, response)
+    return response
+
+
+def _error_body(errcode: str, error: str) -> bytes:
+    return json.dumps({"errcode": errcode, "error": error}).encode()
+
+
+def _matrix_error(status: int, errcode: str, error: str) -> web.Response:
+    return web.Response(status=status, body=_error_body(errcode, error), content_type="application/json")

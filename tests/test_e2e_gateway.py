@@ -1,0 +1,171 @@
+"""The client-API gateway in front of a real Synapse: what an outsider, a stranger and a copy of
+Synapse's files can no longer learn, and room reports reaching the moderators."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sqlite3
+from urllib.parse import quote
+
+import pytest
+
+from crossline import secrets as secret_files
+from crossline.gateway.tokens import synapse_token
+from tests.conftest import ALICE, BELLA, issue_invitation, member_ids_on_page
+from tests.support import WebSession, login, matrix, register_like_element, wait_for
+
+pytestmark = pytest.mark.synapse
+
+CLIENT = "/_matrix/client/v3"
+
+
+def _name(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(3)}"
+
+
+def _new_member(world, localpart: str, password: str) -> str:
+    """An account registered in a Matrix client with an invitation; returns its access token."""
+    code = issue_invitation(world.admin, world.line_id, world.side_ids["Left bank"]).rsplit("/", 1)[1]
+    status, data = register_like_element(world.stack.homeserver_url, localpart, password, code)
+    assert status == 200, data
+    user_id = world.stack.user_id(localpart)
+    wait_for(lambda: user_id in member_ids_on_page(world.admin.get(f"/lines/{world.line_id}")[1]),
+             what=f"{localpart} to become a member")
+    return login(world.stack.homeserver_url, localpart, password)
+
+
+def test_an_outsider_cannot_tell_whether_a_name_has_an_account(world):
+    hs, unknown = world.stack.homeserver_url, _name("nobody")
+    answers = [matrix(hs, "GET", f"{CLIENT}/register/available?username={name}") for name in ("alice", unknown)]
+    assert answers[0] == answers[1] == (200, {"available": True})
+
+    for auth in (None, {"type": "m.login.registration_token", "token": "a guess"}, {"type": "m.login.dummy"}):
+        answers = []
+        for name in ("alice", unknown):
+            body = {"username": name, "password": "some password 123"}
+            if auth:
+                session = matrix(hs, "POST", f"{CLIENT}/register", body=body)[1]["session"]
+                body["auth"] = {**auth, "session": session}
+            status, data = matrix(hs, "POST", f"{CLIENT}/register", body=body)
+            answers.append((status, data.get("errcode"), sorted(data.get("completed", []))))
+        assert answers[0] == answers[1] and answers[0][0] == 401, answers
+
+    wrong = [matrix(hs, "POST", f"{CLIENT}/login", body={
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": name}, "password": "wrong password"})
+        for name in ("alice", unknown)]
+    assert wrong[0] == wrong[1] and wrong[0][0] == 403, wrong
+    profiles = [matrix(hs, "GET", f"{CLIENT}/profile/{quote(world.stack.user_id(name))}") for name in ("alice", unknown)]
+    assert profiles[0][0] == profiles[1][0] == 401
+
+
+def test_only_someone_holding_an_invitation_learns_that_a_name_is_taken(world):
+    hs = world.stack.homeserver_url
+    code = issue_invitation(world.admin, world.line_id, world.side_ids["Right bank"]).rsplit("/", 1)[1]
+    status, data = register_like_element(hs, "alice", "another password 1", code)
+    assert status == 400 and data["errcode"] == "M_USER_IN_USE", data
+    # Learning it did not spend the invitation.
+    status, data = register_like_element(hs, _name("alicia"), "another password 1", code)
+    assert status == 200, data
+
+
+def _upload_device(hs: str, token: str, user_id: str, device_id: str) -> dict:
+    keys = {f"curve25519:{device_id}": "c" * 43, f"ed25519:{device_id}": "e" * 43}
+    status, data = matrix(hs, "POST", f"{CLIENT}/keys/upload", token, {
+        "device_keys": {"user_id": user_id, "device_id": device_id, "keys": keys,
+                        "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+                        "signatures": {user_id: {f"ed25519:{device_id}": "s" * 86}}},
+        "one_time_keys": {"signed_curve25519:AAAAAQ": {"key": "o" * 43,
+                                                       "signatures": {user_id: {f"ed25519:{device_id}": "s" * 86}}}}})
+    assert status == 200, data
+    return data["one_time_key_counts"]
+
+
+def test_a_stranger_learns_nothing_about_a_members_devices(world):
+    stack, hs = world.stack, world.stack.homeserver_url
+    status, data = matrix(hs, "POST", f"{CLIENT}/login", body={
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": ALICE[1],
+        "initial_device_display_name": "Alice's secret phone"})
+    assert status == 200, data
+    alice, device = stack.user_id("alice"), data["device_id"]
+    alice_token = data["access_token"]
+    assert _upload_device(hs, alice_token, alice, device) == {"signed_curve25519": 1}
+
+    stranger = _new_member(world, _name("stella"), "stranger password 1")
+    status, answer = matrix(hs, "POST", f"{CLIENT}/keys/query", stranger, {"device_keys": {alice: []}})
+    assert status == 200 and not answer["device_keys"].get(alice), answer
+    assert device not in str(answer) and "secret phone" not in str(answer) and alice not in str(answer)
+    status, answer = matrix(hs, "POST", f"{CLIENT}/keys/claim", stranger,
+                            {"one_time_keys": {alice: {device: "signed_curve25519"}}})
+    assert status == 200 and not answer["one_time_keys"].get(alice), answer
+    assert matrix(hs, "POST", f"{CLIENT}/keys/upload", alice_token, {})[1]["one_time_key_counts"] == \
+        {"signed_curve25519": 1}, "the stranger's claim spent none of her one-time keys"
+
+    # Bella, invited to a room of Alice's, sees her device (and Alice sees Bella's): E2EE works.
+    bella = login(hs, "bella", BELLA[1])
+    status, room = matrix(hs, "POST", f"{CLIENT}/createRoom", alice_token, {"invite": [stack.user_id("bella")]})
+    assert status == 200, room
+    status, answer = matrix(hs, "POST", f"{CLIENT}/keys/query", bella, {"device_keys": {alice: []}})
+    assert device in answer["device_keys"][alice], answer
+    matrix(hs, "POST", f"{CLIENT}/logout", alice_token, {})
+
+
+def test_synapse_holds_no_invitation_code_and_its_token_opens_nothing(world):
+    stack, hs = world.stack, world.stack.homeserver_url
+    staff_code = issue_invitation(world.admin, world.line_id, "", roles=("moderator",)).rsplit("/", 1)[1]
+    code = issue_invitation(world.admin, world.line_id, world.side_ids["Left bank"]).rsplit("/", 1)[1]
+    database = stack.data_dir / "synapse" / "homeserver.db"
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+        held = {row[0] for row in db.execute("SELECT token FROM registration_tokens")}
+    assert staff_code not in held and code not in held
+    key = secret_files.read_secret(stack.data_dir / "secrets", secret_files.REGISTRATION_TOKEN_KEY)
+    staff_token = synapse_token(key, staff_code)
+    assert staff_token in held
+
+    # What Synapse holds is no invitation: not in a Matrix client, not on the hub's page.
+    status, data = register_like_element(hs, _name("mallory"), "mallory password 1", staff_token)
+    assert status == 401 and "m.login.registration_token" not in data.get("completed", []), data
+    assert WebSession(stack.hub_url).get(f"/join/{staff_token}")[0] == 410
+    validity = "/_matrix/client/v1/register/m.login.registration_token/validity?token="
+    assert matrix(hs, "GET", validity + staff_token) == (200, {"valid": False})
+    assert matrix(hs, "GET", validity + staff_code) == (200, {"valid": True})
+
+    # The code itself works, and Synapse's log keeps neither it nor the sign-up.
+    localpart = _name("logan")
+    status, data = register_like_element(hs, localpart, "logan password 12", code)
+    assert status == 200, data
+    login(hs, localpart, "logan password 12")
+    log = (stack.data_dir / "synapse" / "homeserver.log").read_text(encoding="utf-8", errors="replace")
+    for secret in (code, synapse_token(key, code), staff_code, staff_token):
+        assert secret not in log
+    assert stack.user_id(localpart) not in log and localpart not in log
+    assert "Auth completed" not in log
+
+
+def _room_cases(admin: WebSession, room_id: str) -> list[str]:
+    queue = admin.get("/moderation")[1]
+    links = re.findall(r'<tr[^>]*><td><a href="(/moderation/cases/\d+)">[^\n]*?<td>matrix_room</td>', queue)
+    return [link for link in links if room_id in admin.get(link)[1]]
+
+
+@pytest.mark.parametrize("version", ["v3", "unstable/org.matrix.msc4151"])
+def test_decline_and_report_reaches_the_moderators_once(world, version):
+    stack, hs = world.stack, world.stack.homeserver_url
+    inviter_name = _name("ivan")
+    inviter = _new_member(world, inviter_name, "inviter password 1")
+    bella = login(hs, "bella", BELLA[1])
+    status, room = matrix(hs, "POST", f"{CLIENT}/createRoom", inviter, {"invite": [stack.user_id("bella")]})
+    assert status == 200, room
+    room_id = room["room_id"]
+    # Element's "Decline and report": report the room, then leave it. A second click changes nothing.
+    for _ in range(2):
+        status, data = matrix(hs, "POST", f"/_matrix/client/{version}/rooms/{quote(room_id)}/report", bella,
+                              {"reason": "Threatening invitation"})
+        assert status == 200, data
+    assert matrix(hs, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave", bella, {})[0] == 200
+
+    cases = wait_for(lambda: _room_cases(world.admin, room_id), what="the room report in the moderation queue")
+    assert len(cases) == 1, cases
+    case_page = world.admin.get(cases[0])[1]
+    assert "Threatening invitation" in case_page and "<th>Reporter</th><td>a member" in case_page
+    assert f"<code>{stack.user_id(inviter_name)}</code>" in case_page, "the case names who invited her"

@@ -1,0 +1,243 @@
+"""The client-API gateway against a fake Synapse (an aiohttp app that records what reaches it).
+
+The real Synapse behind the gateway is in tests/test_e2e_gateway.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from urllib.parse import unquote
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from crossline.gateway.addresses import DAY_MS, AddressPseudonyms
+from crossline.gateway.proxy import LOGIN_FLOOR_S, Gateway, Upstream, create_gateway
+from crossline.gateway.tokens import synapse_token
+from tests.fakes import FakeClock
+
+KEY = "test registration token key"
+ALICE, BELLA, STRANGER = "@alice:hub.test", "@bella:hub.test", "@stranger:hub.test"
+TOKENS = {"alice-token": ALICE, "stranger-token": STRANGER}
+ROOM = "!room:hub.test"
+
+
+class FakeSynapse:
+    """What the gateway asks directly (admin API), and the client API it forwards to."""
+
+    def __init__(self):
+        self.seen: list[dict] = []
+        self.answers: dict[str, tuple[int, object]] = {}
+        self.usable_tokens: set[str] = set()
+        self.rooms = {ROOM: {ALICE: "join", BELLA: "invite"}}
+
+    async def whoami(self, token: str) -> str | None:
+        return TOKENS.get(token)
+
+    async def registration_token_usable(self, token: str, now_ms: int) -> bool:
+        return token in self.usable_tokens
+
+    async def memberships(self, user_id: str) -> dict[str, str]:
+        return {room: members[user_id] for room, members in self.rooms.items() if user_id in members}
+
+    async def room_memberships(self, room_id: str) -> dict[str, str]:
+        return self.rooms[room_id]
+
+    async def client_api(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.seen.append({"method": request.method, "path": request.raw_path, "headers": dict(request.headers),
+                          "body": body})
+        path = unquote(request.raw_path.partition("?")[0])
+        try:
+            return self._answer(path, body)
+        except (ValueError, TypeError, KeyError):
+            return web.json_response({"errcode": "M_NOT_JSON"}, status=400)
+
+    def _answer(self, path: str, body: bytes) -> web.Response:
+        if path == "/_matrix/client/v3/keys/query":
+            asked = json.loads(body)["device_keys"]
+            return web.json_response({"device_keys": {u: {"DEVICE": {"device_id": "DEVICE"}} for u in asked},
+                                      "master_keys": {u: {"keys": {}} for u in [*asked, STRANGER]}})
+        if path == "/_matrix/client/v3/keys/claim":
+            asked = json.loads(body)["one_time_keys"]
+            return web.json_response({"one_time_keys": {u: {"DEVICE": {"signed_curve25519:A": {}}} for u in asked}})
+        if path == "/_matrix/media/v3/upload":
+            return web.json_response({"length": len(body)}, headers={"Connection": "keep-alive", "X-Kept": "yes"})
+        status, answer = self.answers.get(path, (200, {}))
+        return web.json_response(answer, status=status)
+
+
+@pytest.fixture
+async def synapse():
+    fake = FakeSynapse()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", fake.client_api)
+    server = TestServer(app)
+    await server.start_server()
+    fake.url = str(server.make_url("")).rstrip("/")
+    yield fake
+    await server.close()
+
+
+@pytest.fixture
+async def gateway(synapse, aiohttp_client):
+    session = aiohttp.ClientSession(auto_decompress=False)
+    reports: list[tuple[str, str, str]] = []
+    sleeps: list[float] = []
+
+    async def take_report(reporter: str, room_id: str, reason: str) -> None:
+        reports.append((reporter, room_id, reason))
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    proxy = Gateway(Upstream(synapse.url, session), synapse, KEY, FakeClock(1_000 * DAY_MS), take_report,
+                    sleep=sleep, monotonic=lambda: 100.0)
+    client = await aiohttp_client(create_gateway(proxy))
+    client.reports, client.sleeps = reports, sleeps
+    yield client
+    await session.close()
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_bodies_pass_both_ways_and_synapse_never_sees_the_client_address(gateway, synapse):
+    upload = bytes(range(256)) * 12_000  # 3 MB, streamed
+    response = await gateway.post("/_matrix/media/v3/upload?filename=a.png", data=upload,
+                                  headers={"X-Forwarded-For": "203.0.113.9", "Content-Type": "image/png"})
+    assert response.status == 200 and await response.json() == {"length": len(upload)}
+    assert response.headers["X-Kept"] == "yes"
+    seen = synapse.seen[-1]
+    assert seen["body"] == upload and seen["path"] == "/_matrix/media/v3/upload?filename=a.png"
+    forwarded = seen["headers"]["X-Forwarded-For"]
+    assert "203.0.113.9" not in forwarded and "127.0.0.1" not in forwarded
+    assert ipaddress.IPv6Address(forwarded) in ipaddress.IPv6Network("fd00::/8")
+    await gateway.get("/_matrix/client/versions")
+    assert synapse.seen[-1]["headers"]["X-Forwarded-For"] == forwarded, "one client, one pseudonym for the day"
+
+
+def test_address_pseudonyms_are_stable_for_a_day_then_change():
+    clock = FakeClock(10 * DAY_MS)
+    pseudonyms = AddressPseudonyms(clock, random_bytes=lambda n: b"k" * n)
+    first = pseudonyms.pseudonym("198.51.100.7")
+    assert pseudonyms.pseudonym("198.51.100.7") == first != pseudonyms.pseudonym("198.51.100.8")
+    clock.now += DAY_MS
+    assert pseudonyms.pseudonym("198.51.100.7") != first
+    assert AddressPseudonyms(FakeClock(10 * DAY_MS)).pseudonym("198.51.100.7") != first, "the key is random"
+
+
+async def test_register_available_never_says_a_name_is_taken(gateway, synapse):
+    synapse.answers["/_matrix/client/v3/register/available"] = (400, {"errcode": "M_USER_IN_USE", "error": "taken"})
+    response = await gateway.get("/_matrix/client/v3/register/available?username=alice")
+    assert response.status == 200 and await response.json() == {"available": True}
+    synapse.answers["/_matrix/client/v3/register/available"] = (400, {"errcode": "M_INVALID_USERNAME", "error": "x"})
+    response = await gateway.get("/_matrix/client/v3/register/available?username=Al%20ice")
+    assert response.status == 400 and (await response.json())["errcode"] == "M_INVALID_USERNAME"
+
+
+async def test_a_user_name_reaches_synapse_only_with_a_usable_invitation(gateway, synapse):
+    path = "/_matrix/client/v3/register"
+    body = {"username": "alice", "password": "a long password"}
+    synapse.answers[path] = (401, {"session": "S1", "completed": []})
+    await gateway.post(path, json=body)
+    assert "username" not in json.loads(synapse.seen[-1]["body"])
+    await gateway.post(path, json={**body, "auth": {"type": "m.login.registration_token", "token": "guess",
+                                                    "session": "S1"}})
+    sent = json.loads(synapse.seen[-1]["body"])
+    assert "username" not in sent and sent["auth"]["token"] == synapse_token(KEY, "guess")
+
+    synapse.usable_tokens.add(synapse_token(KEY, "CODE"))
+    synapse.answers[path] = (401, {"session": "S2", "completed": ["m.login.registration_token"]})
+    await gateway.post(path, json={**body, "auth": {"type": "m.login.registration_token", "token": "CODE",
+                                                    "session": "S2"}})
+    sent = json.loads(synapse.seen[-1]["body"])
+    assert sent["username"] == "alice" and sent["auth"]["token"] == synapse_token(KEY, "CODE")
+    # The next stage of the same session carries no code, but the session has shown one.
+    await gateway.post(path, json={**body, "auth": {"type": "m.login.dummy", "session": "S2"}})
+    assert json.loads(synapse.seen[-1]["body"])["username"] == "alice"
+    await gateway.post(path, json={**body, "auth": {"type": "m.login.dummy", "session": "S1"}})
+    assert "username" not in json.loads(synapse.seen[-1]["body"])
+
+
+async def test_the_validity_check_sees_the_derived_token(gateway, synapse):
+    await gateway.get("/_matrix/client/v1/register/m.login.registration_token/validity?token=CODE")
+    assert synapse.seen[-1]["path"].endswith(f"validity?token={synapse_token(KEY, 'CODE')}")
+
+
+async def test_keys_of_accounts_sharing_no_room_are_neither_asked_nor_shown(gateway, synapse):
+    body = {"device_keys": {ALICE: [], BELLA: [], STRANGER: []}}
+    answer = await (await gateway.post("/_matrix/client/v3/keys/query", json=body, headers=bearer("alice-token"))).json()
+    assert set(json.loads(synapse.seen[-1]["body"])["device_keys"]) == {ALICE, BELLA}
+    assert set(answer["device_keys"]) == {ALICE, BELLA} and set(answer["master_keys"]) == {ALICE, BELLA}
+
+    answer = await (await gateway.post("/_matrix/client/r0/keys/query", json=body, headers=bearer("stranger-token"))).json()
+    assert set(json.loads(synapse.seen[-1]["body"])["device_keys"]) == {STRANGER}
+    claim = {"one_time_keys": {ALICE: {"DEVICE": "signed_curve25519"}}}
+    answer = await (await gateway.post("/_matrix/client/v3/keys/claim", json=claim, headers=bearer("stranger-token"))).json()
+    assert json.loads(synapse.seen[-1]["body"])["one_time_keys"] == {}, "no one-time key of hers is spent"
+    # Without a valid token nothing is asked for at all (Synapse refuses the token itself).
+    await gateway.post("/_matrix/client/v3/keys/query", json=body, headers=bearer("forged"))
+    assert json.loads(synapse.seen[-1]["body"])["device_keys"] == {}
+
+
+async def test_a_new_room_member_is_seen_at_once(gateway, synapse):
+    body = {"device_keys": {ALICE: [], "@new:hub.test": []}}
+    await gateway.post("/_matrix/client/v3/keys/query", json=body, headers=bearer("alice-token"))
+    assert set(json.loads(synapse.seen[-1]["body"])["device_keys"]) == {ALICE}
+    synapse.rooms[ROOM]["@new:hub.test"] = "invite"
+    await gateway.post("/_matrix/client/v3/keys/query", json=body, headers=bearer("alice-token"))
+    assert set(json.loads(synapse.seen[-1]["body"])["device_keys"]) == {ALICE, "@new:hub.test"}
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b"[1, 2]", b'{"device_keys": [1]}'])
+async def test_malformed_bodies_reach_synapse_unchanged_for_it_to_answer(gateway, synapse, body):
+    synapse.answers["/_matrix/client/v3/register"] = (400, {"errcode": "M_NOT_JSON"})
+    for path in ("/_matrix/client/v3/register", "/_matrix/client/v3/keys/query", "/_matrix/client/v3/login"):
+        response = await gateway.post(path, data=body, headers=bearer("alice-token") if "keys" in path else {})
+        assert response.status < 500
+    assert synapse.seen[0]["body"] == body
+
+
+async def test_a_refused_login_is_answered_no_sooner_than_the_floor(gateway, synapse):
+    synapse.answers["/_matrix/client/v3/login"] = (403, {"errcode": "M_FORBIDDEN"})
+    response = await gateway.post("/_matrix/client/v3/login", json={"type": "m.login.password"})
+    assert response.status == 403 and gateway.sleeps == [LOGIN_FLOOR_S]
+    synapse.answers["/_matrix/client/v3/login"] = (200, {"access_token": "t"})
+    await gateway.post("/_matrix/client/v3/login", json={"type": "m.login.password"})
+    assert gateway.sleeps == [LOGIN_FLOOR_S], "a successful login is not delayed"
+
+
+@pytest.mark.parametrize("path", ["/_matrix/client/v3/rooms/%21room%3Ahub.test/report",
+                                  "/_matrix/client/unstable/org.matrix.msc4151/rooms/%21room%3Ahub.test/report"])
+async def test_a_room_report_synapse_accepted_reaches_the_queue(gateway, synapse, path):
+    response = await gateway.post(path, json={"reason": "they threaten me"}, headers=bearer("alice-token"))
+    assert response.status == 200
+    assert unquote(synapse.seen[-1]["path"]) == f"/_matrix/client/v3/rooms/{ROOM}/report"
+    assert gateway.reports == [(ALICE, ROOM, "they threaten me")]
+
+
+async def test_other_reports_and_refused_ones_are_left_to_synapse(gateway, synapse):
+    await gateway.post("/_matrix/client/v3/rooms/%21room%3Ahub.test/report/%24event", json={"reason": "x"},
+                       headers=bearer("alice-token"))
+    synapse.answers["/_matrix/client/v3/rooms/!gone:hub.test/report"] = (404, {"errcode": "M_NOT_FOUND"})
+    await gateway.post("/_matrix/client/v3/rooms/%21gone%3Ahub.test/report", json={"reason": "x"},
+                       headers=bearer("alice-token"))
+    assert gateway.reports == []
+
+
+async def test_synapse_down_is_a_clear_matrix_error(aiohttp_client, synapse):
+    session = aiohttp.ClientSession()
+
+    async def nothing(*_):
+        return None
+
+    proxy = Gateway(Upstream("http://127.0.0.1:9", session), synapse, KEY, FakeClock(0), nothing)
+    client = await aiohttp_client(create_gateway(proxy))
+    response = await client.get("/_matrix/client/versions")
+    assert response.status == 502 and (await response.json())["errcode"] == "M_UNKNOWN"
+    await session.close()
