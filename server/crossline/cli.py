@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import http.client
 import json
+import os
 import socket
 import sys
 import urllib.request
 from pathlib import Path
 
 from crossline.config import ConfigError, default_data_dir, load_config
-from crossline.secrets import SecretError
+from crossline.secrets import SecretError, check_secrets_present
 
 
 def _data_dir_argument(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Every file Crossline or its Synapse child creates (databases, logs, the bot's store) is
+    # private to this user, whatever the shell's umask.
+    os.umask(0o077)
     args = build_parser().parse_args(argv)
     if args.command == "analyze":
         return cmd_analyze(args)
@@ -101,9 +105,12 @@ def cmd_init(data_dir: Path, args: argparse.Namespace) -> int:
 
 
 def cmd_up(data_dir: Path) -> int:
+    from crossline.logs import log_to_stderr
     from crossline.supervisor import Supervisor
 
+    log_to_stderr()
     config = load_config(data_dir)
+    check_secrets_present(config.paths.secrets_dir)  # before Synapse starts, not halfway
     return asyncio.run(Supervisor(config).run())
 
 

@@ -60,14 +60,42 @@ def write_private_file(path: Path, content: str) -> None:
     os.replace(tmp, path)
 
 
-def ensure_secret(secrets_dir: Path, name: str) -> str:
-    """Return the secret, creating a random one the first time. Existing secrets are kept."""
-    path = secrets_dir / name
-    if path.exists():
-        return read_secret(secrets_dir, name)
-    value = _random.token_urlsafe(32)
-    write_private_file(path, value)
-    return value
+# Secrets that protect data already stored: a new one would silently make that data unreadable
+# (sealed evidence, pseudonym tags, the bot's encrypted store) or orphan what was signed.
+BINDS_STORED_DATA = (EVIDENCE_KEY, PSEUDONYM_TAG_KEY, BOT_PICKLE_KEY, REPORT_SIGNING_KEY)
+
+
+def create_missing_secrets(secrets_dir: Path, names: tuple[str, ...], hub_has_data: bool) -> list[str]:
+    """Only `crossline init` calls this. Existing secrets are kept. On a hub that already holds
+    data, a missing secret that protects that data is an error (restore it from a backup), never
+    silently replaced. Returns the names created."""
+    missing = [name for name in names if not (secrets_dir / name).exists()]
+    lost = [name for name in missing if name in BINDS_STORED_DATA] if hub_has_data else []
+    if lost:
+        raise SecretError(
+            f"The hub already holds data, but {', '.join(str(secrets_dir / n) for n in lost)} "
+            f"{'is' if len(lost) == 1 else 'are'} missing. Restore {'it' if len(lost) == 1 else 'them'} "
+            "from your backup of the secrets directory: a new key would make what the old one "
+            "protected (sealed reports, pseudonym tags, the bot's keys) unreadable for good."
+        )
+    for name in missing:
+        write_private_file(secrets_dir / name, _random.token_urlsafe(32))
+    return missing
+
+
+def check_secrets_present(secrets_dir: Path, names: tuple[str, ...] = GENERATED_AT_INIT) -> None:
+    """At start-up: refuse to run without every secret, naming each missing one. The hub never
+    creates a secret at run time."""
+    missing = [name for name in names if not (secrets_dir / name).exists()]
+    if missing:
+        raise SecretError(
+            f"Secret file{'s' if len(missing) > 1 else ''} {', '.join(str(secrets_dir / n) for n in missing)} "
+            f"{'are' if len(missing) > 1 else 'is'} missing, so the hub will not start. Restore "
+            f"{'them' if len(missing) > 1 else 'it'} from your backup of {secrets_dir}; on a new hub, "
+            "run `crossline init` to create them."
+        )
+    for name in names:
+        read_secret(secrets_dir, name)  # also refuses files others can read, or empty ones
 
 
 def read_secret(secrets_dir: Path, name: str) -> str:

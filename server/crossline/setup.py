@@ -45,11 +45,23 @@ def init_data_dir(
                 f"{config_file} already sets server_name = {config.synapse.server_name!r}; "
                 "a Matrix server name cannot change once accounts exist."
             )
-    for name in secrets.GENERATED_AT_INIT:
-        secrets.ensure_secret(config.paths.secrets_dir, name)
+    hub_has_data = bool(config.database.url) or config.paths.hub_database.exists()
+    secrets.create_missing_secrets(config.paths.secrets_dir, secrets.GENERATED_AT_INIT, hub_has_data)
     write_synapse_files(config)
     _generate_signing_key(config)
+    make_private(data_dir)
     return config, created
+
+
+def make_private(data_dir: Path) -> None:
+    """Everything under the data directory readable by this user only: directories 0700, files
+    0600. A directory made by an older version, or copied with other modes, is tightened here."""
+    for path in [data_dir, *data_dir.rglob("*")]:
+        if path.is_symlink():
+            continue
+        wanted = 0o700 if path.is_dir() else 0o600
+        if path.stat().st_mode & 0o777 != wanted:
+            path.chmod(wanted)
 
 
 def _given(**values: object) -> dict[str, object]:

@@ -50,7 +50,7 @@ INTAKE_OVERLAP = 20
 
 
 def _box(hub: Hub) -> SecretBox:
-    secret = secrets.ensure_secret(hub.config.paths.secrets_dir, secrets.EVIDENCE_KEY)
+    secret = secrets.read_secret(hub.config.paths.secrets_dir, secrets.EVIDENCE_KEY)
     return SecretBox(hashlib.sha256(secret.encode("utf-8")).digest())
 
 
@@ -194,7 +194,7 @@ def report_from_web(hub: Hub, category: str, text: str, contact: str, country: s
         store.add_evidence(conn, case_id, "reporter_supplied", "text/plain", seal(hub, text), now)
         for mime, data in checked:
             store.add_evidence(conn, case_id, "reporter_supplied", mime, seal(hub, data), now)
-        _audit(conn, hub, "reporter", "report_received", case_id, source="web", country=country[:2].upper())
+        _audit(conn, hub, "reporter", "report_received", case_id, source="web")
     return NewCase(case_id, token)
 
 

@@ -101,7 +101,7 @@ class NewPseudonym:
 
 
 def _tag_secret(hub: Hub) -> bytes:
-    return secrets.ensure_secret(hub.config.paths.secrets_dir, secrets.PSEUDONYM_TAG_KEY).encode("utf-8")
+    return secrets.read_secret(hub.config.paths.secrets_dir, secrets.PSEUDONYM_TAG_KEY).encode("utf-8")
 
 
 def random_text(length: int) -> str:

@@ -31,7 +31,7 @@ NEGOTIATORS_TEMPLATE = "negotiators"
 
 def _signing_key(hub: Hub):
     # Created on first use for hubs set up before reports existed; 0600 like every secret.
-    return signing_key_from_secret(secrets.ensure_secret(hub.config.paths.secrets_dir, secrets.REPORT_SIGNING_KEY))
+    return signing_key_from_secret(secrets.read_secret(hub.config.paths.secrets_dir, secrets.REPORT_SIGNING_KEY))
 
 
 def hub_fingerprint(hub: Hub) -> str:

@@ -13,6 +13,7 @@ from crossline import secrets
 from crossline.clock import Clock, SystemClock, TokenFactory, random_token
 from crossline.config import Config
 from crossline.errors import CrosslineError
+from crossline.logs import scrub_client_addresses
 from crossline.matrix.bot import HubBot
 from crossline.matrix.homeserver import Homeserver, synapse_session
 from crossline.services.hub import Hub
@@ -38,8 +39,10 @@ HOUSEKEEPING_INTERVAL_S = 3600.0
 def create_app(
     config: Config, clock: Clock | None = None, new_token: TokenFactory = random_token, background: bool = True
 ) -> web.Application:
-    app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_UPLOAD_BYTES)
+    scrub_client_addresses()
     secrets_dir = config.paths.secrets_dir
+    secrets.check_secrets_present(secrets_dir)  # never made at run time: see `crossline init`
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_UPLOAD_BYTES)
     app[WEB_SECRET] = secrets.read_secret(secrets_dir, secrets.WEB_SECRET).encode()
     app[TEMPLATES] = template_environment()
     app[SESSION_CACHE] = {}
