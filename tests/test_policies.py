@@ -31,25 +31,181 @@ BOT = "@crossline:hub.test"
         ({"initial_state": [{"type": "m.room.history_visibility", "content": {"history_visibility": "world_readable"}}]}, True),
         ({"initial_state": [{"type": "m.room.guest_access", "content": {"guest_access": "can_join"}}]}, True),
         ({"initial_state": [{"type": "m.room.join_rules", "content": {"join_rule": "knock"}}]}, True),
+        ({"room_version": "11"}, False),
+        ({"room_version": "1"}, True),
+        ({"room_version": "10"}, True),
+        ({"creation_content": {"type": "m.space"}}, True),
+        ({"creation_content": {"m.federate": False}}, False),
+        ({"room_alias_name": "secret-meeting"}, True),
+        ({"invite_3pid": [{"medium": "email", "address": "a@b.c"}]}, True),
+        ({"name": "x" * 256}, True),
+        ({"topic": "x" * 1001}, True),
+        ({"power_level_content_override": {"users": {"not a user": 100}}}, True),
+        ({"initial_state": [{"type": "m.room.message", "content": {"body": "hi"}}]}, True),
+        ({"initial_state": [{"type": "m.room.name", "state_key": "hidden words", "content": {"name": "x"}}]}, True),
     ],
 )
 def test_create_room_rules(request_body, refused):
     assert (enforcement.check_create_room(request_body) is not None) == refused
 
 
+ENCRYPTED = {"algorithm": enforcement.MEGOLM, "ciphertext": "AwgAEnB0b3Rvbi8rPQ", "sender_key": "k3y+/",
+             "device_id": "ABCDEFGHIJ", "session_id": "s3ss10n"}
+ME = enforcement.Profile("Alice", "mxc://hub.test/alice")
+
+
+def reaction(key, **extra):
+    return {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$target", "key": key, **extra}}
+
+
+def message(event_type, content, **facts):
+    return enforcement.RoomEvent(event_type, content, None, **facts)
+
+
+def state(event_type, content, state_key="", **facts):
+    return enforcement.RoomEvent(event_type, content, state_key, **facts)
+
+
+# Each row is something a client or an attacker could send; the rules allow only what a Matrix
+# client needs in clear.
 @pytest.mark.parametrize(
-    "event_type, is_state, sender, refused",
+    "event, says",
     [
-        ("m.room.message", False, "@a:hub.test", True),
-        ("m.sticker", False, "@a:hub.test", True),
-        ("m.room.encrypted", False, "@a:hub.test", False),
-        ("m.room.message", True, "@a:hub.test", False),
-        ("m.room.message", False, "@crossline-notices:hub.test", False),
+        # Messages: ciphertext only.
+        (message("m.room.encrypted", ENCRYPTED), None),
+        (message("m.room.encrypted", {**ENCRYPTED, "m.relates_to": {"rel_type": "m.thread", "event_id": "$root",
+                                                                    "is_falling_back": True,
+                                                                    "m.in_reply_to": {"event_id": "$r"}}}), None),
+        (message("m.room.encrypted", {**ENCRYPTED, "m.relates_to": {"rel_type": "m.replace", "event_id": "$e"}}), None),
+        (message("m.room.encrypted", {**ENCRYPTED, "body": "hello"}), "not in the form"),
+        (message("m.room.encrypted", {**ENCRYPTED, "ciphertext": "meet me at the bridge"}), "not in the form"),
+        (message("m.room.encrypted", {**ENCRYPTED, "algorithm": "m.olm.v1.curve25519-aes-sha2"}), "not in the form"),
+        (message("m.room.encrypted", {**ENCRYPTED, "device_id": "a device name"}), "not in the form"),
+        (message("m.room.encrypted", {**ENCRYPTED, "m.relates_to": {"rel_type": "m.annotation", "event_id": "$e",
+                                                                    "key": "secret words"}}), "single emoji"),
+        (message("m.room.encrypted", {**ENCRYPTED, "m.relates_to": {"rel_type": "m.replace", "event_id": "$e",
+                                                                    "m.new_content": {"body": "x"}}}), "not in the form"),
+        (message("m.room.message", {"msgtype": "m.text", "body": "hi"}), "Unencrypted messages are refused"),
+        (message("m.room.message", {"msgtype": "m.text", "body": "* hi", "m.new_content": {"body": "hi"},
+                                    "m.relates_to": {"rel_type": "m.replace", "event_id": "$e"}}), "Unencrypted messages are refused"),
+        (message("m.sticker", {"body": "cat", "url": "mxc://x/y"}), "Unencrypted messages are refused"),
+        (message("m.message", {"m.text": [{"body": "hi"}]}), "Unencrypted messages are refused"),
+        (message("org.matrix.msc1767.message", {"org.matrix.msc1767.text": "hi"}), "Unencrypted messages are refused"),
+        (message("org.matrix.msc3381.poll.start", {"org.matrix.msc3381.poll.start": {"question": {}}}), "Unencrypted messages are refused"),
+        (message("m.poll.end", {"m.text": [{"body": "The poll has ended"}]}), "Unencrypted messages are refused"),
+        (message("m.call.invite", {"call_id": "1", "offer": {"sdp": "v=0"}}), "Unencrypted messages are refused"),
+        (message("com.example.note", {"body": "custom"}), "Unencrypted messages are refused"),
+        (message("m.room.member", {"membership": "join"}), "Unencrypted messages are refused"),
+        # Reactions: one emoji, nothing else.
+        (message("m.reaction", reaction("👍")), None),
+        (message("m.reaction", reaction("👍🏽")), None),
+        (message("m.reaction", reaction("🇺🇦")), None),
+        (message("m.reaction", reaction("👨‍👩‍👧‍👦")), None),
+        (message("m.reaction", reaction("meet at the bridge at five")), "single emoji"),
+        (message("m.reaction", reaction("👍👍")), "single emoji"),
+        (message("m.reaction", reaction("👍 yes")), "single emoji"),
+        (message("m.reaction", reaction("")), "single emoji"),
+        (message("m.reaction", {**reaction("👍"), "body": "hello"}), "single emoji"),
+        (message("m.reaction", reaction("👍", note="x")), "single emoji"),
+        (message("m.reaction", {"m.relates_to": {"rel_type": "m.reference", "event_id": "$e", "key": "👍"}}),
+         "single emoji"),
+        # Redactions: no reason, not the room's protections.
+        (message("m.room.redaction", {"redacts": "$e"}), None),
+        (message("m.room.redaction", {"redacts": "$e"}, redacts_state="m.room.topic"), None),
+        (message("m.room.redaction", {"redacts": "$e", "reason": "spam"}), "leave the reason empty"),
+        (message("m.room.redaction", {"redacts": "$e", "note": "x"}), "plain removal"),
+        *[(message("m.room.redaction", {"redacts": "$e"}, redacts_state=protected), "cannot be removed")
+          for protected in sorted(enforcement.PROTECTED_STATE)],
+        # State: the settings a room needs, content checked, nothing else.
+        (state("m.room.name", {"name": "Left and right bank"}), None),
+        (state("m.room.name", {"name": "x" * 256}), "at most 255"),
+        (state("m.room.name", {"name": "x", "note": "hidden"}), "cannot carry 'note'"),
+        (state("m.room.name", {"name": "x"}, state_key="a secret"), "do not accept the room setting"),
+        (state("m.room.topic", {"topic": "Water", "m.topic": {"m.text": [{"body": "Water"},
+                                                                       {"body": "<b>Water</b>", "mimetype": "text/html"}]}}), None),
+        (state("m.room.topic", {"topic": "Water", "m.topic": [{"body": "Water", "mimetype": "text/plain"}]}), None),
+        (state("m.room.topic", {"topic": "x" * 1001}), "at most 1000"),
+        (state("m.room.topic", {"topic": "x", "m.topic": {"m.text": [{"body": "x", "mimetype": "image/png"}]}}),
+         "plain text"),
+        (state("m.room.avatar", {"url": "mxc://hub.test/abc", "info": {"mimetype": "image/png", "size": 10, "w": 1,
+                                                                       "h": 1, "xyz.amorgan.blurhash": "LEHV6n"}}), None),
+        (state("m.room.avatar", {"url": "https://example.org/x.png"}), "uploaded image"),
+        (state("m.room.avatar", {"url": "mxc://hub.test/abc", "info": {"caption": "secret"}}), "uploaded image"),
+        (state("m.room.pinned_events", {"pinned": ["$a", "$b"]}), None),
+        (state("m.room.pinned_events", {"pinned": ["meet at five"]}), "Pinned messages"),
+        (state("m.room.encryption", {"algorithm": enforcement.MEGOLM, "rotation_period_ms": 604800000}), None),
+        (state("m.room.encryption", {"algorithm": "m.olm.v1"}), "end-to-end encrypted"),
+        (state("m.room.encryption", {"algorithm": enforcement.MEGOLM, "note": "x"}), "end-to-end encrypted"),
+        (state("m.room.join_rules", {"join_rule": "invite"}), None),
+        (state("m.room.join_rules", {"join_rule": "knock"}), "invite-only"),
+        (state("m.room.join_rules", {"join_rule": "invite", "allow": []}), "invite-only"),
+        (state("m.room.history_visibility", {"history_visibility": "shared"}), None),
+        (state("m.room.history_visibility", {"history_visibility": "world_readable"}), "never to people outside"),
+        (state("m.room.guest_access", {"guest_access": "forbidden"}), None),
+        (state("m.room.guest_access", {"guest_access": "can_join"}), "Guests"),
+        (state("m.room.power_levels", {"users": {"@a:hub.test": 100}, "users_default": 0, "events": {"m.room.name": 50},
+                                       "notifications": {"room": 50}, "historical": 100}), None),
+        (state("m.room.power_levels", {"users": {"meet me at five": 100}}), "may name only"),
+        (state("m.room.power_levels", {"kick": "50"}), "whole number"),
+        (state("m.room.power_levels", {"motto": 1}), "cannot carry 'motto'"),
+        (state("m.room.create", {"room_version": "11"}), None),
+        (state("m.room.create", {"room_version": "11", "predecessor": {"room_id": "!old:hub.test", "event_id": "$t"}}),
+         None),
+        (state("m.room.create", {"room_version": "12", "additional_creators": ["@b:hub.test"]}), None),
+        *[(state("m.room.create", {"room_version": version}), "version") for version in ("1", "6", "10", "org.x")],
+        (state("m.room.create", {"room_version": "11", "type": "m.space"}), "Spaces"),
+        (state("m.room.create", {"room_version": "11", "motto": "x"}), "cannot carry 'motto'"),
+        (state("m.room.tombstone", {"body": enforcement.TOMBSTONE_BODY, "replacement_room": "!new:hub.test"}), None),
+        (state("m.room.tombstone", {"body": "We moved: meet at the bridge", "replacement_room": "!new:hub.test"}),
+         "room upgrade"),
+        (state("m.room.message", {"msgtype": "m.text", "body": "hi"}), "do not accept the room setting"),
+        (state("m.room.encrypted", ENCRYPTED), "do not accept the room setting"),
+        (state("m.room.server_acl", {"allow": ["*"]}), "do not accept the room setting"),
+        (state("m.room.canonical_alias", {"alias": "#secret:hub.test"}), "do not accept the room setting"),
+        (state("m.room.third_party_invite", {"display_name": "x"}, state_key="t"), "do not accept the room setting"),
+        (state("m.space.child", {"via": ["hub.test"]}, state_key="!r:hub.test"), "do not accept the room setting"),
+        (state("org.matrix.msc3401.call.member", {"memberships": []}, state_key="@a:hub.test"),
+         "do not accept the room setting"),
+        (state("com.example.note", {"body": "custom"}), "do not accept the room setting"),
+        # Policy rules: only the hub's admin account publishes them.
+        (state("m.policy.rule.user", {"entity": "@x:hub.test", "recommendation": "m.ban", "reason": "case 4"},
+               state_key="case-4", sender_is_hub_admin=True), None),
+        (state("m.policy.rule.user", {"entity": "@x:hub.test", "recommendation": "m.ban", "reason": "hello"},
+               state_key="case-4"), "do not accept the room setting"),
+        # Members: the account's own global name and picture, no reason.
+        (state("m.room.member", {"membership": "join", "displayname": "Alice", "avatar_url": "mxc://hub.test/alice"},
+               "@alice:hub.test", profile=ME), None),
+        (state("m.room.member", {"membership": "join"}, "@alice:hub.test", profile=ME), None),
+        (state("m.room.member", {"membership": "invite", "is_direct": True}, "@bella:hub.test"), None),
+        (state("m.room.member", {"membership": "leave"}, "@bella:hub.test"), None),
+        (state("m.room.member", {"membership": "join", "displayname": "Bella (moderator)"}, "@alice:hub.test",
+               profile=ME), "own display name"),
+        (state("m.room.member", {"membership": "join", "displayname": "Alice", "avatar_url": "mxc://x/other"},
+               "@alice:hub.test", profile=ME), "own display name"),
+        (state("m.room.member", {"membership": "invite", "displayname": "Anyone"}, "@bella:hub.test"), "own display name"),
+        (state("m.room.member", {"membership": "leave", "reason": "he is a traitor"}, "@bella:hub.test"), "reason"),
+        (state("m.room.member", {"membership": "ban", "reason": "x"}, "@bella:hub.test"), "reason"),
+        (state("m.room.member", {"membership": "invite", "reason": "come"}, "@bella:hub.test"), "reason"),
+        (state("m.room.member", {"membership": "knock"}, "@alice:hub.test", profile=ME), "invitation only"),
+        (state("m.room.member", {"membership": "join", "note": "x"}, "@alice:hub.test", profile=ME), "name and picture only"),
     ],
 )
-def test_event_rules(event_type, is_state, sender, refused):
-    result = enforcement.check_event(event_type, sender, is_state, {"@crossline-notices:hub.test"})
-    assert (result is not None) == refused
+def test_only_what_clients_need_is_stored_in_clear(event, says):
+    refusal = enforcement.check_event(event)
+    if says is None:
+        assert refusal is None
+    else:
+        assert refusal is not None and says in refusal
+
+
+@pytest.mark.parametrize("text", ["👍", "❤️", "🇺🇦", "1️⃣", "#️⃣", "🏳️‍🌈", "👩🏻‍❤️‍💋‍👨🏼", "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"])
+def test_single_emoji(text):
+    assert enforcement.is_single_emoji(text)
+
+
+@pytest.mark.parametrize("text", ["", "ok", "1", "👍👍", "🇺🇦🇺🇦", "😀x", "👍 ", "‍👍", "👍‍", "😀‍😀‍😀‍😀‍😀", 5, None])
+def test_not_single_emoji(text):
+    assert not enforcement.is_single_emoji(text)
 
 
 def test_invite_rules_need_both_sides_known():
@@ -81,6 +237,19 @@ def test_cross_line_request_is_encrypted_invite_only_without_the_bot():
     users = body["power_level_content_override"]["users"]
     assert users == {"@fac:hub.test": 100, "@a:hub.test": 0, "@m:hub.test": 50}
     assert enforcement.check_create_room(body) is None
+
+
+@pytest.mark.parametrize("template_name", sorted(load_room_templates()))
+def test_every_template_request_passes_the_rules_at_the_hubs_own_limits(template_name):
+    # The hub allows room names of 200 characters and topics of 500 before the template's note.
+    body = build_create_room_request(load_room_templates()[template_name], "N" * 200, "T" * 500, "@fac:hub.test",
+                                     [Invitee("@a:hub.test", frozenset({"participant"}))], BOT)
+    assert enforcement.check_create_room(body) is None
+
+
+def test_the_hubs_policy_room_request_passes():
+    assert enforcement.check_create_room({"name": "Crossline moderation policy list", "preset": "private_chat",
+                                          "topic": "Bans decided by Crossline's moderators."}) is None
 
 
 def test_consultation_request_invites_the_bot_and_says_so():

@@ -19,6 +19,7 @@ from typing import Any
 
 from synapse.api.errors import Codes, SynapseError
 from synapse.module_api import NOT_SPAM, ModuleApi
+from synapse.types import UserID
 
 from crossline_policies import enforcement
 
@@ -66,12 +67,16 @@ class CrosslinePolicy:
         self._api = api
         self._known = KnownMembers(config.known_members_path)
         api.register_spam_checker_callbacks(
-            check_event_for_spam=self.check_event_for_spam,
             user_may_invite=self.user_may_invite,
             user_may_publish_room=self.user_may_publish_room,
-            user_may_send_state_event=self.user_may_send_state_event,
+            user_may_create_room_alias=self.user_may_create_room_alias,
         )
-        api.register_third_party_rules_callbacks(on_create_room=self.on_create_room)
+        # check_event_allowed sees every event the server is about to store: messages, state,
+        # memberships (which the spam checker's check_event_for_spam never sees), redactions, and
+        # the first events of a new or upgraded room.
+        api.register_third_party_rules_callbacks(
+            check_event_allowed=self.check_event_allowed, on_create_room=self.on_create_room
+        )
         api.register_password_auth_provider_callbacks(
             get_username_for_registration=self.get_username_for_registration
         )
@@ -84,13 +89,34 @@ class CrosslinePolicy:
             exempt_users=frozenset(config.get("exempt_users", [])),
         )
 
-    async def check_event_for_spam(self, event: Any) -> Any:
-        refusal = enforcement.check_event(
-            event.type, event.sender, event.is_state(), self._config.exempt_users
-        )
+    async def check_event_allowed(self, event: Any, state_events: dict) -> tuple[bool, None]:
+        # The server-notices account posts Synapse's notices, in clear by Synapse's design.
+        if event.sender in self._config.exempt_users:
+            return True, None
+        refusal = enforcement.check_event(await self._room_event(event, state_events))
         if refusal:
             raise _refuse(refusal)
-        return NOT_SPAM
+        return True, None
+
+    async def _room_event(self, event: Any, state_events: dict) -> enforcement.RoomEvent:
+        """The facts the pure rules need, looked up only for the events that need them."""
+        is_state = event.is_state()
+        redacts_state = None
+        if event.type == "m.room.redaction" and not is_state:
+            redacts_state = next((e.type for e in state_events.values() if e.event_id == event.redacts), None)
+        profile = enforcement.Profile()
+        if event.type == "m.room.member" and is_state and self._api.is_mine(event.state_key):
+            info = await self._api.get_profile_for_user(UserID.from_string(event.state_key).localpart)
+            profile = enforcement.Profile(info.display_name, info.avatar_url)
+        hub_admin = event.type in enforcement.POLICY_RULES and await self._api.is_user_admin(event.sender)
+        return enforcement.RoomEvent(
+            type=event.type,
+            content=event.content,
+            state_key=event.state_key if is_state else None,
+            redacts_state=redacts_state,
+            profile=profile,
+            sender_is_hub_admin=hub_admin,
+        )
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:
         if inviter in self._config.exempt_users:
@@ -103,13 +129,8 @@ class CrosslinePolicy:
     async def user_may_publish_room(self, user_id: str, room_id: str) -> Any:
         raise _refuse(enforcement.check_publish_room())
 
-    async def user_may_send_state_event(
-        self, user_id: str, room_id: str, event_type: str, state_key: str, content: dict
-    ) -> Any:
-        refusal = enforcement.check_state_event(event_type, content)
-        if refusal:
-            raise _refuse(refusal)
-        return NOT_SPAM
+    async def user_may_create_room_alias(self, user_id: str, room_alias: Any) -> Any:
+        raise _refuse(enforcement.ALIASES)
 
     async def on_create_room(self, requester: Any, request: dict, is_requester_admin: bool) -> None:
         refusal = enforcement.check_create_room(request)

@@ -215,8 +215,9 @@ class HubBot:
             bot_store.set_state(conn, NEXT_BATCH, response.next_batch)
         self.outbox_ready.set()
         for report in applied.reports:
-            # Nobody else in the room should see who reported: her command goes, she is told privately.
-            await client.room_redact(report.message.room_id, report.message.event_id, reason="Sent to moderators")
+            # Nobody else in the room should see who reported: her command goes (with no reason, which
+            # everyone would see), she is told privately.
+            await client.room_redact(report.message.room_id, report.message.event_id)
             await moderation.acknowledge_room_report(self.hub, report.case_id, report.message.sender,
                                                      report.status_token)
         for event in undecrypted:

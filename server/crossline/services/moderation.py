@@ -443,9 +443,11 @@ async def policy_room(hub: Hub) -> str:
 
 async def _publish_rule(hub: Hub, case: Case, reason: str) -> None:
     room_id = await policy_room(hub)
+    # The moderators' reason stays sealed in the hub: the rule is stored in clear in Synapse.
     await hub.homeserver.send_state(hub.homeserver.admin_token, room_id, "m.policy.rule.user",
                                     f"crossline-case-{case.id}",
-                                    {"entity": case.reported_user, "recommendation": "m.ban", "reason": reason})
+                                    {"entity": case.reported_user, "recommendation": "m.ban",
+                                     "reason": f"Crossline moderation, case {case.id}"})
 
 
 async def _notify(hub: Hub, user_id: str | None, text: str) -> None:
