@@ -33,6 +33,7 @@ from crossline.storage import consultations as store
 from crossline.storage import lines, members, sessions
 from crossline.web.app import create_app
 from crossline.web.keys import HUB, WEB_SECRET
+from crossline.web.ratelimit import LIMITS
 from crossline.web.security import CSRF_COOKIE, MAX_FORM_BYTES, SESSION_COOKIE
 from tests.fakes import FakeHomeserver
 
@@ -50,6 +51,10 @@ def field_names() -> list[str]:
     for module in (ROOT / "server" / "crossline" / "web").glob("*.py"):
         names |= set(re.findall(r'form\.get(?:all)?\("([a-z_]+)"', module.read_text()))
     return sorted(names - {"viewport", "csrf_token"})
+
+
+async def _no_wait(seconds: float) -> None:
+    pass
 
 
 def _template(resource) -> str:
@@ -96,6 +101,7 @@ class Fuzzer:
         await self.client.start_server()
         self.app = self.client.app
         self.app[HUB].homeserver = FakeHomeserver()
+        self.app[LIMITS].pacer.sleep = _no_wait  # failed logins answer at once here
         routes = [r for r in self.app.router.routes() if r.method in ("GET", "POST") and r.resource is not None]
         self.routes = [(r.method, _template(r.resource)) for r in routes]
         self.body_limits = {(r.method, _template(r.resource)): getattr(r.handler, "max_body_bytes", MAX_FORM_BYTES)

@@ -9,6 +9,7 @@ import pytest
 
 from crossline.setup import init_data_dir
 from crossline.web.app import create_app
+from crossline.web.ratelimit import LIMITS
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,10 @@ async def test_a_token_from_another_browser_is_refused(aiohttp_client, config):
 
 
 async def test_unknown_accounts_are_told_nothing_more_and_floods_are_slowed(client):
+    async def no_wait(seconds: float) -> None:
+        pass
+
+    client.app[LIMITS].pacer.sleep = no_wait  # tests/test_ratelimit.py checks when failures answer
     for _ in range(10):
         token = await csrf_token(client)
         response = await client.post("/login", data={"csrf_token": token, "username": "nobody", "password": "wrong"})

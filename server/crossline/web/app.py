@@ -23,7 +23,8 @@ from crossline.services.pseudonym_pool import run_batches_forever
 from crossline.services.onboarding import collect_registration_claims
 from crossline.services.vote_batcher import VoteBatcher
 from crossline.storage.db import create_database_engine, migrate
-from crossline.web import api, consultations, join, moderation, participate, pseudonyms, reporting, reports, staff
+from crossline.web import (api, consultations, join, moderation, participate, pseudonyms, ratelimit, reporting,
+                           reports, staff)
 from crossline.web.keys import BOT, HUB, SESSION_CACHE, TEMPLATES, VOTES, WEB_SECRET
 from crossline.web.render import template_environment
 from crossline.web.security import MAX_UPLOAD_BYTES, MIDDLEWARES
@@ -96,6 +97,7 @@ def create_app(
 
     app.cleanup_ctx.extend([homeserver_ctx, background_ctx])
     app.router.add_get("/_crossline/health", health)
+    ratelimit.setup(app)
     staff.setup_routes(app)
     join.setup_routes(app)
     consultations.setup_routes(app)

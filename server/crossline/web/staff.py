@@ -3,7 +3,7 @@ service, render."""
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+import asyncio
 
 from aiohttp import web
 
@@ -16,18 +16,13 @@ from crossline.services import lines as line_service
 from crossline.services import onboarding, rooms as room_service
 from crossline.storage import consultations as consultation_store
 from crossline.storage import invitations, lines, members, rooms
-from crossline.web.forms import optional_form_int
+from crossline.web.forms import optional_form_int, read_form
 from crossline.web.keys import HUB, MEMBER
+from crossline.web.ratelimit import LIMITS, LOGIN_FAILURE_ANSWER_MS, client
 from crossline.web.render import render
 from crossline.web.security import end_session, staff_member, start_session
 
-LOGIN_ATTEMPTS = 10
-LOGIN_WINDOW_MS = 15 * 60 * 1000
-_failed_logins = web.AppKey("failed_logins", dict)
-
-
 def setup_routes(app: web.Application) -> None:
-    app[_failed_logins] = defaultdict(deque)
     app.router.add_get("/", home)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)
@@ -48,27 +43,26 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    hub = request.app[HUB]
-    form = await request.post()
+    """Every failed login does the same work (one argon2 verification, against the account's hash
+    or a dummy one; Synapse's check only for a participant with a Matrix account) and answers at the
+    same moment after it began: neither the answer nor its time tells anyone who is on the hub.
+    Attempts are limited per account and client address together, so nobody can lock anyone out."""
+    hub, limits = request.app[HUB], request.app[LIMITS]
+    began = hub.clock.now_ms()
+    form = await read_form(request)
     username = str(form.get("username", "")).strip().lower().removeprefix("@").split(":")[0]
     password = str(form.get("password", ""))
-    now = hub.clock.now_ms()
-    failures = request.app[_failed_logins][username]
-    while failures and failures[0] < now - LOGIN_WINDOW_MS:
-        failures.popleft()
-    if len(failures) >= LOGIN_ATTEMPTS:
-        return render(
-            request, "login.html",
-            {"error": "Too many failed attempts for this account. Wait 15 minutes and try again."}, status=429,
-        )
-    user_id = f"@{username}:{hub.config.synapse.server_name}"
+    address = client(request)
+    if not limits.login_attempt(username, address):
+        return render(request, "login.html", {"error": "Too many failed attempts for this account from here. "
+                                                       "Wait 15 minutes and try again."}, status=429)
     with hub.engine.connect() as conn:
-        member = members.find_by_user_id(conn, user_id)
-    if not (verify_password(member.web_password_hash if member else None, password)
-            or await _matrix_password_matches(hub, member, password)):
-        failures.append(now)
+        member = members.find_by_user_id(conn, f"@{username}:{hub.config.synapse.server_name}")
+    matches = await asyncio.to_thread(verify_password, member.web_password_hash if member else None, password)
+    if not (matches or await _matrix_password_matches(hub, member, password)):
+        await limits.pacer.wait_until(began + LOGIN_FAILURE_ANSWER_MS)
         return render(request, "login.html", {"error": "That user name and password do not match."}, status=401)
-    failures.clear()
+    limits.login_succeeded(username, address)
     response = web.HTTPSeeOther("/lines" if member.is_staff else "/participate")
     start_session(request, response, member)
     raise response

@@ -1,0 +1,106 @@
+"""The web's rate limits, all on the one `Ratelimiter` with explicit keys, and the pacing that makes
+every failed login answer at the same moment.
+
+Logins: failures are counted per (account, client address) and per address. Whoever fails from
+her own address slows only herself: the right password from another address still works, so
+nobody can lock a staff member out. Reports: see `web/reporting.py` (past the limits a report is
+held for review, never refused).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from crossline.clock import Clock
+from crossline.domain.ratelimit import Ratelimiter
+from crossline.web.keys import HUB
+from crossline.web.security import client_address
+
+MINUTE_MS = 60_000
+# Wrong passwords for one account from one address, and from one address for any accounts.
+LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS = 10
+LOGIN_FAILURES_PER_ADDRESS = 50
+LOGIN_WINDOW_MS = 15 * MINUTE_MS
+# Every failed login answers this long after it began, whatever was checked (a hub password with
+# argon2, or a Matrix password with Synapse, which takes longer): the time tells nobody whether
+# the name is a participant's, a staff member's or nobody's.
+LOGIN_FAILURE_ANSWER_MS = 1500
+# Reports from one address, and from everyone, before further ones are held for review.
+REPORTS_PER_ADDRESS, REPORTS_PER_ADDRESS_WINDOW_MS = 5, 10 * MINUTE_MS
+REPORTS_OVERALL, REPORTS_OVERALL_WINDOW_MS = 200, 60 * MINUTE_MS
+
+
+@dataclass
+class Pacer:
+    """Waits until a moment on the hub's clock. Tests give it a sleep that moves a fake clock."""
+
+    clock: Clock
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    async def wait_until(self, deadline_ms: int) -> None:
+        remaining = deadline_ms - self.clock.now_ms()
+        if remaining > 0:
+            await self.sleep(remaining / 1000)
+
+
+@dataclass
+class Limits:
+    login_by_account_and_address: Ratelimiter
+    login_by_address: Ratelimiter
+    reports_by_address: Ratelimiter
+    reports_overall: Ratelimiter
+    pacer: Pacer
+
+    @classmethod
+    def on(cls, clock: Clock) -> Limits:
+        return cls(Ratelimiter(clock, LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS, LOGIN_WINDOW_MS),
+                   Ratelimiter(clock, LOGIN_FAILURES_PER_ADDRESS, LOGIN_WINDOW_MS),
+                   Ratelimiter(clock, REPORTS_PER_ADDRESS, REPORTS_PER_ADDRESS_WINDOW_MS),
+                   Ratelimiter(clock, REPORTS_OVERALL, REPORTS_OVERALL_WINDOW_MS),
+                   Pacer(clock))
+
+    def login_attempt(self, account: str, address: str) -> bool:
+        """Counts the attempt at once if it is allowed (so parallel attempts cannot all slip
+        through before the first failure is known); a success gives it back."""
+        keys = ((self.login_by_account_and_address, (account, address)), (self.login_by_address, address))
+        if not all(limiter.can_do_action(key, update=False)[0] for limiter, key in keys):
+            return False
+        for limiter, key in keys:
+            limiter.record_action(key)
+        return True
+
+    def login_succeeded(self, account: str, address: str) -> None:
+        self.login_by_account_and_address.record_action((account, address), -1)
+        self.login_by_address.record_action(address, -1)
+
+    def report_must_be_held(self, address: str) -> bool:
+        """Counted whether held or not; a report past either limit is held for review."""
+        by_address, _ = self.reports_by_address.can_do_action(address)
+        overall, _ = self.reports_overall.can_do_action("all")
+        return not (by_address and overall)
+
+
+LIMITS = web.AppKey("limits", Limits)
+
+
+class _HubClock:
+    """The hub's clock, read when needed: the hub is built at start-up, after the routes."""
+
+    def __init__(self, app: web.Application):
+        self.app = app
+
+    def now_ms(self) -> int:
+        return self.app[HUB].clock.now_ms()
+
+
+def setup(app: web.Application) -> None:
+    app[LIMITS] = Limits.on(_HubClock(app))
+
+
+def client(request: web.Request) -> str:
+    """The client's address, believing X-Forwarded-For only from `[hub] trusted_proxies`."""
+    return client_address(request, request.app[HUB].config.hub.trusted_proxies)
