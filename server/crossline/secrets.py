@@ -91,8 +91,9 @@ def check_secrets_present(secrets_dir: Path, names: tuple[str, ...] = GENERATED_
         raise SecretError(
             f"Secret file{'s' if len(missing) > 1 else ''} {', '.join(str(secrets_dir / n) for n in missing)} "
             f"{'are' if len(missing) > 1 else 'is'} missing, so the hub will not start. Restore "
-            f"{'them' if len(missing) > 1 else 'it'} from your backup of {secrets_dir}; on a new hub, "
-            "run `crossline init` to create them."
+            f"{'them' if len(missing) > 1 else 'it'} from your backup of {secrets_dir}. On a new hub, or "
+            "after an upgrade, run `crossline init`: it creates what is missing, except a key that "
+            "protects data the hub already holds."
         )
     for name in names:
         read_secret(secrets_dir, name)  # also refuses files others can read, or empty ones
