@@ -7,8 +7,12 @@ import pytest
 from sqlalchemy import text
 
 from crossline.cli import main
-from crossline.errors import InvalidInput, NotAllowed
+from crossline.domain.consultations import Phase
+from crossline.errors import InvalidInput, NotAllowed, NotFound
+from crossline.services import consultations
 from crossline.services import moderation as service
+from crossline.services import pseudonym_pool
+from crossline.services import pseudonyms as pseudonym_service
 from crossline.storage import members, rooms
 from crossline.web.reporting import PER_ADDRESS, Flood
 
@@ -156,3 +160,76 @@ async def test_closed_cases_are_deleted_after_the_retention_period(mod):
     mod.clock.now += (mod.config.moderation.report_retention_days + 1) * 86_400_000
     assert service.apply_retention(mod) == [case_id]
     assert service.queue(mod, mod.mods["mona"]) == [] and service.verify_audit(mod)[1] is None
+
+
+async def test_a_moderator_never_sees_or_decides_a_case_about_herself(mod):
+    mona, lena, rita = mod.mods["mona"], mod.mods["lena"], mod.mods["rita"]
+    mod.homeserver.matrix_reports["user_reports"].append(
+        {"id": 1, "user_id": "@alice:crossline.local", "target_user_id": mona.matrix_user_id,
+         "reason": "She threatened me; reach me on signal +37311111111"})
+    (case_id,) = await service.take_in_matrix_reports(mod)
+    other_case = await matrix_case(mod)
+    service.add_from_reporter(mod, _status_token(mod, case_id), "A screenshot", [PNG], wants_action=None)
+    image_id = service.view(mod, lena, case_id).evidence[-1][0]
+
+    assert [c.id for c in service.queue(mod, mona)] == [other_case]
+    assert {c.id for c in service.queue(mod, lena)} == {case_id, other_case}
+    # Every way in answers as for a case that does not exist: she cannot even tell there is one.
+    refusals = [
+        lambda: service.view(mod, mona, case_id),
+        lambda: service.evidence_image(mod, mona, case_id, image_id),
+        lambda: service.triage(mod, mona, case_id, "threats", True),
+        lambda: pseudonym_service.unmasking_requests(mod, mona, case_id),
+        lambda: pseudonym_service.request_unmasking(mod, mona, case_id, "@p-x:crossline.local", "Needed"),
+    ]
+    for refused in refusals:
+        with pytest.raises(NotFound, match="no such case"):
+            refused()
+    with pytest.raises(NotFound, match="no such case"):
+        await service.decide(mod, mona, case_id, ["dismiss"], "Nothing happened")
+
+    # Another moderator proposes a heavy action; she cannot be the second, nor decide the appeal.
+    assert "waiting for a second" in await service.decide(mod, lena, case_id, ["deactivate"], "Threats")
+    with pytest.raises(NotFound, match="no such case"):
+        await service.agree(mod, mona, case_id)
+    await service.agree(mod, rita, case_id)
+    appeal_link = next(c[2] for c in mod.homeserver.calls if c[:2] == ("notice", mona.matrix_user_id))
+    service.appeal(mod, appeal_link.split("/appeal/")[1], "I never wrote that")
+    assert case_id not in [c.id for c in service.queue(mod, mona)]
+    with pytest.raises(NotFound, match="no such case"):
+        await service.decide(mod, mona, case_id, ["dismiss"], "Overturned")
+    with pytest.raises(NotFound, match="no such case"):
+        service.view(mod, mona, case_id)
+
+
+async def test_a_moderator_never_sees_a_case_about_her_own_pseudonym(mod):
+    mona, lena = mod.mods["mona"], mod.mods["lena"]
+    with mod.engine.begin() as conn:
+        members.set_roles(conn, mona.id, frozenset({"moderator", "participant"}))
+        mona = members.get_member(conn, mona.id)
+    for name, member in (("mona", mona), ("lena", lena), ("rita", mod.mods["rita"])):
+        pseudonym_service.set_moderator_key(mod, member, f"{name}'s long passphrase")
+    pseudonym_service.set_up_escrow(mod, mod.admin, 2, [m.id for m in mod.mods.values()])
+    consultation = consultations.create(mod, mod.facilitator, mona.line_id, "Bridges", [{"en": "What first?"}],
+                                        [mona.side_id], premoderation=False)
+    consultations.change_phase(mod, mod.facilitator, consultation.id, Phase.COLLECTING)
+    for _ in range(2):  # accounts made by one batch can be taken from the next one on
+        await pseudonym_pool.run_batch(mod)
+    mine = await pseudonym_service.create_pseudonym(mod, mona, consultation.id, "River Voice")
+    mod.homeserver.matrix_reports["user_reports"].append(
+        {"id": 1, "user_id": "@alice:crossline.local", "target_user_id": mine.user_id, "reason": "Insults"})
+    (case_id,) = await service.take_in_matrix_reports(mod)
+
+    assert case_id not in [c.id for c in service.queue(mod, mona)]
+    assert case_id in [c.id for c in service.queue(mod, lena)]
+    with pytest.raises(NotFound, match="no such case"):
+        service.view(mod, mona, case_id)
+    # Nor can she approve unmasking herself on it.
+    request_id = pseudonym_service.request_unmasking(mod, lena, case_id, mine.user_id, "Repeated insults")
+    with pytest.raises(NotFound, match="no such case"):
+        pseudonym_service.approve_unmasking(mod, mona, request_id, "mona's long passphrase")
+
+
+def _status_token(hub, case_id: int) -> str:
+    notice = next(c[2] for c in hub.homeserver.calls if c[0] == "notice" and f"case {case_id})" in c[2])
+    return notice.split("/report/status/")[1]

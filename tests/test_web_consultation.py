@@ -51,7 +51,7 @@ def test_web_refusals_say_why_and_retries_count_once(world):
     page = f"/participate/{cid}"
 
     status, text = left.get(page)
-    assert status == 409 and "not open to you" in text  # still a draft
+    assert status == 403 and "not open to you" in text  # still a draft
 
     phase(world, cid, "collecting")
     question_id = re.search(r'name="question_id" value="(\d+)"', left.get(page)[1]).group(1)
@@ -92,7 +92,7 @@ def test_a_side_not_invited_cannot_take_part(world):
     phase(world, cid, "collecting")
     left = web_participant(world, "Left bank")
     status, text = left.get(f"/participate/{cid}")
-    assert status == 409 and "not open to you" in text
+    assert status == 403 and "not open to you" in text
     assert "Right bank only" not in left.get("/participate")[1]
 
 

@@ -16,9 +16,10 @@ from sqlalchemy import Connection
 from crossline.domain import consultations as engine
 from crossline.domain import room_messages
 from crossline.domain.consultations import Consultation, Participant, Phase, Refusal, Statement, StatementStatus, VoteValue
-from crossline.domain.records import Member
+from crossline.domain.records import Line, Member, Side
 from crossline.errors import CrosslineError, NotAllowed, NotFound
 from crossline.services import pseudonyms
+from crossline.services import rooms as room_service
 from crossline.services.hub import Hub
 from crossline.services.onboarding import require
 from crossline.storage import bot as bot_store
@@ -57,6 +58,42 @@ def create(hub: Hub, actor: Member, line_id: int, title: str, prompts: Sequence[
         return get(conn, consultation_id)
 
 
+@dataclass(frozen=True)
+class FacilitatorView:
+    consultation: Consultation
+    line: Line
+    statements: list[Statement]
+    reasons: dict[int, str]
+    participation: list[SideParticipation]
+
+
+def facilitator_view(hub: Hub, actor: Member | None, consultation_id: int) -> FacilitatorView:
+    """Every statement with its author's status and the live counts: for facilitators only."""
+    require(actor, "facilitator")
+    with hub.engine.connect() as conn:
+        consultation = get(conn, consultation_id)
+        line = line_store.get_line(conn, consultation.line_id)
+        statements = store.list_statements(conn, consultation_id)
+        reasons = store.moderation_reasons(conn, consultation_id)
+    return FacilitatorView(consultation, line, statements, reasons, participation(hub, actor, consultation_id))
+
+
+async def create_room(hub: Hub, actor: Member | None, consultation_id: int) -> Consultation:
+    """The consultation's encrypted room, with every member of its sides who has a Matrix account
+    (pseudonyms belong to one consultation each: only this one's are invited)."""
+    require(actor, "facilitator")
+    with hub.engine.connect() as conn:
+        consultation = get(conn, consultation_id)
+        invitees = [m.id for m in member_store.list_members(conn, consultation.line_id)
+                    if m.matrix_user_id and m.side_id in consultation.eligible_side_ids]
+    invitees = [i for i in invitees if pseudonyms.own_consultation(hub, i) in (None, consultation_id)]
+    if consultation.room_id is not None:
+        return consultation
+    room = await room_service.create_room(hub, actor, consultation.line_id, "consultation", consultation.title, "",
+                                          invitees)
+    return attach_room(hub, actor, consultation_id, room.room_id)
+
+
 def attach_room(hub: Hub, actor: Member, consultation_id: int, room_id: str) -> Consultation:
     require(actor, "facilitator")
     with hub.engine.begin() as conn:
@@ -68,7 +105,8 @@ def attach_room(hub: Hub, actor: Member, consultation_id: int, room_id: str) -> 
         return consultation
 
 
-def change_phase(hub: Hub, actor: Member, consultation_id: int, target: Phase) -> Consultation:
+def change_phase(hub: Hub, actor: Member | None, consultation_id: int, target: Phase) -> Consultation:
+    require(actor, "facilitator")
     with hub.engine.begin() as conn:
         return change_phase_in(conn, hub, actor, get(conn, consultation_id), target)
 
@@ -81,7 +119,9 @@ def change_phase_in(conn: Connection, hub: Hub, actor: Member, consultation: Con
     return consultation
 
 
-def moderate(hub: Hub, actor: Member, consultation_id: int, number: int, approve: bool, reason: str) -> Statement:
+def moderate(hub: Hub, actor: Member | None, consultation_id: int, number: int, approve: bool,
+             reason: str) -> Statement:
+    require(actor, "facilitator")
     with hub.engine.begin() as conn:
         return moderate_in(conn, hub, actor, get(conn, consultation_id), number, approve, reason)
 
@@ -96,6 +136,13 @@ def moderate_in(conn: Connection, hub: Hub, actor: Member, consultation: Consult
     if status is StatementStatus.APPROVED:
         _announce_statement(conn, hub, consultation, statement)
     return statement
+
+
+def seed_statement(hub: Hub, actor: Member | None, consultation_id: int, question_id: int, text: str,
+                   submission_id: str | None = None) -> Statement | None:
+    """A facilitator's statement, approved at once, to start the conversation."""
+    require(actor, "facilitator")
+    return submit_statement(hub, actor, consultation_id, question_id, text, "seed", submission_id)
 
 
 # -- Participants ------------------------------------------------------------------------------
@@ -191,6 +238,9 @@ def cast_vote_batch(conn: Connection, hub: Hub, requests: Sequence[VoteRequest])
     results: list[list[int] | CrosslineError] = []
     masked = pseudonyms.not_counted(conn, hub, list({(r.member.id, r.consultation_id) for r in requests}))
     for request in requests:
+        if not request.member.has("participant"):
+            results.append(NotAllowed("Only participants vote."))
+            continue
         if (request.member.id, request.consultation_id) in masked:
             results.append(_under_pseudonym())
             continue
@@ -205,6 +255,9 @@ def cast_vote_batch(conn: Connection, hub: Hub, requests: Sequence[VoteRequest])
             results.append(snapshot)
             continue
         consultation, statements = snapshot
+        if request.member.side_id not in consultation.eligible_side_ids:
+            results.append(NotAllowed("This consultation is not open to you."))
+            continue
         key = (request.member.id, request.submission_id or "")
         if request.submission_id and (key in seen_submissions or key in applied_before):
             results.append([])  # a retried request: already applied
@@ -263,13 +316,48 @@ def participation(hub: Hub, actor: Member, consultation_id: int) -> list[SidePar
     ]
 
 
-def consultations_for(hub: Hub, member: Member) -> list[Consultation]:
+def consultations_for(hub: Hub, member: Member | None) -> list[Consultation]:
     """What a participant can take part in: open consultations of her line that include her side
     (a pseudonym: only the one it was made for)."""
+    require(member, "participant")
     home = pseudonyms.own_consultation(hub, member.id)
     with hub.engine.connect() as conn:
         return [c for c in store.list_consultations(conn, member.line_id)
                 if c.phase is not Phase.DRAFT and member.side_id in c.eligible_side_ids and home in (None, c.id)]
+
+
+def open_to(hub: Hub, member: Member | None, consultation_id: int) -> Consultation:
+    for consultation in consultations_for(hub, member):
+        if consultation.id == consultation_id:
+            return consultation
+    raise NotAllowed("This consultation is not open to you.")
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    consultation: Consultation
+    side: Side | None
+    ballot: list[Statement]  # approved statements, to vote on
+    mine: list[Statement]  # her own, whatever their status
+    reasons: dict[int, str]
+    my_votes: dict
+    pseudonyms_available: bool
+
+
+def participant_view(hub: Hub, member: Member | None, consultation_id: int) -> ParticipantView:
+    """What one participant sees of a consultation open to her: the ballot, her own statements and
+    votes; never who wrote or voted what."""
+    consultation = open_to(hub, member, consultation_id)
+    with hub.engine.connect() as conn:
+        statements = store.list_statements(conn, consultation.id)
+        reasons = store.moderation_reasons(conn, consultation.id)
+        my_votes = store.member_votes(conn, consultation.id, member.id)
+        line = line_store.get_line(conn, consultation.line_id)
+    mine = [s for s in statements if s.author_member_id == member.id]
+    return ParticipantView(
+        consultation, line.side(member.side_id) if member.side_id else None,
+        [s for s in statements if s.status is StatementStatus.APPROVED], mine,
+        {s.id: reasons[s.id] for s in mine if s.id in reasons}, my_votes, pseudonyms.current_escrow(hub) is not None)
 
 
 def member_by_user_id(conn: Connection, user_id: str) -> Member | None:

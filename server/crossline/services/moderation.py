@@ -21,6 +21,7 @@ from nacl.secret import SecretBox
 from crossline import secrets
 from crossline.clock import token_hash
 from crossline.domain import moderation as rules
+from crossline.domain.pseudonyms import person_tag
 from crossline.domain.moderation import ACTION_LABELS, Action, CaseFacts, CaseStatus, Category, Moderator
 from crossline.domain.records import Member
 from crossline.errors import Conflict, HomeserverError, InvalidInput, NotFound
@@ -30,6 +31,7 @@ from crossline.storage import audit
 from crossline.storage import bot as bot_state
 from crossline.storage import members as member_store
 from crossline.storage import moderation as store
+from crossline.storage import pseudonyms as pseudonym_store
 from crossline.storage import rooms as room_store
 from crossline.storage.moderation import Case
 
@@ -240,9 +242,27 @@ def _facts(conn, case: Case) -> CaseFacts:
                      case.reporter_wants_action)
 
 
-def _case(conn, case_id: int) -> Case:
+def concerns(conn, hub: Hub, member: Member, case: Case) -> bool:
+    """Whether the case is about this member: her own account, or one of her pseudonyms (known by
+    the keyed tag that keeps one pseudonym per person per consultation, without unmasking)."""
+    if case.reported_user is None:
+        return False
+    if case.reported_user == member.matrix_user_id:
+        return True
+    pseudonym = pseudonym_store.pseudonym_by_user_id(conn, case.reported_user)
+    if pseudonym is None:
+        return False
+    secret = secrets.read_secret(hub.config.paths.secrets_dir, secrets.PSEUDONYM_TAG_KEY).encode("utf-8")
+    return pseudonym.person_tag == person_tag(secret, member.id, pseudonym.consultation_id)
+
+
+def case_for(conn, hub: Hub, actor: Member, case_id: int) -> Case:
+    """The case, for a moderator it is not about. To the person it concerns, a case about her does
+    not exist (the same answer as a wrong number): she can neither see nor decide it, its appeal,
+    or an unmasking on it."""
+    _moderator(actor)
     case = store.get_case(conn, case_id)
-    if case is None:
+    if case is None or concerns(conn, hub, actor, case):
         raise NotFound("There is no such case.")
     return case
 
@@ -250,7 +270,7 @@ def _case(conn, case_id: int) -> Case:
 def queue(hub: Hub, actor: Member) -> list[Case]:
     _moderator(actor)
     with hub.engine.connect() as conn:
-        return store.queue(conn)
+        return [case for case in store.queue(conn) if not concerns(conn, hub, actor, case)]
 
 
 @dataclass(frozen=True)
@@ -264,9 +284,8 @@ class CaseView:
 
 
 def view(hub: Hub, actor: Member, case_id: int) -> CaseView:
-    _moderator(actor)
     with hub.engine.begin() as conn:
-        case = _case(conn, case_id)
+        case = case_for(conn, hub, actor, case_id)
         items = [(i, kind, mime, unseal(hub, sealed) if mime == "text/plain" else None, at)
                  for i, kind, mime, sealed, at in store.list_evidence(conn, case_id)]
         decisions = store.list_decisions(conn, case_id)
@@ -277,8 +296,8 @@ def view(hub: Hub, actor: Member, case_id: int) -> CaseView:
 
 
 def evidence_image(hub: Hub, actor: Member, case_id: int, evidence_id: int) -> tuple[str, bytes]:
-    _moderator(actor)
     with hub.engine.connect() as conn:
+        case_for(conn, hub, actor, case_id)
         for i, _, mime, sealed, _ in store.list_evidence(conn, case_id):
             if i == evidence_id and mime != "text/plain":
                 return mime, unseal(hub, sealed)
@@ -289,7 +308,7 @@ def triage(hub: Hub, actor: Member, case_id: int, category: str, urgent: bool) -
     _moderator(actor)
     kind = rules.parse_category(category)
     with hub.engine.begin() as conn:
-        _case(conn, case_id)
+        case_for(conn, hub, actor, case_id)
         store.triage(conn, case_id, kind, urgent, actor.id, hub.clock.now_ms())
         _audit(conn, hub, f"member:{actor.id}", "triaged", case_id, category=kind.value, urgent=urgent)
 
@@ -305,7 +324,7 @@ async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str],
     now = hub.clock.now_ms()
     heavy = any(action in rules.HEAVY_ACTIONS for action in actions)
     with hub.engine.begin() as conn:
-        case = _case(conn, case_id)
+        case = case_for(conn, hub, actor, case_id)
         facts = _facts(conn, case)
         for action in actions:
             rules.check_decision(facts, action, moderator)
@@ -324,7 +343,7 @@ async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str],
 async def agree(hub: Hub, actor: Member, case_id: int) -> str:
     second = _moderator(actor)
     with hub.engine.begin() as conn:
-        case = _case(conn, case_id)
+        case = case_for(conn, hub, actor, case_id)
         pending = [d for d in store.list_decisions(conn, case_id) if d.status == "pending"]
         if not pending:
             raise Conflict("No action in this case is waiting for a second moderator.")
@@ -421,7 +440,8 @@ def _as_room_admin(hub: Hub, room_id: str | None):
     return hub.homeserver.acting_as(creator, ACTING_MS, hub.clock.now_ms())
 
 
-def known_policy_room(hub: Hub) -> str | None:
+def known_policy_room(hub: Hub, actor: Member) -> str | None:
+    _moderator(actor)
     with hub.engine.connect() as conn:
         return bot_state.get_state(conn, POLICY_ROOM)
 

@@ -204,8 +204,7 @@ def request_unmasking(hub: Hub, actor: Member, case_id: int, pseudonym_user_id: 
     now = hub.clock.now_ms()
     try:
         with hub.engine.begin() as conn:
-            if case_store.get_case(conn, case_id) is None:
-                raise NotFound("There is no such case.")
+            moderation.case_for(conn, hub, actor, case_id)  # not to the person the case is about
             pseudonym = store.pseudonym_by_user_id(conn, pseudonym_user_id.strip())
             if pseudonym is None:
                 raise InvalidInput("That account is not a pseudonym of this hub.")
@@ -253,9 +252,10 @@ class UnmaskingRequest:
     status: str
 
 
-def unmasking_requests(hub: Hub, case_id: int) -> list[UnmaskingRequest]:
+def unmasking_requests(hub: Hub, actor: Member, case_id: int) -> list[UnmaskingRequest]:
     now = hub.clock.now_ms()
     with hub.engine.connect() as conn:
+        moderation.case_for(conn, hub, actor, case_id)
         return [UnmaskingRequest(r.id, member_store.get_member(conn, r.pseudonym_member_id).matrix_user_id, r.reason,
                                  "expired" if r.status == "open" and r.expires_at <= now else r.status)
                 for r in store.requests_for_case(conn, case_id)]
@@ -279,6 +279,7 @@ def approve_unmasking(hub: Hub, actor: Member, request_id: int, passphrase: str)
         request = store.get_request(conn, request_id)
         if request is None:
             raise NotFound("There is no such unmasking request.")
+        moderation.case_for(conn, hub, actor, request.case_id)  # not to the person the case is about
         pseudonym = store.pseudonym_of_member(conn, request.pseudonym_member_id)
         held = store.get_escrow(conn, pseudonym.escrow_id)
         mine = store.holder(conn, held.id, actor.id)

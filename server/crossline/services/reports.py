@@ -8,11 +8,13 @@ release's own transaction, so a released report is delivered once even across a 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from crossline import secrets
 from crossline.domain.consultations import Phase, StatementStatus
-from crossline.domain.records import Member
-from crossline.errors import Conflict, InvalidInput, NotFound
+from crossline.domain.consultations import Consultation
+from crossline.domain.records import Line, Member, Room
+from crossline.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from crossline.reports.content import ReportInput, build_report
 from crossline.reports.signing import fingerprint, sha256, sign_report, signing_key_from_secret
 from crossline.services.consultations import get as get_consultation
@@ -27,6 +29,14 @@ from crossline.storage.reports import ReportRecord
 
 MAX_NARRATIVE = 10_000
 NEGOTIATORS_TEMPLATE = "negotiators"
+# Released reports are for negotiators, and for the facilitators who made them; drafts for facilitators only.
+READER_ROLES = ("negotiator", "facilitator")
+
+
+def require_reader(actor: Member | None) -> Member:
+    if actor is None or not any(actor.has(role) for role in READER_ROLES):
+        raise NotAllowed("Only negotiators and facilitators can read released reports.")
+    return actor
 
 
 def _signing_key(hub: Hub):
@@ -137,7 +147,37 @@ def summary(record: ReportRecord, document: bytes) -> str:
             f"\"{json.loads(document)['signed_by']['fingerprint']}\"")
 
 
+@dataclass(frozen=True)
+class DraftPage:
+    consultation: Consultation
+    line: Line
+    versions: list[ReportRecord]
+    draft: ReportRecord | None
+    content: dict | None  # the draft as it would be released now
+    rooms: list[Room]  # this line's negotiators' rooms, to deliver to
+    fingerprint: str
+
+
+def draft_page(hub: Hub, actor: Member | None, consultation_id: int) -> DraftPage:
+    """A consultation's report versions and the draft being written: facilitators only, since a
+    draft is not yet what the hub stands behind."""
+    require(actor, "facilitator")
+    with hub.engine.connect() as conn:
+        consultation = get_consultation(conn, consultation_id)
+        line = line_store.get_line(conn, consultation.line_id)
+        versions = store.list_reports(conn, consultation_id)
+    draft = versions[-1] if versions and not versions[-1].released else None
+    return DraftPage(consultation, line, versions, draft, content(hub, draft.id) if draft else None,
+                     negotiator_rooms(hub, line.id), hub_fingerprint(hub))
+
+
+def read_release(hub: Hub, actor: Member | None, report_id: int) -> tuple[ReportRecord, bytes]:
+    require_reader(actor)
+    return released_document(hub, report_id)
+
+
 def released_document(hub: Hub, report_id: int) -> tuple[ReportRecord, bytes]:
+    """The signed bytes of a release (for the bot's delivery; pages use `read_release`)."""
     with hub.engine.connect() as conn:
         report = _report(conn, report_id)
         data = store.document(conn, report_id)
@@ -146,11 +186,7 @@ def released_document(hub: Hub, report_id: int) -> tuple[ReportRecord, bytes]:
     return report, data
 
 
-def versions(hub: Hub, consultation_id: int) -> list[ReportRecord]:
-    with hub.engine.connect() as conn:
-        return store.list_reports(conn, consultation_id)
-
-
-def releases(hub: Hub) -> list[tuple[ReportRecord, str]]:
+def releases(hub: Hub, actor: Member | None) -> list[tuple[ReportRecord, str]]:
+    require_reader(actor)
     with hub.engine.connect() as conn:
         return store.released_reports(conn)

@@ -23,16 +23,18 @@ def setup_routes(app: web.Application) -> None:
 
 
 async def queue(request: web.Request) -> web.Response:
-    cases = service.queue(request.app[HUB], staff_member(request))
+    actor = staff_member(request)
+    cases = service.queue(request.app[HUB], actor)
     return render(request, "moderation_queue.html", {"cases": cases, "labels": CATEGORY_LABELS,
-                                                     "policy_room": service.known_policy_room(request.app[HUB])})
+                                                     "policy_room": service.known_policy_room(request.app[HUB], actor)})
 
 
 async def case_page(request: web.Request, notice: str | None = None) -> web.Response:
-    view = service.view(request.app[HUB], staff_member(request), int(request.match_info["case_id"]))
+    actor = staff_member(request)
+    view = service.view(request.app[HUB], actor, int(request.match_info["case_id"]))
     return render(request, "moderation_case.html", {
         "view": view, "case": view.case, "unmask_requests": pseudonym_service.unmasking_requests(
-            request.app[HUB], view.case.id), "labels": CATEGORY_LABELS, "categories": list(Category),
+            request.app[HUB], actor, view.case.id), "labels": CATEGORY_LABELS, "categories": list(Category),
         "actions": [(a.value, ACTION_LABELS[a]) for a in Action], "action_labels": ACTION_LABELS, "notice": notice})
 
 

@@ -11,12 +11,10 @@ import secrets
 
 from aiohttp import web
 
-from crossline.domain.consultations import Phase, Refusal, StatementStatus, parse_vote
+from crossline.domain.consultations import Phase, parse_vote
 from crossline.errors import InvalidInput
 from crossline.services import consultations as service
-from crossline.services import onboarding, pseudonyms
-from crossline.storage import consultations as store
-from crossline.storage import lines
+from crossline.services import onboarding
 from crossline.web.forms import form_int
 from crossline.web.keys import HUB, VOTES
 from crossline.web.render import render
@@ -52,33 +50,16 @@ async def index(request: web.Request) -> web.Response:
 
 
 def _open_consultation(request: web.Request, member):
-    consultation_id = int(request.match_info["cid"])
-    for consultation in service.consultations_for(request.app[HUB], member):
-        if consultation.id == consultation_id:
-            return consultation
-    raise Refusal("This consultation is not open to you.")
+    return service.open_to(request.app[HUB], member, int(request.match_info["cid"]))
 
 
 async def consultation_page(request: web.Request) -> web.Response:
-    member = participant_member(request)
-    consultation = _open_consultation(request, member)
-    hub = request.app[HUB]
-    with hub.engine.connect() as conn:
-        statements = store.list_statements(conn, consultation.id)
-        reasons = store.moderation_reasons(conn, consultation.id)
-        my_votes = store.member_votes(conn, consultation.id, member.id)
-        line = lines.get_line(conn, consultation.line_id)
+    found = service.participant_view(request.app[HUB], participant_member(request), int(request.match_info["cid"]))
     return render(request, "participate.html", {
-        "consultation": consultation,
-        "side": line.side(member.side_id) if member.side_id else None,
-        "ballot": [s for s in statements if s.status is StatementStatus.APPROVED],
-        "mine": [s for s in statements if s.author_member_id == member.id],
-        "reasons": reasons,
-        "my_votes": my_votes,
-        "submission_id": secrets.token_urlsafe(16),
-        "Phase": Phase,
-        "notice": _notices.get(request.query.get("done", "")),
-        "pseudonyms_available": pseudonyms.current_escrow(hub) is not None,
+        "consultation": found.consultation, "side": found.side, "ballot": found.ballot, "mine": found.mine,
+        "reasons": found.reasons, "my_votes": found.my_votes, "submission_id": secrets.token_urlsafe(16),
+        "Phase": Phase, "notice": _notices.get(request.query.get("done", "")),
+        "pseudonyms_available": found.pseudonyms_available,
     })
 
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from crossline.services import pseudonyms as service
-from crossline.storage import members as member_store
-from crossline.storage import pseudonyms as store
+from crossline.services.escrow_view import escrow_view
 from crossline.web.forms import form_int
 from crossline.web.keys import HUB
 from crossline.web.render import render
@@ -33,12 +32,9 @@ async def take_pseudonym(request: web.Request) -> web.Response:
 
 
 def _escrow_context(request: web.Request, notice: str | None = None) -> dict:
-    hub = request.app[HUB]
     actor = staff_member(request)
-    with hub.engine.connect() as conn:
-        moderators = [m for m in member_store.list_members(conn) if m.has("moderator") and m.matrix_user_id]
-        with_keys = set(store.members_with_keys(conn))
-    return {"actor": actor, "escrow": service.current_escrow(hub), "moderators": moderators, "with_keys": with_keys,
+    found = escrow_view(request.app[HUB], actor)
+    return {"actor": actor, "escrow": found.escrow, "moderators": found.moderators, "with_keys": found.with_keys,
             "notice": notice}
 
 

@@ -8,17 +8,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from crossline.errors import NotAllowed
 from crossline.reports.render import to_markdown, to_pdf
 from crossline.reports.signing import verify_report
-from crossline.services import consultations as consultation_service
 from crossline.services import reports as service
-from crossline.storage import lines
 from crossline.web.keys import HUB
 from crossline.web.render import render
 from crossline.web.security import staff_member
-
-READER_ROLES = ("negotiator", "facilitator")
 
 
 def setup_routes(app: web.Application) -> None:
@@ -31,27 +26,11 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/reports/{rid:\\d+}/report.{fmt:json|md|html|pdf}", download)
 
 
-def _reader(request: web.Request):
-    member = staff_member(request)
-    if not any(member.has(role) for role in READER_ROLES):
-        raise NotAllowed("Only negotiators and facilitators can read reports.")
-    return member
-
-
 async def page(request: web.Request) -> web.Response:
-    actor = staff_member(request)
-    hub = request.app[HUB]
-    consultation_id = int(request.match_info["cid"])
-    with hub.engine.connect() as conn:
-        consultation = consultation_service.get(conn, consultation_id)
-        line = lines.get_line(conn, consultation.line_id)
-    versions = service.versions(hub, consultation_id)
-    draft = versions[-1] if versions and not versions[-1].released else None
+    found = service.draft_page(request.app[HUB], staff_member(request), int(request.match_info["cid"]))
     return render(request, "report_draft.html", {
-        "actor": actor, "consultation": consultation, "line": line, "versions": versions, "draft": draft,
-        "report": service.content(hub, draft.id) if draft else None,
-        "rooms": service.negotiator_rooms(hub, line.id), "fingerprint": service.hub_fingerprint(hub),
-    })
+        "consultation": found.consultation, "line": found.line, "versions": found.versions, "draft": found.draft,
+        "report": found.content, "rooms": found.rooms, "fingerprint": found.fingerprint})
 
 
 async def start(request: web.Request) -> web.Response:
@@ -74,14 +53,13 @@ async def release(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    _reader(request)
     hub = request.app[HUB]
-    return render(request, "reports.html", {"releases": service.releases(hub), "fingerprint": service.hub_fingerprint(hub)})
+    return render(request, "reports.html", {"releases": service.releases(hub, staff_member(request)),
+                                            "fingerprint": service.hub_fingerprint(hub)})
 
 
 def _released(request: web.Request):
-    _reader(request)
-    record, data = service.released_document(request.app[HUB], int(request.match_info["rid"]))
+    record, data = service.read_release(request.app[HUB], staff_member(request), int(request.match_info["rid"]))
     verified = verify_report(data)  # what we serve is what was signed
     return record, data, verified
 

@@ -14,8 +14,7 @@ from crossline.domain.records import ROLES
 from crossline.passwords import verify_password
 from crossline.services import lines as line_service
 from crossline.services import onboarding, rooms as room_service
-from crossline.storage import consultations as consultation_store
-from crossline.storage import invitations, lines, members, rooms
+from crossline.storage import members
 from crossline.web.forms import optional_form_int, read_form
 from crossline.web.keys import HUB, MEMBER
 from crossline.web.ratelimit import LIMITS, LOGIN_FAILURE_ANSWER_MS, client
@@ -35,7 +34,17 @@ def setup_routes(app: web.Application) -> None:
 
 
 async def home(request: web.Request) -> web.Response:
-    raise web.HTTPSeeOther("/lines" if request[MEMBER] else "/login")
+    raise web.HTTPSeeOther(home_for(request[MEMBER]))
+
+
+def home_for(member) -> str:
+    """Each role's first page: the one its work starts from."""
+    if member is None:
+        return "/login"
+    for role, page in (("facilitator", "/lines"), ("moderator", "/moderation"), ("negotiator", "/reports")):
+        if member.has(role):
+            return page
+    return "/participate"
 
 
 async def login_page(request: web.Request) -> web.Response:
@@ -87,12 +96,8 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def lines_page(request: web.Request) -> web.Response:
-    staff_member(request)
-    hub = request.app[HUB]
-    with hub.engine.connect() as conn:
-        all_lines = lines.list_lines(conn)
-        staff = [member for member in members.list_members(conn) if member.line_id is None]
-    return render(request, "lines.html", {"lines": all_lines, "staff": staff})
+    found = line_service.overview(request.app[HUB], staff_member(request))
+    return render(request, "lines.html", {"lines": found.lines, "staff": found.staff})
 
 
 async def create_line(request: web.Request) -> web.Response:
@@ -102,33 +107,17 @@ async def create_line(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/lines/{line.id}")
 
 
-def _line_context(request: web.Request, line_id: int) -> dict:
+def _line_context(request: web.Request, actor, line_id: int) -> dict:
     hub = request.app[HUB]
-    with hub.engine.connect() as conn:
-        line = lines.get_line(conn, line_id)
-        if line is None:
-            raise web.HTTPNotFound(text="No such line.")
-        line_members = members.list_members(conn, line_id)
-        staff = [member for member in members.list_members(conn) if member.line_id is None]
-        line_rooms = rooms.list_rooms(conn, line_id)
-        line_invitations = invitations.list_invitations(conn, line_id)
-        line_consultations = consultation_store.list_consultations(conn, line_id)
-    return {
-        "line": line,
-        "members": line_members,
-        "staff": staff,
-        "rooms": line_rooms,
-        "invitations": line_invitations,
-        "consultations": line_consultations,
-        "templates": hub.room_templates,
-        "roles": ROLES,
-        "now_ms": hub.clock.now_ms(),
-    }
+    found = line_service.details(hub, actor, line_id)
+    return {"line": found.line, "members": found.members, "staff": found.staff, "rooms": found.rooms,
+            "invitations": found.invitations, "consultations": found.consultations,
+            "templates": hub.room_templates, "roles": ROLES, "now_ms": hub.clock.now_ms()}
 
 
 async def line_page(request: web.Request) -> web.Response:
-    staff_member(request)
-    return render(request, "line.html", _line_context(request, int(request.match_info["line_id"])))
+    return render(request, "line.html", _line_context(request, staff_member(request),
+                                                      int(request.match_info["line_id"])))
 
 
 async def issue_invitation(request: web.Request) -> web.Response:
@@ -138,7 +127,7 @@ async def issue_invitation(request: web.Request) -> web.Response:
     roles = rules.parse_roles(str(role) for role in form.getall("roles", []))
     side_id = optional_form_int(form.get("side_id"), "The side")
     issued = await onboarding.issue_invitation(request.app[HUB], actor, line_id, side_id, roles)
-    context = _line_context(request, line_id)
+    context = _line_context(request, actor, line_id)
     return render(request, "invitation_issued.html", {**context, "issued": issued})
 
 
@@ -156,6 +145,6 @@ async def create_room(request: web.Request) -> web.Response:
         str(form.get("topic", "")),
         [member_id for member_id in member_ids if member_id is not None],
     )
-    context = _line_context(request, line_id)
+    context = _line_context(request, actor, line_id)
     return render(request, "line.html", {**context, "notice": f"Room “{room.name}” created and invitations sent."})
 
