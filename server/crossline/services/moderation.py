@@ -174,8 +174,10 @@ async def acknowledge_room_report(hub: Hub, case_id: int, reporter_user_id: str,
 
 
 def report_from_web(hub: Hub, category: str, text: str, contact: str, country: str,
-                    images: list[bytes]) -> NewCase:
-    """The anonymous form: no login, nothing about the reporter but what she chooses to give."""
+                    images: list[bytes], held: bool = False) -> NewCase:
+    """The anonymous form: no login, nothing about the reporter but what she chooses to give.
+    `held`: sent past the form's flood limits, kept like any other, shown to moderators apart and
+    not made urgent by the sender's choice of category."""
     kind = rules.parse_category(category)
     text = text.replace("\r\n", "\n").strip()
     if not text:
@@ -190,7 +192,8 @@ def report_from_web(hub: Hub, category: str, text: str, contact: str, country: s
     token = hub.new_token()
     now = hub.clock.now_ms()
     with hub.engine.begin() as conn:
-        case_id = store.add_case(conn, source="web", category=kind, urgent=kind in rules.URGENT_BY_DEFAULT, now_ms=now,
+        case_id = store.add_case(conn, source="web_held" if held else "web", category=kind,
+                                 urgent=kind in rules.URGENT_BY_DEFAULT and not held, now_ms=now,
                                  contact_sealed=seal(hub, contact) if contact else None,
                                  status_token_hash=token_hash(token))
         store.add_evidence(conn, case_id, "reporter_supplied", "text/plain", seal(hub, text), now)

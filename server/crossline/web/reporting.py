@@ -1,14 +1,14 @@
 """Reporting abuse without an account: the anonymous form, the reporter's status page, and the
-reported person's appeal page. No login; a flood of reports from one address is slowed down.
+reported person's appeal page. No login.
+
+A flood cannot close the form: past the limits per client address and overall
+(`web/ratelimit.py`), a report is not refused but held for review, kept like any other and shown
+to moderators apart, so a genuine report sent during a flood is never lost.
 
 What a reporter typed is given back to her form when something is refused, so nothing is lost.
 """
 
 from __future__ import annotations
-
-import hashlib
-import time
-from collections import deque
 
 from aiohttp import web
 
@@ -18,52 +18,12 @@ from crossline.services import moderation as service
 from crossline.storage import moderation as store
 from crossline.web.forms import read_form
 from crossline.web.keys import HUB
+from crossline.web.ratelimit import LIMITS, client
 from crossline.web.render import render
 from crossline.web.security import accepts_uploads
 
-# At most this many reports per address in the window, and in all across addresses.
-PER_ADDRESS, PER_ADDRESS_WINDOW_S = 5, 600
-OVERALL, OVERALL_WINDOW_S = 200, 3600
-
-
-class Flood:
-    """In memory only: a hash of the address, never written anywhere."""
-
-    def __init__(self, monotonic=time.monotonic):
-        self.monotonic = monotonic
-        self.by_address: dict[str, deque] = {}
-        self.overall: deque = deque()
-
-    def allow(self, address: str) -> bool:
-        now = self.monotonic()
-        key = hashlib.sha256(address.encode()).hexdigest()
-        recent = self.by_address.setdefault(key, deque())
-        for queue, window in ((recent, PER_ADDRESS_WINDOW_S), (self.overall, OVERALL_WINDOW_S)):
-            while queue and now - queue[0] > window:
-                queue.popleft()
-        if len(recent) >= PER_ADDRESS or len(self.overall) >= OVERALL:
-            return False
-        recent.append(now)
-        self.overall.append(now)
-        return True
-
-
-FLOOD = web.AppKey("report_flood", Flood)
-
-
-def client_address(request: web.Request) -> str:
-    """Who is sending, for the flood limit. Behind a reverse proxy on this machine (the hub
-    listens on loopback), every request comes from the proxy: then the address the proxy saw,
-    the last one it appended to X-Forwarded-For, is the sender's."""
-    remote = request.remote or ""
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and (remote.startswith("127.") or remote == "::1"):
-        return forwarded.split(",")[-1].strip()
-    return remote
-
 
 def setup_routes(app: web.Application) -> None:
-    app[FLOOD] = Flood()
     app.router.add_get("/report", form_page)
     app.router.add_post("/report", submit)
     app.router.add_get("/report/status/{token}", status_page)
@@ -94,19 +54,15 @@ async def form_page(request: web.Request) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     form = await read_form(request)
     entered = {key: str(form.get(key, "")) for key in ("category", "text", "contact", "country")}
-    if not request.app[FLOOD].allow(client_address(request)):
-        return render(request, "report_form.html", {
-            "categories": _categories(), "entered": entered,
-            "error": "Many reports came from here just now. Wait ten minutes and send again: what you wrote is "
-                     "still below."}, status=429)
+    held = request.app[LIMITS].report_must_be_held(client(request))
     try:
         new = service.report_from_web(request.app[HUB], entered["category"], entered["text"], entered["contact"],
-                                      entered["country"], await _images(form))
+                                      entered["country"], await _images(form), held=held)
     except CrosslineError as error:
         return render(request, "report_form.html", {"categories": _categories(), "entered": entered,
                                                     "error": error.message}, status=error.status)
     return render(request, "report_sent.html", {
-        "case_id": new.case_id, "status_url": f"{request.app[HUB].config.hub_url}/report/status/{new.status_token}",
+        "case_id": new.case_id, "held": held, "status_url": f"{request.app[HUB].config.hub_url}/report/status/{new.status_token}",
         "services": service.support_services(request.app[HUB], entered["country"])})
 
 
