@@ -169,3 +169,31 @@ async def test_ids_no_row_can_have_are_not_found_on_every_route_before_anything_
                 response = await client.request(method, target.replace("report.1", "report.json"),
                                                 allow_redirects=False)
                 assert response.status == 404, (method, target[:60], response.status)
+
+
+async def test_another_persons_link_asks_before_ending_the_session(aiohttp_client, hub):
+    from crossline.clock import token_hash
+    from crossline.storage import lines, members
+
+    with hub.engine.begin() as conn:
+        left, _ = lines.get_line(conn, 1).sides
+        for handle in ("anna", "olga"):
+            member_id = members.add_member(conn, None, 1, left.id, frozenset({"participant"}), None, 0, web_handle=handle)
+            members.add_access_link(conn, token_hash(f"link-{handle}"), member_id, 0)
+    client = await aiohttp_client(create_app(hub.config, clock=hub.clock, background=False))
+    assert (await client.get("/r/link-anna", allow_redirects=False)).status == 303
+    session = client.session.cookie_jar.filter_cookies(client.make_url("/"))["crossline_session"].value
+
+    response = await client.get("/r/link-olga", allow_redirects=False)
+    page = await response.text()
+    assert response.status == 200 and "crossline_session" not in response.headers.get("Set-Cookie", "")
+    assert "signed in as <strong dir=\"auto\">web participant anna" in page and "web participant olga" in page
+    assert client.session.cookie_jar.filter_cookies(client.make_url("/"))["crossline_session"].value == session
+
+    response = await client.post("/r/link-olga", data={}, allow_redirects=False)
+    assert response.status == 403  # going on needs the page's CSRF token
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = await client.post("/r/link-olga", data={"csrf_token": token}, allow_redirects=False)
+    assert response.status == 303
+    assert client.session.cookie_jar.filter_cookies(client.make_url("/"))["crossline_session"].value != session
+    assert (await client.get("/r/link-olga", allow_redirects=False)).status == 303  # her own link: no question

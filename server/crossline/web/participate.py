@@ -16,7 +16,7 @@ from crossline.errors import InvalidInput
 from crossline.services import consultations as service
 from crossline.services import onboarding
 from crossline.web.forms import form_int
-from crossline.web.keys import HUB, VOTES
+from crossline.web.keys import HUB, MEMBER, VOTES
 from crossline.web.render import render
 from crossline.web.security import participant_member, start_session
 
@@ -24,6 +24,7 @@ from crossline.web.security import participant_member, start_session
 def setup_routes(app: web.Application) -> None:
     app.router.add_post("/join/{code}/web", join_on_web)
     app.router.add_get("/r/{token}", return_link)
+    app.router.add_post("/r/{token}", return_link)
     app.router.add_get("/participate", index)
     app.router.add_get("/participate/{cid:\\d+}", consultation_page)
     app.router.add_post("/participate/{cid:\\d+}/statements", submit_statement)
@@ -38,7 +39,13 @@ async def join_on_web(request: web.Request) -> web.Response:
 
 
 async def return_link(request: web.Request) -> web.Response:
+    """A personal link signs its person in. In a browser signed in as someone else it asks first,
+    saying whose session would end, and goes on only by a CSRF-checked POST: a link opened by
+    mistake, or sent to make her act under another name, never silently replaces her session."""
     member = onboarding.member_for_return_link(request.app[HUB], request.match_info["token"])
+    current = request[MEMBER]
+    if request.method == "GET" and current is not None and current.id != member.id:
+        return render(request, "switch_session.html", {"current": current, "other": member, "action": request.path})
     response = web.HTTPSeeOther("/participate")
     start_session(request, response, member)
     raise response
