@@ -3,6 +3,7 @@ Synapse's files can no longer learn, and room reports reaching the moderators.""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 import sqlite3
@@ -108,6 +109,23 @@ def test_a_stranger_learns_nothing_about_a_members_devices(world):
     status, answer = matrix(hs, "POST", f"{CLIENT}/keys/query", bella, {"device_keys": {alice: []}})
     assert device in answer["device_keys"][alice], answer
     matrix(hs, "POST", f"{CLIENT}/logout", alice_token, {})
+
+
+def test_synapse_keeps_no_client_address(world):
+    """Clients come from 127.0.0.1 here; Synapse must only ever see the gateway's pseudonyms."""
+    stack, hs = world.stack, world.stack.homeserver_url
+    token = login(hs, "alice", ALICE[1])
+    device = matrix(hs, "GET", f"{CLIENT}/account/whoami", token)[1]["device_id"]
+    database = stack.data_dir / "synapse" / "homeserver.db"
+
+    def alices_addresses() -> list[str]:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            return [row[0] for row in db.execute("SELECT ip FROM user_ips WHERE user_id = ? AND device_id = ?",
+                                                 (stack.user_id("alice"), device))]
+
+    addresses = wait_for(alices_addresses, what="Synapse to record the device's address")
+    assert all(ipaddress.ip_address(a) in ipaddress.ip_network("fd00::/8") for a in addresses), addresses
+    matrix(hs, "POST", f"{CLIENT}/logout", token, {})
 
 
 def test_synapse_holds_no_invitation_code_and_its_token_opens_nothing(world):

@@ -119,6 +119,31 @@ async def test_bodies_pass_both_ways_and_synapse_never_sees_the_client_address(g
     assert ipaddress.IPv6Address(forwarded) in ipaddress.IPv6Network("fd00::/8")
     await gateway.get("/_matrix/client/versions")
     assert synapse.seen[-1]["headers"]["X-Forwarded-For"] == forwarded, "one client, one pseudonym for the day"
+    # Signed in, each account (each access token) from that address has a pseudonym of its own.
+    signed_in = set()
+    for token in ("alice-token", "stranger-token", "alice-token"):
+        await gateway.get("/_matrix/client/v3/account/whoami", headers=bearer(token))
+        signed_in.add(synapse.seen[-1]["headers"]["X-Forwarded-For"])
+    assert len(signed_in) == 2 and forwarded not in signed_in
+
+
+async def test_a_trusted_proxy_forwards_the_address_it_saw(aiohttp_client, synapse):
+    session = aiohttp.ClientSession()
+
+    async def nothing(*_):
+        return None
+
+    clock = FakeClock(0)
+    seen = []
+    for trusted in ((), ("127.0.0.0/8",)):
+        proxy = Gateway(Upstream(synapse.url, session), synapse, KEY, clock, nothing, trusted_proxies=trusted,
+                        addresses=AddressPseudonyms(clock, random_bytes=lambda n: b"k" * n))
+        client = await aiohttp_client(create_gateway(proxy))
+        await client.get("/_matrix/client/versions", headers={"X-Forwarded-For": "203.0.113.9"})
+        seen.append(synapse.seen[-1]["headers"]["X-Forwarded-For"])
+    pseudonyms = AddressPseudonyms(clock, random_bytes=lambda n: b"k" * n)
+    assert seen == [pseudonyms.pseudonym("127.0.0.1"), pseudonyms.pseudonym("203.0.113.9")]
+    await session.close()
 
 
 def test_address_pseudonyms_are_stable_for_a_day_then_change():

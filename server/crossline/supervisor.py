@@ -101,7 +101,7 @@ async def start_gateway(config: Config, hub: Hub) -> web.AppRunner:
         await moderation.take_in_room_report(hub, reporter, room_id, reason)
 
     gateway = Gateway(Upstream(config.homeserver_url, session), hub.homeserver,
-                      token_key(config.paths.secrets_dir), hub.clock, room_report)
+                      token_key(config.paths.secrets_dir), hub.clock, room_report, config.hub.trusted_proxies)
     app = create_gateway(gateway)
     app.on_cleanup.append(close_session)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -4,8 +4,9 @@ Synapse listens only on a UNIX socket in the data directory; everything a client
 through here. Almost everything passes unchanged and streamed (media, /sync long polls). The
 gateway changes only what Synapse has no setting or module hook for:
 
-- It tells Synapse a keyed, daily pseudonym of the client's address (`addresses.py`), never the
-  address itself.
+- It tells Synapse a keyed, daily pseudonym of the client's address (and access token, when
+  signed in) (`addresses.py`), never the address itself. Behind a reverse proxy listed in `[hub] trusted_proxies`, the address is the
+  one that proxy forwards; anyone else's X-Forwarded-For is ignored.
 - /register/available never says that a name is taken, and /register checks a user name only
   for someone who has shown a usable invitation code (Synapse otherwise checks it first).
 - A failed password login is never answered sooner than `LOGIN_FLOOR_S`, so an unknown name
@@ -40,6 +41,7 @@ from crossline.gateway.addresses import AddressPseudonyms
 from crossline.gateway.filters import Route
 from crossline.gateway.peers import RoomPeers
 from crossline.gateway.tokens import synapse_token
+from crossline.web.security import client_address
 
 logger = logging.getLogger(__name__)
 
@@ -89,16 +91,18 @@ class _Answer:
 
 class Gateway:
     def __init__(self, upstream: Upstream, homeserver: GatewayHomeserver, token_key: str, clock: Clock,
-                 on_room_report: RoomReportSink, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 on_room_report: RoomReportSink, trusted_proxies: tuple[str, ...] = (),
+                 addresses: AddressPseudonyms | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  monotonic: Callable[[], float] = time.monotonic):
         self._upstream = upstream
         self._homeserver = homeserver
         self._token_key = token_key
         self._clock = clock
         self._on_room_report = on_room_report
+        self._trusted_proxies = trusted_proxies
         self._sleep = sleep
         self._monotonic = monotonic
-        self._addresses = AddressPseudonyms(clock)
+        self._addresses = addresses or AddressPseudonyms(clock)
         self._peers = RoomPeers(homeserver, clock)
         self._verified_sessions: dict[str, int] = {}  # registration sessions past the token stage
 
@@ -123,7 +127,8 @@ class Gateway:
         if body_length is not None:
             headers = {name: value for name, value in headers.items() if name.lower() != "content-length"}
             headers["Content-Length"] = str(body_length)
-        headers["X-Forwarded-For"] = self._addresses.pseudonym(request.remote or "")
+        headers["X-Forwarded-For"] = self._addresses.pseudonym(client_address(request, self._trusted_proxies),
+                                                               _access_token(request))
         headers["X-Forwarded-Proto"] = request.scheme
         return headers
 
