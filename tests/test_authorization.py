@@ -36,7 +36,7 @@ from crossline.clock import token_hash
 from crossline.config import load_config
 from crossline.domain.consultations import Phase, VoteValue
 from crossline.domain.moderation import Action, CaseStatus, Category
-from crossline.errors import HomeserverError
+from crossline.errors import HomeserverError, NotAllowed
 from crossline.services import consultations, moderation, pseudonym_pool, pseudonyms, reports
 from crossline.services.hub import Hub
 from crossline.setup import init_data_dir
@@ -502,3 +502,23 @@ async def test_every_role_opens_only_what_it_needs(aiohttp_client, template, tmp
             if client is not shared:
                 await client.close()
     assert not problems, "\n" + "\n".join(problems)
+
+
+def test_the_room_path_checks_roles_as_the_pages_do(hub):
+    """The bot applies room messages through the same services: a staff member with a side but no
+    participant role neither writes nor votes there either; a facilitator still seeds."""
+    with hub.engine.begin() as conn:
+        left, right = [s.id for s in lines.get_line(conn, 1).sides]
+        moderator = members.get_member(conn, _member(conn, "sided-mod", 1, left, {"moderator"}))
+        voter = members.get_member(conn, _member(conn, "voter", 1, left, {"participant"}))
+    made = consultations.create(hub, hub.facilitator, 1, "Room path", [{"en": "What first?"}], [left, right],
+                                premoderation=False)
+    consultations.change_phase(hub, hub.facilitator, made.id, Phase.COLLECTING)
+    question = made.questions[0].id
+    with pytest.raises(NotAllowed):
+        consultations.submit_statement(hub, moderator, made.id, question, "A moderator's view", "matrix")
+    consultations.submit_statement(hub, hub.facilitator, made.id, question, "Seeded", "matrix")
+    consultations.change_phase(hub, hub.facilitator, made.id, Phase.VOTING)
+    with pytest.raises(NotAllowed):
+        consultations.cast_votes(hub, moderator, made.id, [(1, VoteValue.AGREE)])
+    assert consultations.cast_votes(hub, voter, made.id, [(1, VoteValue.AGREE)]) == [1]

@@ -161,6 +161,8 @@ def submit_statement_in(conn: Connection, hub: Hub, member: Member, consultation
                       text: str, origin: str, announced_by_reply: bool = False) -> Statement:
     """`announced_by_reply`: the caller's reply in the room (the bot's answer to the author's
     message) shows the statement to everyone, so no second announcement is queued."""
+    if not (member.has("participant") or member.has("facilitator")):  # a facilitator seeds
+        raise NotAllowed("Only participants write statements, and facilitators seed them.")
     _not_under_pseudonym(conn, hub, member, consultation.id)
     existing = store.list_statements(conn, consultation.id)
     text, status, seeded = engine.submit_statement(consultation, as_participant(member), question_id, text, existing)
@@ -204,6 +206,7 @@ def _not_under_pseudonym(conn: Connection, hub: Hub, member: Member, consultatio
 
 def cast_votes_in(conn: Connection, hub: Hub, member: Member, consultation: Consultation,
                 choices: Sequence[tuple[int, VoteValue]]) -> list[int]:
+    require(member, "participant")
     _not_under_pseudonym(conn, hub, member, consultation.id)
     voter = as_participant(member)
     now = hub.clock.now_ms()
