@@ -38,8 +38,10 @@ def _new_member(world, localpart: str, password: str) -> str:
 
 def test_an_outsider_cannot_tell_whether_a_name_has_an_account(world):
     hs, unknown = world.stack.homeserver_url, _name("nobody")
-    answers = [matrix(hs, "GET", f"{CLIENT}/register/available?username={name}") for name in ("alice", unknown)]
-    assert answers[0] == answers[1] == (200, {"available": True})
+    for method, version in (("GET", "v3"), ("GET", "r0"), ("HEAD", "v3")):
+        answers = [matrix(hs, method, f"/_matrix/client/{version}/register/available?username={name}")
+                   for name in ("alice", unknown)]
+        assert answers[0] == answers[1] and answers[0][0] == 200, (method, version, answers)
 
     for auth in (None, {"type": "m.login.registration_token", "token": "a guess"}, {"type": "m.login.dummy"}):
         answers = []

@@ -160,6 +160,9 @@ async def test_register_available_never_says_a_name_is_taken(gateway, synapse):
     synapse.answers["/_matrix/client/v3/register/available"] = (400, {"errcode": "M_USER_IN_USE", "error": "taken"})
     response = await gateway.get("/_matrix/client/v3/register/available?username=alice")
     assert response.status == 200 and await response.json() == {"available": True}
+    for path in ("/_matrix/client/r0/register/available", "/_matrix/client/unstable/register/available"):
+        assert (await gateway.get(f"{path}?username=alice")).status == 200
+    assert (await gateway.head("/_matrix/client/v3/register/available?username=alice")).status == 200
     synapse.answers["/_matrix/client/v3/register/available"] = (400, {"errcode": "M_INVALID_USERNAME", "error": "x"})
     response = await gateway.get("/_matrix/client/v3/register/available?username=Al%20ice")
     assert response.status == 400 and (await response.json())["errcode"] == "M_INVALID_USERNAME"

@@ -56,6 +56,8 @@ def classify(method: str, raw_path: str) -> Match:
         if report:
             upstream = STABLE_ROOM_REPORT.format(room=report["room"])
             return Match(Route.ROOM_REPORT, upstream, unquote(report["room"]))
+    # Synapse answers HEAD as it answers GET (the status alone would tell).
+    method = "GET" if method == "HEAD" else method
     for route, route_method, pattern in _ROUTES:
         if method == route_method and pattern.match(raw_path):
             return Match(route, raw_path)

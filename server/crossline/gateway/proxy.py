@@ -155,10 +155,10 @@ class Gateway:
             await response.write_eof()
             return response
 
-    async def _exchange(self, request: web.Request, raw_target: str, body: bytes) -> _Answer:
+    async def _exchange(self, request: web.Request, raw_target: str, body: bytes, method: str = "") -> _Answer:
         """One buffered round trip, for the small JSON requests the gateway looks into."""
         async with self._upstream.session.request(
-            request.method, self._url(raw_target), headers=self._headers(request, len(body)), data=body,
+            method or request.method, self._url(raw_target), headers=self._headers(request, len(body)), data=body,
             allow_redirects=False,
         ) as upstream:
             content = await upstream.content.read(MAX_FILTERED_BODY + 1)
@@ -226,7 +226,8 @@ class Gateway:
         self._verified_sessions[session] = now
 
     async def _register_available(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
-        answer = await self._exchange(request, _target(match.upstream_path, query), b"")
+        # Asked as GET even for HEAD, so the answer can be read and changed.
+        answer = await self._exchange(request, _target(match.upstream_path, query), b"", method="GET")
         data = answer.json()
         if answer.status == 400 and isinstance(data, dict) and data.get("errcode") == "M_USER_IN_USE":
             # Taken or free, the answer is the same; registration itself checks again after the
@@ -237,7 +238,7 @@ class Gateway:
     async def _token_validity(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         pairs = [(name, synapse_token(self._token_key, value) if name == "token" else value)
                  for name, value in parse_qsl(query, keep_blank_values=True)]
-        return _reply(await self._exchange(request, _target(match.upstream_path, urlencode(pairs)), b""))
+        return _reply(await self._exchange(request, _target(match.upstream_path, urlencode(pairs)), b"", method="GET"))
 
     async def _login(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         started = self._monotonic()
