@@ -27,8 +27,10 @@ async def take_pseudonym(request: web.Request) -> web.Response:
     form = await request.post()
     new = await service.create_pseudonym(request.app[HUB], person, int(request.match_info["cid"]),
                                          str(form.get("display_name", "")))
-    return render(request, "pseudonym_created.html", {"new": new,
-                                                      "homeserver_url": request.app[HUB].config.homeserver_public_url})
+    config = request.app[HUB].config
+    return render(request, "pseudonym_created.html", {
+        "new": new, "homeserver_url": config.homeserver_public_url,
+        "invited_within_minutes": -(-4 * config.pseudonyms.decoupling_seconds // 60)})
 
 
 def _escrow_context(request: web.Request, notice: str | None = None) -> dict:
