@@ -34,9 +34,6 @@ class FakeSynapse:
         self.usable_tokens: set[str] = set()
         self.rooms = {ROOM: {ALICE: "join", BELLA: "invite"}}
 
-    async def whoami(self, token: str) -> str | None:
-        return TOKENS.get(token)
-
     async def registration_token_usable(self, token: str, now_ms: int) -> bool:
         return token in self.usable_tokens
 
@@ -52,11 +49,15 @@ class FakeSynapse:
                           "body": body})
         path = unquote(request.raw_path.partition("?")[0])
         try:
-            return self._answer(path, body)
+            return self._answer(path, body, request.headers)
         except (ValueError, TypeError, KeyError):
             return web.json_response({"errcode": "M_NOT_JSON"}, status=400)
 
-    def _answer(self, path: str, body: bytes) -> web.Response:
+    def _answer(self, path: str, body: bytes, headers) -> web.Response:
+        if path == "/_matrix/client/v3/account/whoami":
+            user_id = TOKENS.get(headers.get("Authorization", "").removeprefix("Bearer "))
+            return web.json_response({"user_id": user_id} if user_id else {"errcode": "M_UNKNOWN_TOKEN"},
+                                     status=200 if user_id else 401)
         if path == "/_matrix/client/v3/keys/query":
             asked = json.loads(body)["device_keys"]
             return web.json_response({"device_keys": {u: {"DEVICE": {"device_id": "DEVICE"}} for u in asked},
@@ -205,6 +206,9 @@ async def test_keys_of_accounts_sharing_no_room_are_neither_asked_nor_shown(gate
 
     answer = await (await gateway.post("/_matrix/client/r0/keys/query", json=body, headers=bearer("stranger-token"))).json()
     assert set(json.loads(synapse.seen[-1]["body"])["device_keys"]) == {STRANGER}
+    whoami, query = synapse.seen[-2:]
+    assert whoami["path"] == "/_matrix/client/v3/account/whoami", "the gateway asks whose token it is as the client"
+    assert whoami["headers"]["X-Forwarded-For"] == query["headers"]["X-Forwarded-For"]
     claim = {"one_time_keys": {ALICE: {"DEVICE": "signed_curve25519"}}}
     answer = await (await gateway.post("/_matrix/client/v3/keys/claim", json=claim, headers=bearer("stranger-token"))).json()
     assert json.loads(synapse.seen[-1]["body"])["one_time_keys"] == {}, "no one-time key of hers is spent"
@@ -245,7 +249,8 @@ async def test_a_refused_login_is_answered_no_sooner_than_the_floor(gateway, syn
 async def test_a_room_report_synapse_accepted_reaches_the_queue(gateway, synapse, path):
     response = await gateway.post(path, json={"reason": "they threaten me"}, headers=bearer("alice-token"))
     assert response.status == 200
-    assert unquote(synapse.seen[-1]["path"]) == f"/_matrix/client/v3/rooms/{ROOM}/report"
+    assert [unquote(seen["path"]) for seen in synapse.seen] == [f"/_matrix/client/v3/rooms/{ROOM}/report",
+                                                                "/_matrix/client/v3/account/whoami"]
     assert gateway.reports == [(ALICE, ROOM, "they threaten me")]
 
 

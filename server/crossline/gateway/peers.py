@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,7 +24,6 @@ MAX_CACHED = 10_000
 class MembershipSource(Protocol):
     async def memberships(self, user_id: str) -> dict[str, str]: ...
     async def room_memberships(self, room_id: str) -> dict[str, str]: ...
-    async def whoami(self, token: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,15 @@ class RoomPeers:
         members = await asyncio.gather(*(self._source.room_memberships(room) for room in rooms))
         return frozenset(user for room in members for user, membership in room.items() if membership in SHARING)
 
-    async def owner(self, token: str) -> str | None:
-        """The account an access token belongs to (None if Synapse does not know the token). The
-        token itself is not kept, only its hash."""
+    async def owner(self, token: str, whoami: Callable[[], Awaitable[str | None]]) -> str | None:
+        """The account an access token belongs to (None if Synapse does not know the token), asked
+        with `whoami` when not known. The token itself is not kept, only its hash."""
         key = hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
         now = self._clock.now_ms()
         cached = self._owners.get(key)
         if cached is not None and now - cached.at_ms <= CACHE_MS:
             return str(cached.value)
-        user_id = await self._source.whoami(token)
+        user_id = await whoami()
         if user_id:
             _remember(self._owners, key, _Cached(user_id, now))
         return user_id

@@ -52,6 +52,7 @@ NOT_FORWARDED = HOP_BY_HOP | {"host", "expect", "forwarded", "x-forwarded-for", 
                               "x-forwarded-host", "x-real-ip"}
 # Bodies the gateway reads whole to change them: small JSON requests and answers.
 MAX_FILTERED_BODY = 2 * 1024 * 1024
+CLIENT_PREFIX = "/_matrix/client/v3"
 LOGIN_FLOOR_S = 1.0
 VERIFIED_SESSION_MS = 24 * 3600 * 1000
 MAX_VERIFIED_SESSIONS = 10_000
@@ -62,7 +63,6 @@ RoomReportSink = Callable[[str, str, str], Awaitable[Any]]
 class GatewayHomeserver(Protocol):
     """What the gateway asks of Synapse directly (with the hub's admin token)."""
 
-    async def whoami(self, token: str) -> str | None: ...
     async def registration_token_usable(self, token: str, now_ms: int) -> bool: ...
     async def memberships(self, user_id: str) -> dict[str, str]: ...
     async def room_memberships(self, room_id: str) -> dict[str, str]: ...
@@ -122,8 +122,10 @@ class Gateway:
 
     # -- Forwarding ---------------------------------------------------------------------------------
 
-    def _headers(self, request: web.Request, body_length: int | None = None) -> dict[str, str]:
+    def _headers(self, request: web.Request, body_length: int | None = None,
+                 extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {name: value for name, value in request.headers.items() if name.lower() not in NOT_FORWARDED}
+        headers.update(extra or {})
         if body_length is not None:
             headers = {name: value for name, value in headers.items() if name.lower() != "content-length"}
             headers["Content-Length"] = str(body_length)
@@ -155,10 +157,12 @@ class Gateway:
             await response.write_eof()
             return response
 
-    async def _exchange(self, request: web.Request, raw_target: str, body: bytes, method: str = "") -> _Answer:
+    async def _exchange(self, request: web.Request, raw_target: str, body: bytes, method: str = "",
+                        extra_headers: dict[str, str] | None = None) -> _Answer:
         """One buffered round trip, for the small JSON requests the gateway looks into."""
         async with self._upstream.session.request(
-            method or request.method, self._url(raw_target), headers=self._headers(request, len(body)), data=body,
+            method or request.method, self._url(raw_target), headers=self._headers(request, len(body), extra_headers),
+            data=body,
             allow_redirects=False,
         ) as upstream:
             content = await upstream.content.read(MAX_FILTERED_BODY + 1)
@@ -259,7 +263,7 @@ class Gateway:
             body = _json(body_bytes)
             reason = body.get("reason") if isinstance(body, dict) else None
             try:
-                reporter = await self._homeserver.whoami(token)
+                reporter = await self._whoami(request)
                 if reporter:
                     await self._on_room_report(reporter, match.room_id, reason if isinstance(reason, str) else "")
             except Exception as error:  # noqa: BLE001 - the reporter still gets Synapse's answer
@@ -270,10 +274,17 @@ class Gateway:
         token = _access_token(request)
         if not token:
             return None
-        try:
-            return await self._peers.owner(token)
-        except CrosslineError:
-            return None
+        return await self._peers.owner(token, lambda: self._whoami(request))
+
+    async def _whoami(self, request: web.Request) -> str | None:
+        """Whose token the request carries, asked as the client (same address pseudonym), so
+        Synapse's `user_ips` never gets an address for her device that she did not use."""
+        token = _access_token(request) or ""
+        answer = await self._exchange(request, f"{CLIENT_PREFIX}/account/whoami", b"", method="GET",
+                                      extra_headers={"Authorization": f"Bearer {token}"})
+        data = answer.json()
+        user_id = data.get("user_id") if answer.status == 200 and isinstance(data, dict) else None
+        return user_id if isinstance(user_id, str) else None
 
 
 _HANDLERS = {
