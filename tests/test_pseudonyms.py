@@ -258,3 +258,19 @@ async def test_pseudonyms_sealed_under_the_old_scheme_are_refused_with_a_clear_m
         service.request_unmasking(world, world.mods["mona"], case.case_id, new.user_id, "Threats")
     with pytest.raises(Conflict, match="escrow is not set up"):
         await service.create_pseudonym(world, world.other, world.consultation.id, "Quiet Hill")
+
+
+async def test_an_expired_request_is_refused_and_its_partials_deleted_even_before_any_sweep(world):
+    new = await service.create_pseudonym(world, world.person, world.consultation.id, "River Voice")
+    case = moderation.report_from_web(world, "harassment", "threats", "", "", [])
+    request_id = service.request_unmasking(world, world.mods["mona"], case.case_id, new.user_id, "Threats")
+    service.approve_unmasking(world, world.mods["mona"], request_id, PASSPHRASES["mona"])
+    world.clock.now += service.REQUEST_LIFETIME_MS
+    assert [r.status for r in service.unmasking_requests(world, world.mods["lena"], case.case_id)] == ["expired"]
+    with pytest.raises(Conflict, match="has expired"):
+        service.approve_unmasking(world, world.mods["rita"], request_id, PASSPHRASES["rita"])
+    assert rows(world, "select * from unmask_partials") == []
+    assert rows(world, "select status from unmask_requests")[0]["status"] == "expired"
+    # A new request on the same pseudonym starts from nothing.
+    again = service.request_unmasking(world, world.mods["lena"], case.case_id, new.user_id, "Threats")
+    assert service.approve_unmasking(world, world.mods["rita"], again, PASSPHRASES["rita"]).approvals == 1
