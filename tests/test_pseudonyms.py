@@ -3,6 +3,7 @@ Synapse is in test_e2e_pseudonym.py; the pure threshold escrow in test_pseudonym
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
@@ -274,3 +275,22 @@ async def test_an_expired_request_is_refused_and_its_partials_deleted_even_befor
     # A new request on the same pseudonym starts from nothing.
     again = service.request_unmasking(world, world.mods["lena"], case.case_id, new.user_id, "Threats")
     assert service.approve_unmasking(world, world.mods["rita"], again, PASSPHRASES["rita"]).approvals == 1
+
+
+async def test_batches_run_at_random_moments_one_to_two_windows_apart(hub):
+    window = hub.config.pseudonyms.decoupling_seconds
+    asked, slept = [], []
+
+    def uniform(low, high):
+        asked.append((low, high))
+        return low + 0.25 * (high - low)
+
+    async def sleep(seconds):
+        slept.append(seconds)
+        if len(slept) == 2:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await pool.run_batches_forever(hub, sleep=sleep, uniform=uniform)
+    assert asked == [(window, 2 * window)] * 2 and slept == [1.25 * window] * 2
+    assert rows(hub, "select count(*) as n from pseudonym_pool where ready")[0]["n"] == pool.POOL_SIZE
