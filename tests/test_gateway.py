@@ -120,6 +120,14 @@ async def test_bodies_pass_both_ways_and_synapse_never_sees_the_client_address(g
     assert ipaddress.IPv6Address(forwarded) in ipaddress.IPv6Network("fd00::/8")
     await gateway.get("/_matrix/client/versions")
     assert synapse.seen[-1]["headers"]["X-Forwarded-For"] == forwarded, "one client, one pseudonym for the day"
+    async def chunks():
+        for _ in range(3):
+            yield b"x" * 100_000
+
+    response = await gateway.post("/_matrix/media/v3/upload", data=chunks())  # chunked, no Content-Length
+    assert await response.json() == {"length": 300_000}
+    head = await gateway.head("/_matrix/client/versions")
+    assert head.status == 200 and await head.read() == b""
     # Signed in, each account (each access token) from that address has a pseudonym of its own.
     signed_in = set()
     for token in ("alice-token", "stranger-token", "alice-token"):
