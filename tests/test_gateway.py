@@ -282,3 +282,10 @@ async def test_synapse_down_is_a_clear_matrix_error(aiohttp_client, synapse):
     response = await client.get("/_matrix/client/versions")
     assert response.status == 502 and (await response.json())["errcode"] == "M_UNKNOWN"
     await session.close()
+
+
+def test_a_data_directory_too_long_for_synapses_socket_is_refused(tmp_path):
+    from crossline.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError, match="too long for Synapse's socket"):
+        parse_config({}, tmp_path / ("d" * 90))
