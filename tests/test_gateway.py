@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from crossline.config import ConfigError, parse_config
 from crossline.gateway.addresses import DAY_MS, AddressPseudonyms
 from crossline.gateway.proxy import LOGIN_FLOOR_S, Gateway, Upstream, create_gateway
 from crossline.gateway.tokens import synapse_token
@@ -285,7 +286,5 @@ async def test_synapse_down_is_a_clear_matrix_error(aiohttp_client, synapse):
 
 
 def test_a_data_directory_too_long_for_synapses_socket_is_refused(tmp_path):
-    from crossline.config import ConfigError, parse_config
-
     with pytest.raises(ConfigError, match="too long for Synapse's socket"):
         parse_config({}, tmp_path / ("d" * 90))
