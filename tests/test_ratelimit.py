@@ -156,3 +156,19 @@ def test_trusted_proxies_are_believed_only_as_far_as_the_chain_of_trusted_proxie
     assert seen("192.0.2.50", "1.2.3.4") == "192.0.2.50"  # not a trusted proxy: the header is ignored
     assert seen("127.0.0.1", "1.2.3.4", trusted=()) == "127.0.0.1"  # none configured: ignored from anyone
     assert seen("127.0.0.1", None) == "127.0.0.1"
+
+
+@pytest.mark.parametrize("role, first_page", [("facilitator", "/lines"), ("moderator", "/moderation"),
+                                              ("negotiator", "/reports"), ("admin", "/lines")])
+async def test_a_login_lands_on_the_first_page_of_her_role(aiohttp_client, hub, role, first_page):
+    """Not on a page her role may not open (a moderator sent to /lines met a refusal)."""
+    with hub.engine.begin() as conn:
+        members.add_member(conn, f"@{role}-x:crossline.local", None, None, frozenset({role}),
+                           passwords.hash_password("the right one"), 0)
+    client, _ = await login_client(aiohttp_client, create_app(hub.config, clock=hub.clock, background=False), hub)
+    page = await (await client.get("/login")).text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = await client.post("/login", data={"csrf_token": token, "username": f"{role}-x",
+                                                 "password": "the right one"}, allow_redirects=False)
+    assert (response.status, response.headers["Location"]) == (303, first_page)
+    assert (await client.get(first_page, allow_redirects=False)).status == 200

@@ -72,7 +72,7 @@ async def login(request: web.Request) -> web.Response:
         await limits.pacer.wait_until(began + LOGIN_FAILURE_ANSWER_MS)
         return render(request, "login.html", {"error": "That user name and password do not match."}, status=401)
     limits.login_succeeded(username, address)
-    response = web.HTTPSeeOther("/lines" if member.is_staff else "/participate")
+    response = web.HTTPSeeOther(home_for(member))
     start_session(request, response, member)
     raise response
 
