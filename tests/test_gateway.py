@@ -5,6 +5,7 @@ The real Synapse behind the gateway is in tests/test_e2e_gateway.py.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 from urllib.parse import unquote
@@ -242,6 +243,16 @@ async def test_malformed_bodies_reach_synapse_unchanged_for_it_to_answer(gateway
         response = await gateway.post(path, data=body, headers=bearer("alice-token") if "keys" in path else {})
         assert response.status < 500
     assert synapse.seen[0]["body"] == body
+
+
+@pytest.mark.parametrize("target", ["http://x:/_matrix/client/versions", "http://evil.example/_matrix/client/versions"])
+async def test_a_request_target_that_is_not_a_path_is_a_clear_4xx(gateway, target):
+    reader, writer = await asyncio.open_connection(gateway.server.host, gateway.server.port)
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    status_line = (await reader.readline()).decode()
+    writer.close()
+    assert status_line.split()[1] == "400", status_line
 
 
 async def test_a_refused_login_is_answered_no_sooner_than_the_floor(gateway, synapse):

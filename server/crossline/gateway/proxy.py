@@ -107,6 +107,8 @@ class Gateway:
         self._verified_sessions: dict[str, int] = {}  # registration sessions past the token stage
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if not request.raw_path.startswith("/"):  # absolute-form or "*": no Matrix request is either
+            return _matrix_error(400, "M_UNRECOGNIZED", "Send the request to a path on this server, such as /_matrix/client/versions.")
         path, _, query = request.raw_path.partition("?")
         match = filters.classify(request.method, path)
         try:
