@@ -38,6 +38,7 @@ from crossline.domain.consultations import Phase, VoteValue
 from crossline.domain.moderation import Action, CaseStatus, Category
 from crossline.errors import HomeserverError, NotAllowed
 from crossline.services import consultations, moderation, pseudonym_pool, pseudonyms, reports
+from crossline.services.escrow_view import escrow_view
 from crossline.services.hub import Hub
 from crossline.setup import init_data_dir
 from crossline.storage import invitations, lines, members, sessions
@@ -528,3 +529,27 @@ def test_the_room_path_checks_roles_as_the_pages_do(hub):
     with pytest.raises(NotAllowed):
         consultations.cast_votes(hub, moderator, made.id, [(1, VoteValue.AGREE)])
     assert consultations.cast_votes(hub, voter, made.id, [(1, VoteValue.AGREE)]) == [1]
+
+
+async def test_each_role_starts_on_its_own_page(aiohttp_client, template, tmp_path):
+    client = await _client(aiohttp_client, _copy(template, tmp_path / "home"))
+    first_pages = {ANON: "/login", FACILITATOR: "/lines", ADMIN: "/lines", MODERATOR: "/moderation",
+                   REPORTED_MODERATOR: "/moderation", NEGOTIATOR: "/reports", PARTICIPANT: "/participate",
+                   WEB: "/participate", PSEUDONYM: "/participate", FAR: "/participate"}
+    for who, page in first_pages.items():
+        status, location, _ = await _send(client, template, who, "GET", "/", None, None)
+        assert (status, location) == (303, page), who
+
+
+def test_a_moderator_sees_her_own_escrow_key_only_an_admin_sees_who_has_one(hub):
+    with hub.engine.begin() as conn:
+        ids = [_member(conn, name, None, None, {"moderator"}) for name in ("mona", "lena")]
+        mona, lena = (members.get_member(conn, i) for i in ids)
+    pseudonyms.set_moderator_key(hub, lena, "lena's long passphrase")
+    assert escrow_view(hub, mona).moderators == [] and escrow_view(hub, mona).with_keys == set()
+    assert escrow_view(hub, lena).with_keys == {lena.id}
+    assert {m.id for m in escrow_view(hub, hub.admin).moderators} >= {mona.id, lena.id}
+    assert escrow_view(hub, hub.admin).with_keys == {lena.id}
+    for refused in (hub.facilitator, None):
+        with pytest.raises(NotAllowed):
+            escrow_view(hub, refused)
