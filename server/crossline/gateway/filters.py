@@ -33,12 +33,14 @@ _ROUTES = (
     (Route.KEYS_CLAIM, "POST", re.compile(r"^/_matrix/client/(?:.*/)?keys/claim$")),
     (Route.REGISTER, "POST", re.compile(r"^/_matrix/client/(?:.*/)?register$")),
     (Route.REGISTER_AVAILABLE, "GET", re.compile(r"^/_matrix/client/(?:.*/)?register/available$")),
-    (Route.TOKEN_VALIDITY, "GET", re.compile(r"^/_matrix/client/(?:.*/)?register/m\.login\.registration_token/validity$")),
+    (Route.TOKEN_VALIDITY, "GET",
+     re.compile(r"^/_matrix/client/(?:.*/)?register/m\.login\.registration_token/validity$")),
     (Route.LOGIN, "POST", re.compile(r"^/_matrix/client/(?:.*/)?login$")),
 )
 # Element's "Report room" and "Decline and report" (MSC4151). Synapse serves the stable path only;
 # the unstable one means the same and is passed on as the stable one. Not /report/{eventId}.
-_ROOM_REPORT = re.compile(r"^/_matrix/client/(?P<version>v3|unstable/org\.matrix\.msc4151)/rooms/(?P<room>[^/]*)/report$")
+_ROOM_REPORT = re.compile(
+    r"^/_matrix/client/(?P<version>v3|unstable/org\.matrix\.msc4151)/rooms/(?P<room>[^/]*)/report$")
 STABLE_ROOM_REPORT = "/_matrix/client/v3/rooms/{room}/report"
 
 

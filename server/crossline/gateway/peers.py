@@ -49,7 +49,8 @@ class RoomPeers:
         return {user for user in wanted if user == user_id or user in cached.value}
 
     async def _shared_with(self, user_id: str) -> frozenset[str]:
-        rooms = [room for room, membership in (await self._source.memberships(user_id)).items() if membership in SHARING]
+        memberships = await self._source.memberships(user_id)
+        rooms = [room for room, membership in memberships.items() if membership in SHARING]
         members = await asyncio.gather(*(self._source.room_memberships(room) for room in rooms))
         return frozenset(user for room in members for user, membership in room.items() if membership in SHARING)
 

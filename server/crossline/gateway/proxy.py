@@ -4,9 +4,10 @@ Synapse listens only on a UNIX socket in the data directory; everything a client
 through here. Almost everything passes unchanged and streamed (media, /sync long polls). The
 gateway changes only what Synapse has no setting or module hook for:
 
-- It tells Synapse a keyed, daily pseudonym of the client's address (and access token, when
-  signed in) (`addresses.py`), never the address itself. Behind a reverse proxy listed in `[hub] trusted_proxies`, the address is the
-  one that proxy forwards; anyone else's X-Forwarded-For is ignored.
+- It tells Synapse a keyed, daily pseudonym of the client's address (and of her access token
+  when signed in, `addresses.py`), never the address itself. Behind a reverse proxy listed in
+  `[hub] trusted_proxies` the address is the one that proxy forwards; anyone else's
+  X-Forwarded-For is ignored.
 - /register/available never says that a name is taken, and /register checks a user name only
   for someone who has shown a usable invitation code (Synapse otherwise checks it first).
 - A failed password login is never answered sooner than `LOGIN_FLOOR_S`, so an unknown name
@@ -108,7 +109,8 @@ class Gateway:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if not request.raw_path.startswith("/"):  # absolute-form or "*": no Matrix request is either
-            return _matrix_error(400, "M_UNRECOGNIZED", "Send the request to a path on this server, such as /_matrix/client/versions.")
+            return _matrix_error(400, "M_UNRECOGNIZED",
+                                 "Send the request to a path on this server, such as /_matrix/client/versions.")
         path, _, query = request.raw_path.partition("?")
         match = filters.classify(request.method, path)
         try:
@@ -212,7 +214,8 @@ class Gateway:
             except CrosslineError:
                 proven = False
         session = filters.uia_session(body)
-        if session is not None and now - self._verified_sessions.get(session, -VERIFIED_SESSION_MS - 1) <= VERIFIED_SESSION_MS:
+        verified_at = self._verified_sessions.get(session or "")
+        if verified_at is not None and now - verified_at <= VERIFIED_SESSION_MS:
             proven = True
         if not proven:
             # Synapse checks a user name before any auth stage and says M_USER_IN_USE: only
