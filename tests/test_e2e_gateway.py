@@ -104,6 +104,8 @@ def _a_stranger_sees_none_of(world, alice: str, alice_token: str, device: str) -
     assert _upload_device(hs, alice_token, alice, device) == {"signed_curve25519": 1}
 
     stranger = _new_member(world, _name("stella"), "stranger password 1")
+    profiles = [matrix(hs, "GET", f"{CLIENT}/profile/{quote(user)}", stranger) for user in (alice, alice + "x")]
+    assert profiles[0] == profiles[1] and profiles[0][0] == 403, "an account exists or not: the same answer"
     status, answer = matrix(hs, "POST", f"{CLIENT}/keys/query", stranger, {"device_keys": {alice: []}})
     assert status == 200 and not answer["device_keys"].get(alice), answer
     assert device not in str(answer) and "secret phone" not in str(answer) and alice not in str(answer)
