@@ -86,9 +86,9 @@ async def create_room(hub: Hub, actor: Member | None, consultation_id: int) -> C
         consultation = get(conn, consultation_id)
         invitees = [m.id for m in member_store.list_members(conn, consultation.line_id)
                     if m.matrix_user_id and m.side_id in consultation.eligible_side_ids]
-    invitees = [i for i in invitees if pseudonyms.own_consultation(hub, i) in (None, consultation_id)]
     if consultation.room_id is not None:
         return consultation
+    invitees = [i for i in invitees if pseudonyms.own_consultation(hub, i) in (None, consultation_id)]
     room = await room_service.create_room(hub, actor, consultation.line_id, "consultation", consultation.title, "",
                                           invitees)
     return attach_room(hub, actor, consultation_id, room.room_id)
