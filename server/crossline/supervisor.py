@@ -31,6 +31,7 @@ from crossline.web.keys import HUB
 
 SYNAPSE_START_TIMEOUT_S = 90
 SYNAPSE_STOP_TIMEOUT_S = 20
+GATEWAY_STOP_TIMEOUT_S = 2.0
 
 
 class StartupError(Exception):
@@ -104,7 +105,8 @@ async def start_gateway(config: Config, hub: Hub) -> web.AppRunner:
                       token_key(config.paths.secrets_dir), hub.clock, room_report, config.hub.trusted_proxies)
     app = create_gateway(gateway)
     app.on_cleanup.append(close_session)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # On stop, /sync long polls are cut rather than waited for: clients simply reconnect.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=GATEWAY_STOP_TIMEOUT_S)
     await runner.setup()
     await web.TCPSite(runner, config.synapse.host, config.synapse.port).start()
     return runner
