@@ -57,6 +57,30 @@ def check_port_free(host: str, port: int, what: str, config_file: Path) -> None:
             ) from error
 
 
+def socket_in_use(path: Path) -> bool:
+    """Whether a process listens on this UNIX socket (a file left by a dead one does not count)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
+async def wait_until_socket_free(path: Path, timeout_s: float, config_file: Path) -> None:
+    """A Synapse left by a hub that was killed stops by itself (the kernel sends it SIGTERM when
+    its parent dies): wait for it rather than start a second one that cannot listen."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while socket_in_use(path):
+        if loop.time() > deadline:
+            raise ConfigError(
+                f"Another Synapse is still listening on {path}, so this hub's Synapse cannot start. "
+                f"Stop the `crossline up` (or Synapse) that uses the data directory of {config_file}."
+            )
+        await asyncio.sleep(0.25)
+
+
 def last_log_lines(path: Path, count: int = 20) -> str:
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
@@ -171,6 +195,7 @@ class Supervisor:
         config = self.config
         check_port_free(config.synapse.host, config.synapse.port, "synapse", config.paths.config_file)
         check_port_free(config.hub.host, config.hub.port, "hub", config.paths.config_file)
+        await wait_until_socket_free(config.paths.synapse_socket, SYNAPSE_STOP_TIMEOUT_S + 10, config.paths.config_file)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stop.set)
