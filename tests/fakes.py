@@ -64,10 +64,10 @@ class FakeHomeserver:
         self.calls.append(("create_room", body.get("name")))
         return "!policy:crossline.local"
 
-    async def redact(self, token, room_id, event_id, reason, txn_id):
+    async def redact(self, token, room_id, event_id, txn_id):
         self.calls.append(("redact", room_id, event_id))
 
-    async def remove_from_room(self, token, room_id, user_id, reason, ban):
+    async def remove_from_room(self, token, room_id, user_id, ban):
         self.calls.append(("ban" if ban else "kick", room_id, user_id))
 
     async def send_state(self, token, room_id, event_type, state_key, content):

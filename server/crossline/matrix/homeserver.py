@@ -237,11 +237,12 @@ class Homeserver:
 
     # `reason` stays with the hub (sealed in the case): Synapse would store it in clear and show it
     # to everyone in the room, so our Synapse module refuses reasons.
-    async def redact(self, token: str, room_id: str, event_id: str, reason: str, txn_id: str) -> None:
+    async def redact(self, token: str, room_id: str, event_id: str, txn_id: str) -> None:
+        """Without a reason: Synapse would keep it in clear (moderators' reasons stay in the hub)."""
         await self._ok("PUT", f"{CLIENT}/rooms/{quote(room_id, safe='')}/redact/{quote(event_id, safe='')}/{txn_id}",
                        token, {})
 
-    async def remove_from_room(self, token: str, room_id: str, user_id: str, reason: str, ban: bool) -> None:
+    async def remove_from_room(self, token: str, room_id: str, user_id: str, ban: bool) -> None:
         await self._ok("POST", f"{CLIENT}/rooms/{quote(room_id, safe='')}/{'ban' if ban else 'kick'}", token,
                        {"user_id": user_id})
 

@@ -340,7 +340,7 @@ async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str],
                actions=[a.value for a in actions], on_appeal=on_appeal)
     if heavy:
         return f"{', '.join(ACTION_LABELS[a] for a in actions)}: waiting for a second moderator to agree."
-    return await _carry_out(hub, case, list(zip(decision_ids, actions, strict=True)), reason, actor)
+    return await _carry_out(hub, case, list(zip(decision_ids, actions, strict=True)), actor)
 
 
 async def agree(hub: Hub, actor: Member, case_id: int) -> str:
@@ -356,11 +356,11 @@ async def agree(hub: Hub, actor: Member, case_id: int) -> str:
         _audit(conn, hub, f"member:{actor.id}", "agreed", case_id, actions=[d.action.value for d in pending])
     if pending[0].on_appeal:
         case = replace(case, status=CaseStatus.APPEALED)
-    return await _carry_out(hub, case, [(d.id, d.action) for d in pending], pending[0].reason, actor,
+    return await _carry_out(hub, case, [(d.id, d.action) for d in pending], actor,
                             agreed_by=actor.id)
 
 
-async def _carry_out(hub: Hub, case: Case, decisions: list[tuple[int, Action]], reason: str, actor: Member,
+async def _carry_out(hub: Hub, case: Case, decisions: list[tuple[int, Action]], actor: Member,
                      agreed_by: int | None = None) -> str:
     outcomes, failed = [], False
     now = hub.clock.now_ms()
@@ -369,7 +369,7 @@ async def _carry_out(hub: Hub, case: Case, decisions: list[tuple[int, Action]], 
             status, done = "failed", "not tried after an earlier action failed"
         else:
             try:
-                done, status = await _on_homeserver(hub, case, action, reason), "done"
+                done, status = await _on_homeserver(hub, case, action), "done"
             except HomeserverError as error:
                 done, status, failed = f"it could not be carried out: {error.message}", "failed", True
         with hub.engine.begin() as conn:
@@ -378,49 +378,53 @@ async def _carry_out(hub: Hub, case: Case, decisions: list[tuple[int, Action]], 
         outcomes.append(f"{ACTION_LABELS[action]}: {done}")
     appealed = case.status is CaseStatus.APPEALED
     acted = [a for _, a in decisions if a is not Action.DISMISS]
-    appeal_token = hub.new_token() if not failed and acted and case.reported_user and not appealed else None
+    # Her link to the decision: the moderators' reason is read there, signed in as herself, never
+    # put in the notice (server-notice rooms are stored in clear by Synapse). Before an appeal the
+    # same link lets her appeal.
+    decision_token = hub.new_token() if not failed and acted and case.reported_user else None
     with hub.engine.begin() as conn:
         if failed:
             store.set_status(conn, case.id, CaseStatus.APPEALED if appealed else CaseStatus.OPEN, now)
         else:
             store.set_status(conn, case.id, CaseStatus.CLOSED if appealed else CaseStatus.DECIDED, now)
-        if appeal_token:
-            store.set_appeal_token(conn, case.id, token_hash(appeal_token))
+        if decision_token:
+            store.set_appeal_token(conn, case.id, token_hash(decision_token))
     if not failed:
         labels = ", ".join(ACTION_LABELS[a] for _, a in decisions)
         await _notify_reporter(hub, case.reporter_user_id, case.id, f"has been decided: {labels}.")
-        if appeal_token:
+        if decision_token:
+            what, then = (("decided again, on your appeal", "") if appealed else
+                          ("decided", ", and appeal if you disagree (moderators who did not decide will look again)"))
             await _notify(hub, case.reported_user,
-                          f"Crossline moderators decided about a report concerning you: {labels}. Reason: {reason} "
-                          f"To appeal (moderators who did not decide will look again): "
-                          f"{hub.config.hub_url}/appeal/{appeal_token}")
+                          f"Crossline moderators {what} about a report concerning you: {labels}. Read their "
+                          f"reason{then}: {hub.config.hub_url}/appeal/{decision_token}")
     return "; ".join(outcomes) + "."
 
 
-async def _on_homeserver(hub: Hub, case: Case, action: Action, reason: str) -> str:
+async def _on_homeserver(hub: Hub, case: Case, action: Action) -> str:
+    """Nothing the moderators wrote goes to Synapse: rooms and server notices are stored there in
+    clear. The warning itself reaches her with the decision notice."""
     server = hub.homeserver
-    note = f"Crossline moderation, case {case.id}: {reason}"
     if action is Action.DISMISS:
         return "no action taken"
     if action is Action.WARN:
-        await _notify(hub, case.reported_user, f"A warning from Crossline's moderators: {reason}")
-        return "the person was warned"
+        return "the person will be told, with a link to the reason"
     if action in (Action.REDACT, Action.KICK, Action.BAN_ROOM):
         async with _as_room_admin(hub, case.room_id) as token:
             if action is Action.REDACT:
-                await server.redact(token, case.room_id, case.event_id, note, f"crossline-case-{case.id}")
+                await server.redact(token, case.room_id, case.event_id, f"crossline-case-{case.id}")
                 return "the message was removed"
-            await server.remove_from_room(token, case.room_id, case.reported_user, note, ban=action is Action.BAN_ROOM)
+            await server.remove_from_room(token, case.room_id, case.reported_user, ban=action is Action.BAN_ROOM)
         if action is Action.BAN_ROOM:
-            await _publish_rule(hub, case, reason)
+            await _publish_rule(hub, case)
         return "done in the room"
     if action is Action.BAN_ALL:
         with hub.engine.connect() as conn:
             room_ids = [room.room_id for room in room_store.list_rooms(conn)]
         for room_id in room_ids:
             async with _as_room_admin(hub, room_id) as token:
-                await server.remove_from_room(token, room_id, case.reported_user, note, ban=True)
-        await _publish_rule(hub, case, reason)
+                await server.remove_from_room(token, room_id, case.reported_user, ban=True)
+        await _publish_rule(hub, case)
         return f"banned from {len(room_ids)} hub rooms"
     if action is Action.SUSPEND:
         await server.suspend(case.reported_user)
@@ -429,7 +433,7 @@ async def _on_homeserver(hub: Hub, case: Case, action: Action, reason: str) -> s
         await server.shadow_ban(case.reported_user)
         return "the account is shadow-banned"
     await server.deactivate(case.reported_user)
-    await _publish_rule(hub, case, reason)
+    await _publish_rule(hub, case)
     return "the account is deactivated"
 
 
@@ -464,7 +468,7 @@ async def policy_room(hub: Hub) -> str:
     return room_id
 
 
-async def _publish_rule(hub: Hub, case: Case, reason: str) -> None:
+async def _publish_rule(hub: Hub, case: Case) -> None:
     room_id = await policy_room(hub)
     # The moderators' reason stays sealed in the hub: the rule is stored in clear in Synapse.
     await hub.homeserver.send_state(hub.homeserver.admin_token, room_id, "m.policy.rule.user",
@@ -486,6 +490,27 @@ async def _notify_reporter(hub: Hub, user_id: str | None, case_id: int, what: st
 
 
 # -- Appeals and retention ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionView:
+    case_id: int
+    signed_in_as_her: bool
+    decisions: list[tuple[str, str]]  # (what was done, the moderators' reason): only for her
+    may_appeal: bool
+
+
+def decision_view(hub: Hub, viewer: Member | None, token: str) -> DecisionView:
+    """What her decision link shows. The link travels in a server notice, which Synapse stores in
+    clear, so the link alone shows no reason: she reads it signed in as the account it concerns."""
+    with hub.engine.connect() as conn:
+        case = store.case_for_appeal_token(conn, token_hash(token))
+        if case is None:
+            raise NotFound("This link is not valid.")
+        hers = viewer is not None and viewer.matrix_user_id is not None and viewer.matrix_user_id == case.reported_user
+        done = [(ACTION_LABELS[d.action], d.reason) for d in store.list_decisions(conn, case.id)
+                if d.status == "done"] if hers else []
+    return DecisionView(case.id, hers, done, case.status is CaseStatus.DECIDED)
 
 
 def appeal(hub: Hub, token: str, text: str) -> Case:

@@ -17,7 +17,7 @@ from crossline.errors import CrosslineError
 from crossline.services import moderation as service
 from crossline.storage import moderation as store
 from crossline.web.forms import read_form
-from crossline.web.keys import HUB
+from crossline.web.keys import HUB, MEMBER
 from crossline.web.ratelimit import LIMITS, client
 from crossline.web.render import render
 from crossline.web.security import accepts_uploads
@@ -90,7 +90,8 @@ async def add_more(request: web.Request) -> web.Response:
 
 
 async def appeal_page(request: web.Request) -> web.Response:
-    return render(request, "appeal.html", {"token": request.match_info["token"]})
+    view = service.decision_view(request.app[HUB], request[MEMBER], request.match_info["token"])
+    return render(request, "appeal.html", {"token": request.match_info["token"], "view": view})
 
 
 async def appeal(request: web.Request) -> web.Response:
