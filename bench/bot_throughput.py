@@ -55,7 +55,7 @@ def setup_world(stack: HubStack, participants: int) -> tuple[str, list[str], str
         code = issue_invitation(admin, line_id, sides[i % 2]).rsplit("/", 1)[1]
         status, data = register_like_element(stack.homeserver_url, name, PASSWORD, code)
         assert status == 200, data
-        matrix(stack.homeserver_url, "POST", f"/_synapse/admin/v1/users/{stack.user_id(name)}/override_ratelimit",
+        matrix(stack.synapse_socket, "POST", f"/_synapse/admin/v1/users/{stack.user_id(name)}/override_ratelimit",
                admin_token, {"messages_per_second": 0, "burst_count": 0})
     wait_for(lambda: all(stack.user_id(n) in admin.get(f"/lines/{line_id}")[1] for n in names), timeout_s=60,
              what="participants to become members")

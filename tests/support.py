@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import json
 import os
@@ -90,6 +91,11 @@ class HubStack:
         )
         self._read_until_ready()
 
+    @property
+    def synapse_socket(self) -> str:
+        """Synapse itself, as the hub reaches it (for the admin API in tests): `matrix()` takes it."""
+        return f"unix:{self.data_dir / 'synapse' / 'client.sock'}"
+
     def user_id(self, localpart: str) -> str:
         return f"@{localpart}:{self.server_name}"
 
@@ -135,8 +141,30 @@ class WebSession:
         return status, text
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, socket_path: str):
+        super().__init__("localhost", timeout=60)
+        self._socket_path = socket_path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(self._socket_path)
+
+
 def matrix(base_url: str, method: str, path: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+    """A Matrix request. `base_url` is an http URL, or `unix:PATH` for Synapse's own socket (what
+    the hub uses: the admin API is not reachable through the gateway)."""
     data = json.dumps(body).encode() if body is not None else None
+    if base_url.startswith("unix:"):
+        connection = _UnixConnection(base_url.removeprefix("unix:"))
+        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+        try:
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"{}")
+        finally:
+            connection.close()
     request = urllib.request.Request(base_url + path, data=data, method=method)
     request.add_header("Content-Type", "application/json")
     if token:

@@ -65,7 +65,7 @@ def tokens(world) -> dict[str, str]:
         user_id = stack.user_id(localpart)
         wait_for(lambda: user_id in member_ids_on_page(world.admin.get(f"/lines/{world.line_id}")[1]),
                  what=f"{localpart} to become a member")
-        status, data = matrix(stack.homeserver_url, "POST", f"/_synapse/admin/v1/users/{user_id}/override_ratelimit",
+        status, data = matrix(stack.synapse_socket, "POST", f"/_synapse/admin/v1/users/{user_id}/override_ratelimit",
                               admin, {"messages_per_second": 0, "burst_count": 0})
         assert status == 200, data
         tokens[localpart] = login(stack.homeserver_url, localpart, password)
@@ -307,7 +307,7 @@ async def test_the_hubs_own_accounts_keep_working_and_publish_no_reason(world, t
     hs = stack.homeserver_url
     admin = secret_files.read_secret(stack.data_dir / "secrets", secret_files.HUB_ADMIN_ACCESS_TOKEN)
     # Server notices (Synapse's notices account, in clear by Synapse's design).
-    status, data = matrix(hs, "POST", "/_synapse/admin/v1/send_server_notice", admin,
+    status, data = matrix(stack.synapse_socket, "POST", "/_synapse/admin/v1/send_server_notice", admin,
                           {"user_id": stack.user_id("yara"), "content": {"msgtype": "m.text", "body": "A notice"}})
     assert status == 200, data
     # The hub's admin account keeps its policy list (Draupnir/Mjolnir follow it).

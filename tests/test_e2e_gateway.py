@@ -201,3 +201,13 @@ def test_decline_and_report_reaches_the_moderators_once(world, version):
     case_page = world.admin.get(cases[0])[1]
     assert "Threatening invitation" in case_page and "<th>Reporter</th><td>a member" in case_page
     assert f"<code>{stack.user_id(inviter_name)}</code>" in case_page, "the case names who invited her"
+
+
+def test_synapses_admin_api_answers_only_on_its_socket(world):
+    """From outside, the admin API does not exist; the hub (and these tests) use Synapse's socket."""
+    stack = world.stack
+    admin = secret_files.read_secret(stack.data_dir / "secrets", secret_files.HUB_ADMIN_ACCESS_TOKEN)
+    for path in ("/_synapse/admin/v1/register", "/_synapse/admin/v1/server_version", "/_synapse/%61dmin/v1/register"):
+        assert matrix(stack.homeserver_url, "GET", path, admin)[0] == 404, path
+    status, data = matrix(stack.synapse_socket, "GET", "/_synapse/admin/v1/register")
+    assert status == 200 and data.get("nonce")

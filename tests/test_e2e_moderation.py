@@ -110,7 +110,7 @@ async def test_a_reported_harasser_is_removed_and_banned_by_moderators(world, tm
                                alice.access_token)
         assert status == 200 and event.get("content") == {} and "redacted_because" in event.get("unsigned", {})
         # The ban is a policy rule Draupnir/Mjolnir can follow.
-        status, state = matrix(stack.homeserver_url, "GET", f"/_synapse/admin/v1/rooms/{policy_room}/state", admin_token)
+        status, state = matrix(stack.synapse_socket, "GET", f"/_synapse/admin/v1/rooms/{policy_room}/state", admin_token)
         rules = [e for e in state["state"] if e["type"] == "m.policy.rule.user"]
         assert any(r["content"]["entity"] == harry_id and r["content"]["recommendation"] == "m.ban" for r in rules)
         # Alice hears the outcome, without the report's content.

@@ -76,7 +76,7 @@ def test_inviting_an_account_the_hub_does_not_know_is_refused(world, alice_token
     stack = world.stack
     # An account made outside the hub's invitations (by the server operator's shared secret).
     shared = secret_files.read_secret(stack.data_dir / "secrets", secret_files.REGISTRATION_SHARED_SECRET)
-    outsider = _register_outsider(stack.homeserver_url, shared, "outsider", "outsider password 1")
+    outsider = _register_outsider(stack.synapse_socket, shared, "outsider", "outsider password 1")
     room_id = matrix(stack.homeserver_url, "POST", f"{CLIENT}/createRoom", alice_token, {})[1]["room_id"]
     status, data = matrix(stack.homeserver_url, "POST", f"{CLIENT}/rooms/{room_id}/invite", alice_token,
                           {"user_id": outsider})

@@ -227,6 +227,26 @@ async def test_keys_of_accounts_sharing_no_room_are_neither_asked_nor_shown(gate
     assert json.loads(synapse.seen[-1]["body"])["device_keys"] == {}
 
 
+async def test_to_device_messages_reach_only_accounts_sharing_a_room(gateway, synapse):
+    """A stranger can neither probe a member's devices nor send them fake verification requests."""
+    body = {"messages": {ALICE: {"*": {"x": 1}}, BELLA: {"DEVICE": {"x": 2}}}}
+    path = "/_matrix/client/v3/sendToDevice/m.key.verification.request/txn1"
+    assert (await gateway.put(path, json=body, headers=bearer("stranger-token"))).status == 200
+    assert json.loads(synapse.seen[-1]["body"]) == {"messages": {}}
+    await gateway.put(path.replace("v3", "unstable"), json=body, headers=bearer("alice-token"))
+    assert json.loads(synapse.seen[-1]["body"]) == body  # Alice and Bella share a room
+
+
+@pytest.mark.parametrize("path", ["/_synapse/admin/v1/register", "/_synapse/admin/v2/users/@alice:hub.test",
+                                  "/_synapse//admin/v1/register", "/_synapse/%61dmin/v1/register",
+                                  "/%5Fsynapse/admin/v1/server_version"])
+async def test_synapses_admin_api_is_not_reachable_from_outside(gateway, synapse, path):
+    for method in ("GET", "POST", "HEAD"):
+        response = await gateway.request(method, path, headers=bearer("alice-token"))
+        assert response.status == 404
+    assert synapse.seen == []
+
+
 async def test_a_new_room_member_is_seen_at_once(gateway, synapse):
     body = {"device_keys": {ALICE: [], "@new:hub.test": []}}
     await gateway.post("/_matrix/client/v3/keys/query", json=body, headers=bearer("alice-token"))

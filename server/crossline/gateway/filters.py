@@ -26,6 +26,8 @@ class Route(Enum):
     TOKEN_VALIDITY = "token_validity"
     LOGIN = "login"
     ROOM_REPORT = "room_report"
+    SEND_TO_DEVICE = "send_to_device"
+    ADMIN = "admin"
 
 
 _ROUTES = (
@@ -36,7 +38,12 @@ _ROUTES = (
     (Route.TOKEN_VALIDITY, "GET",
      re.compile(r"^/_matrix/client/(?:.*/)?register/m\.login\.registration_token/validity$")),
     (Route.LOGIN, "POST", re.compile(r"^/_matrix/client/(?:.*/)?login$")),
+    (Route.SEND_TO_DEVICE, "PUT", re.compile(r"^/_matrix/client/(?:.*/)?sendToDevice/[^/]*/[^/]*$")),
 )
+# Synapse's admin API is for the hub, which reaches Synapse through its socket; from outside it
+# is only a surface to attack. Matched on the path as Twisted walks it (segments unquoted, empty
+# ones dropped), so no spelling of it gets through.
+_ADMIN_PREFIX = ("_synapse", "admin")
 # Element's "Report room" and "Decline and report" (MSC4151). Synapse serves the stable path only;
 # the unstable one means the same and is passed on as the stable one. Not /report/{eventId}.
 _ROOM_REPORT = re.compile(
@@ -53,6 +60,9 @@ class Match:
 
 def classify(method: str, raw_path: str) -> Match:
     """`raw_path` without its query string."""
+    segments = [unquote(segment) for segment in raw_path.split("/") if segment]
+    if tuple(segments[:2]) == _ADMIN_PREFIX:
+        return Match(Route.ADMIN, raw_path)
     if method == "POST":
         report = _ROOM_REPORT.match(raw_path)
         if report:
@@ -100,6 +110,21 @@ def restrict_keys_response(body: object, allowed: set[str]) -> object:
         if isinstance(keys, dict):
             restricted[field] = {user: value for user, value in keys.items() if user in allowed}
     return restricted
+
+
+def users_messaged(body: object) -> set[str]:
+    """The accounts a /sendToDevice request sends to."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    return {user for user in messages if isinstance(user, str)} if isinstance(messages, dict) else set()
+
+
+def restrict_to_device(body: dict, allowed: set[str]) -> dict:
+    """To-device messages only to accounts the sender shares a room with: a stranger can neither
+    learn whether a member's devices exist nor send them fake verification requests."""
+    messages = body.get("messages")
+    if not isinstance(messages, dict):
+        return body
+    return {**body, "messages": {user: value for user, value in messages.items() if user in allowed}}
 
 
 # -- Registration --------------------------------------------------------------------------------

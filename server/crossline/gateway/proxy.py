@@ -14,8 +14,10 @@ gateway changes only what Synapse has no setting or module hook for:
   and a wrong password take the same time.
 - Invitation codes become the registration tokens Synapse holds (`tokens.py`).
 - /keys/query and /keys/claim only reach accounts the requester shares a room with (`peers.py`).
+- /sendToDevice only reaches accounts the sender shares a room with.
 - A room report Synapse accepted (Element's "Report room", "Decline and report") is handed to
   the moderation queue.
+- Synapse's admin API is not reachable from outside (the hub uses Synapse's socket).
 
 It logs no request, token, body or address: only the type of an unexpected error.
 """
@@ -197,6 +199,25 @@ class Gateway:
             return _reply(answer)
         return _reply(answer, json.dumps(filters.restrict_keys_response(data, allowed | {requester or ""})).encode())
 
+    async def _send_to_device(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+        body_bytes = await _read(request)
+        body = _json(body_bytes)
+        target = _target(match.upstream_path, query)
+        if not isinstance(body, dict):  # not the shape Synapse accepts: Synapse says so
+            return _reply(await self._exchange(request, target, body_bytes))
+        requester = await self._requester(request)
+        allowed: set[str] = set()
+        if requester is not None:
+            try:
+                allowed = await self._peers.visible(requester, filters.users_messaged(body))
+            except CrosslineError:
+                allowed = {requester}  # fail closed: her own devices only
+        restricted = filters.restrict_to_device(body, allowed)
+        return _reply(await self._exchange(request, target, json.dumps(restricted).encode()))
+
+    async def _admin(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+        return _matrix_error(404, "M_UNRECOGNIZED", "Unrecognized request")
+
     async def _register(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         body_bytes = await _read(request)
         body = _json(body_bytes)
@@ -300,6 +321,8 @@ _HANDLERS = {
     Route.TOKEN_VALIDITY: Gateway._token_validity,
     Route.LOGIN: Gateway._login,
     Route.ROOM_REPORT: Gateway._room_report,
+    Route.SEND_TO_DEVICE: Gateway._send_to_device,
+    Route.ADMIN: Gateway._admin,
 }
 
 
