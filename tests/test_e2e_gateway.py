@@ -211,3 +211,18 @@ def test_synapses_admin_api_answers_only_on_its_socket(world):
         assert matrix(stack.homeserver_url, "GET", path, admin)[0] == 404, path
     status, data = matrix(stack.synapse_socket, "GET", "/_synapse/admin/v1/register")
     assert status == 200 and data.get("nonce")
+
+
+def test_wrong_passwords_from_elsewhere_never_lock_a_member_out(world):
+    """Synapse's own failed-login limit is per account alone: six wrong passwords from anyone
+    locked her out of Element and of the hub's pages. Now an attacker slows only herself."""
+    stack, name, password = world.stack, _name("dina"), "dina's own password 1"
+    code = issue_invitation(world.admin, world.line_id, world.side_ids["Left bank"]).rsplit("/", 1)[1]
+    assert register_like_element(stack.homeserver_url, name, password, code)[0] == 200
+    for attempt in range(8):
+        status, _ = matrix(stack.homeserver_url, "POST", f"{CLIENT}/login", body={
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": name}, "password": f"guess {attempt}"})
+        assert status == 403
+    # The attacker and she share this test's address, so only Synapse's per-account limit could
+    # stop her, and it must not.
+    assert login(stack.homeserver_url, name, password)

@@ -19,6 +19,7 @@ from crossline.config import ConfigError, parse_config
 from crossline.gateway.addresses import DAY_MS, AddressPseudonyms
 from crossline.gateway.proxy import LOGIN_FLOOR_S, Gateway, Upstream, create_gateway
 from crossline.gateway.tokens import synapse_token
+from crossline.synapse.files import hardened_template
 from tests.fakes import FakeClock
 
 KEY = "test registration token key"
@@ -282,6 +283,41 @@ async def test_a_refused_login_is_answered_no_sooner_than_the_floor(gateway, syn
     synapse.answers["/_matrix/client/v3/login"] = (200, {"access_token": "t"})
     await gateway.post("/_matrix/client/v3/login", json={"type": "m.login.password"})
     assert gateway.sleeps == [LOGIN_FLOOR_S], "a successful login is not delayed"
+
+
+async def test_nobody_can_lock_an_account_out_of_element(aiohttp_client, synapse):
+    """Wrong passwords are limited per account and address together, before Synapse (whose own
+    limit is per account alone and is set out of reach in the hardened config)."""
+    session = aiohttp.ClientSession()
+
+    async def nothing(*_):
+        return None
+
+    async def no_wait(_):
+        return None
+
+    proxy = Gateway(Upstream(synapse.url, session), synapse, KEY, FakeClock(0), nothing,
+                    trusted_proxies=("127.0.0.0/8",), sleep=no_wait)
+    client = await aiohttp_client(create_gateway(proxy))
+    synapse.answers["/_matrix/client/v3/login"] = (403, {"errcode": "M_FORBIDDEN"})
+
+    async def login(user: str, address: str) -> int:
+        body = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": "x"}
+        return (await client.post("/_matrix/client/v3/login", json=body, headers={"X-Forwarded-For": address})).status
+
+    attacker, alice_phone = "203.0.113.9", "198.51.100.7"
+    assert [await login("alice", attacker) for _ in range(10)] == [403] * 10
+    reached = len(synapse.seen)
+    assert await login("@Alice:hub.test", attacker) == 429  # the same account however it is spelled
+    assert len(synapse.seen) == reached, "a limited attempt never reaches Synapse"
+    synapse.answers["/_matrix/client/v3/login"] = (200, {"access_token": "t"})
+    assert await login("alice", alice_phone) == 200  # she is not locked out
+    await session.close()
+
+
+def test_synapses_own_failed_login_limit_cannot_lock_anyone_out():
+    rc_login = hardened_template()["rc_login"]
+    assert rc_login["failed_attempts"]["burst_count"] >= 10_000
 
 
 @pytest.mark.parametrize("path", ["/_matrix/client/v3/rooms/%21room%3Ahub.test/report",

@@ -127,6 +127,18 @@ def restrict_to_device(body: dict, allowed: set[str]) -> dict:
     return {**body, "messages": {user: value for user, value in messages.items() if user in allowed}}
 
 
+def login_account(body: object) -> str | None:
+    """The account a password login is for, as a lower-case localpart (the form the hub's limits
+    use), or None for other kinds of login."""
+    if not isinstance(body, dict) or body.get("type") != "m.login.password":
+        return None
+    identifier = body.get("identifier")
+    user = identifier.get("user") if isinstance(identifier, dict) else body.get("user")
+    if not isinstance(user, str) or not user.strip():
+        return None
+    return user.strip().lower().removeprefix("@").split(":")[0]
+
+
 # -- Registration --------------------------------------------------------------------------------
 
 

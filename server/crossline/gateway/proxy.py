@@ -44,6 +44,7 @@ from crossline.gateway.addresses import AddressPseudonyms
 from crossline.gateway.filters import Route
 from crossline.gateway.peers import RoomPeers
 from crossline.gateway.tokens import synapse_token
+from crossline.web.ratelimit import Limits
 from crossline.web.security import client_address
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,9 @@ class Gateway:
         self._addresses = addresses or AddressPseudonyms(clock)
         self._peers = RoomPeers(homeserver, clock)
         self._verified_sessions: dict[str, int] = {}  # registration sessions past the token stage
+        # Password logins, limited per account and client address together (as on the hub's pages):
+        # an attacker's failures never lock the account's owner out.
+        self._login_limits = Limits.on(clock)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if not request.raw_path.startswith("/"):  # absolute-form or "*": no Matrix request is either
@@ -272,7 +276,16 @@ class Gateway:
 
     async def _login(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         started = self._monotonic()
-        answer = await self._exchange(request, _target(match.upstream_path, query), await _read(request))
+        body = await _read(request)
+        account = filters.login_account(_json(body))
+        address = client_address(request, self._trusted_proxies)
+        if account is not None and not self._login_limits.login_attempt(account, address):
+            answer = _Answer(429, [("Content-Type", "application/json")], _error_body(
+                "M_LIMIT_EXCEEDED", "Too many failed sign-ins for this account from here. Wait a few minutes."))
+        else:
+            answer = await self._exchange(request, _target(match.upstream_path, query), body)
+        if answer.status == 200 and account is not None:
+            self._login_limits.login_succeeded(account, address)
         if answer.status != 200:
             # Synapse checks a password only for a name that exists: pad every refusal to the
             # same floor so the time does not tell which it was.
