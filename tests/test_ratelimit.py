@@ -14,7 +14,8 @@ from crossline.storage import members
 from crossline.web import staff
 from crossline.web.app import create_app
 from crossline.web.keys import HUB
-from crossline.web.ratelimit import LIMITS, LOGIN_FAILURE_ANSWER_MS, LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS
+from crossline.web.ratelimit import (LIMITS, LOGIN_FAILURE_ANSWER_MS, LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS,
+                                     REPORTS_PER_ADDRESS, Limits, address_key)
 from tests.fakes import FakeClock
 
 MINUTE = 60_000
@@ -172,3 +173,27 @@ async def test_a_login_lands_on_the_first_page_of_her_role(aiohttp_client, hub, 
                                                  "password": "the right one"}, allow_redirects=False)
     assert (response.status, response.headers["Location"]) == (303, first_page)
     assert (await client.get(first_page, allow_redirects=False)).status == 200
+
+
+@pytest.mark.parametrize("one, same, other", [
+    ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:3::1"),  # one /64, the next /64
+    ("192.0.2.7", "::ffff:192.0.2.7", "192.0.2.8"),  # IPv4 by itself, also when mapped into IPv6
+])
+def test_an_ipv6_address_is_limited_by_its_64_an_ipv4_one_by_itself(one, same, other):
+    assert address_key(one) == address_key(same) != address_key(other)
+
+
+def test_rotating_addresses_within_one_64_gives_no_more_guesses_logins_or_reports():
+    limits = Limits.on(FakeClock(0))
+    allowed = sum(limits.login_attempt("admin", f"2001:db8:1:2::{n:x}") for n in range(1000))
+    assert allowed == LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS
+    assert limits.login_attempt("admin", "2001:db8:1:3::1")  # the next /64 is someone else
+    held = [limits.report_must_be_held(f"2001:db8:9:9:{n:x}::1") for n in range(REPORTS_PER_ADDRESS + 1)]
+    assert held == [False] * REPORTS_PER_ADDRESS + [True]
+
+
+async def test_a_login_flood_from_one_64_behind_the_proxy_is_one_sender(aiohttp_client, login_app, hub):
+    client, _ = await login_client(aiohttp_client, login_app, hub)
+    statuses = [await attempt(client, "staffer", "guess", f"2001:db8:5:6::{n:x}")
+                for n in range(LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS + 1)]
+    assert statuses == [401] * LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS + [429]

@@ -10,6 +10,7 @@ held for review, never refused).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -32,6 +33,21 @@ LOGIN_FAILURE_ANSWER_MS = 1500
 # Reports from one address, and from everyone, before further ones are held for review.
 REPORTS_PER_ADDRESS, REPORTS_PER_ADDRESS_WINDOW_MS = 5, 10 * MINUTE_MS
 REPORTS_OVERALL, REPORTS_OVERALL_WINDOW_MS = 200, 60 * MINUTE_MS
+
+
+def address_key(address: str) -> str:
+    """What an address is limited as: an IPv6 address by its /64, the block one home or one server
+    is given (rotating through a /64 must not give a new bucket each time), an IPv4 address (or
+    one mapped into IPv6) by itself. Every limit keyed by address goes through this."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
 
 
 @dataclass
@@ -66,6 +82,7 @@ class Limits:
     def login_attempt(self, account: str, address: str) -> bool:
         """Counts the attempt at once if it is allowed (so parallel attempts cannot all slip
         through before the first failure is known); a success gives it back."""
+        address = address_key(address)
         keys = ((self.login_by_account_and_address, (account, address)), (self.login_by_address, address))
         if not all(limiter.can_do_action(key, update=False)[0] for limiter, key in keys):
             return False
@@ -74,12 +91,13 @@ class Limits:
         return True
 
     def login_succeeded(self, account: str, address: str) -> None:
+        address = address_key(address)
         self.login_by_account_and_address.record_action((account, address), -1)
         self.login_by_address.record_action(address, -1)
 
     def report_must_be_held(self, address: str) -> bool:
         """Counted whether held or not; a report past either limit is held for review."""
-        by_address, _ = self.reports_by_address.can_do_action(address)
+        by_address, _ = self.reports_by_address.can_do_action(address_key(address))
         overall, _ = self.reports_overall.can_do_action("all")
         return not (by_address and overall)
 
