@@ -77,8 +77,17 @@ async def test_one_moderator_alone_cannot_ban_from_every_room(mod):
     assert any(c[1] == "@alice:crossline.local" and "decided" in c[2] for c in notices)
     appeal_link = next(c[2] for c in notices if c[1] == HARASSER).split("/appeal/")[1]
 
-    # The harasser appeals; only a moderator who had no part in the decision may decide it.
-    service.appeal(mod, appeal_link, "It was a misunderstanding")
+    # Only the harasser himself, signed in, can appeal: his link alone (it travels in a notice
+    # Synapse stores in clear) cannot spend his one appeal, nor can anyone else signed in.
+    with mod.engine.begin() as conn:
+        harasser = members.get_member(conn, members.add_member(conn, HARASSER, None, None, frozenset({"participant"}),
+                                                               None, 0))
+    with pytest.raises(NotAllowed, match="Sign in"):
+        service.appeal(mod, None, appeal_link, "Someone else's words")
+    with pytest.raises(NotAllowed, match="concerns"):
+        service.appeal(mod, mod.mods["lena"], appeal_link, "Someone else's words")
+    # He appeals; only a moderator who had no part in the decision may decide it.
+    service.appeal(mod, harasser, appeal_link, "It was a misunderstanding")
     with pytest.raises(NotAllowed, match="appeal"):
         await service.decide(mod, mod.mods["rita"], case_id, ["dismiss"], "Upheld")
     assert "No action" in await service.decide(mod, mod.mods["lena"], case_id, ["dismiss"], "The ban stands")
@@ -202,7 +211,7 @@ async def test_a_moderator_never_sees_or_decides_a_case_about_herself(mod):
         await service.agree(mod, mona, case_id)
     await service.agree(mod, rita, case_id)
     appeal_link = next(c[2] for c in mod.homeserver.calls if c[:2] == ("notice", mona.matrix_user_id))
-    service.appeal(mod, appeal_link.split("/appeal/")[1], "I never wrote that")
+    service.appeal(mod, mona, appeal_link.split("/appeal/")[1], "I never wrote that")
     assert case_id not in [c.id for c in service.queue(mod, mona)]
     with pytest.raises(NotFound, match="no such case"):
         await service.decide(mod, mona, case_id, ["dismiss"], "Overturned")

@@ -24,7 +24,7 @@ from crossline.domain import moderation as rules
 from crossline.domain.pseudonyms import person_tag
 from crossline.domain.moderation import ACTION_LABELS, Action, CaseFacts, CaseStatus, Category, Moderator
 from crossline.domain.records import Member
-from crossline.errors import Conflict, HomeserverError, InvalidInput, NotFound
+from crossline.errors import Conflict, HomeserverError, InvalidInput, NotAllowed, NotFound
 from crossline.services.hub import Hub
 from crossline.services.onboarding import require
 from crossline.storage import audit
@@ -513,7 +513,9 @@ def decision_view(hub: Hub, viewer: Member | None, token: str) -> DecisionView:
     return DecisionView(case.id, hers, done, case.status is CaseStatus.DECIDED)
 
 
-def appeal(hub: Hub, token: str, text: str) -> Case:
+def appeal(hub: Hub, appellant: Member | None, token: str, text: str) -> Case:
+    """Only she can appeal, signed in as the account the decision concerns: her link travels in a
+    server notice, which Synapse stores in clear, so the link alone must not spend her one appeal."""
     text = text.strip()
     if not text or len(text) > MAX_TEXT:
         raise InvalidInput(f"Write why the decision should change (at most {MAX_TEXT} characters).")
@@ -521,7 +523,10 @@ def appeal(hub: Hub, token: str, text: str) -> Case:
         case = store.case_for_appeal_token(conn, token_hash(token))
         if case is None:
             raise NotFound("This appeal link is not valid.")
-        rules.check_appeal(_facts(conn, case), case.reported_user)
+        if appellant is None or appellant.matrix_user_id is None:
+            raise NotAllowed("Sign in to the hub with the account the decision concerns (your Matrix user name "
+                             "and password), then open this link again to appeal.")
+        rules.check_appeal(_facts(conn, case), appellant.matrix_user_id)
         store.add_evidence(conn, case.id, "appeal", "text/plain", seal(hub, text), hub.clock.now_ms())
         store.set_status(conn, case.id, CaseStatus.APPEALED, hub.clock.now_ms())
         _audit(conn, hub, "reported_person", "appealed", case.id)

@@ -96,5 +96,5 @@ async def appeal_page(request: web.Request) -> web.Response:
 
 async def appeal(request: web.Request) -> web.Response:
     form = await read_form(request)
-    case = service.appeal(request.app[HUB], request.match_info["token"], str(form.get("text", "")))
+    case = service.appeal(request.app[HUB], request[MEMBER], request.match_info["token"], str(form.get("text", "")))
     return render(request, "appeal.html", {"token": request.match_info["token"], "sent": case.id})
