@@ -204,6 +204,9 @@ async def session_loader(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def start_session(request: web.Request, response: web.StreamResponse, member: Member) -> None:
+    """Whatever session this browser had ends first: a sign-in, or a switch to another person's
+    link, never leaves the earlier session alive behind it."""
+    end_session(request, response)
     hub = request.app[HUB]
     cookie = secrets.token_urlsafe(32)
     now = hub.clock.now_ms()
