@@ -3,19 +3,22 @@ staff member out, and a failed login tells nobody who is on the hub, by its answ
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 from dataclasses import replace
 
 import pytest
 
 from crossline import passwords
+from crossline.passwords import PasswordChecks
 from crossline.domain.ratelimit import Ratelimiter
 from crossline.storage import members
 from crossline.web import staff
 from crossline.web.app import create_app
 from crossline.web.keys import HUB
 from crossline.web.ratelimit import (LIMITS, LOGIN_FAILURE_ANSWER_MS, LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS,
-                                     REPORTS_PER_ADDRESS, Limits, address_key)
+                                     PASSWORD_CHECKS, REPORTS_PER_ADDRESS, Limits, address_key)
 from tests.fakes import FakeClock
 
 MINUTE = 60_000
@@ -197,3 +200,35 @@ async def test_a_login_flood_from_one_64_behind_the_proxy_is_one_sender(aiohttp_
     statuses = [await attempt(client, "staffer", "guess", f"2001:db8:5:6::{n:x}")
                 for n in range(LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS + 1)]
     assert statuses == [401] * LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS + [429]
+
+
+async def test_password_checks_run_on_their_own_threads_and_a_full_queue_answers_429_at_the_padded_moment(
+        aiohttp_client, login_app, hub, monkeypatch):
+    checks = login_app[PASSWORD_CHECKS] = PasswordChecks(threads=1, waiting_per_thread=0)
+    client, waited = await login_client(aiohttp_client, login_app, hub)
+    threads = []
+
+    def recorded(password_hash, password):
+        threads.append(threading.current_thread().name)
+        return passwords.verify_password(password_hash, password)
+
+    monkeypatch.setattr(staff, "verify_password", recorded)
+    assert await attempt(client, "staffer", "guess", "192.0.2.1") == 401
+    assert threads == ["crossline-passwords_0"]  # not asyncio's default executor, which votes used to share
+
+    release, running = threading.Event(), threading.Event()
+    busy = asyncio.ensure_future(checks.run(lambda: (running.set(), release.wait())))
+    await asyncio.to_thread(running.wait)
+    began = hub.clock.now
+    page = await (await client.get("/login")).text()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = await client.post("/login", data={"csrf_token": token, "username": "staffer",
+                                                 "password": "the right one"}, headers={"X-Forwarded-For": "192.0.2.2"})
+    assert response.status == 429 and "Too many sign-ins at once" in await response.text()  # not queued without end
+    assert waited[-1] - began == LOGIN_FAILURE_ANSWER_MS  # the same moment as any failure
+    release.set()
+    await busy
+    assert len(threads) == 1  # the refused sign-in checked nothing
+    for _ in range(LOGIN_FAILURES_PER_ACCOUNT_AND_ADDRESS - 1):  # and cost her no attempt
+        assert await attempt(client, "staffer", "typo", "192.0.2.2") == 401
+    assert await attempt(client, "staffer", "the right one", "192.0.2.2") == 303

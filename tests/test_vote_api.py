@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 
 import pytest
 
@@ -135,3 +137,34 @@ async def test_numbers_that_are_not_statements_are_refused_with_a_sentence(aioht
         assert response.status == 404 and "no such page" in (await response.json())["error"]
     with voting.engine.connect() as conn:
         assert store.tallies_by_side(conn, voting.consultation_id) == {}
+
+
+class RecordingExecutor(concurrent.futures.ThreadPoolExecutor):
+    def __init__(self):
+        super().__init__(1)
+        self.submitted = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.submitted.append(fn)
+        return super().submit(fn, *args, **kwargs)
+
+
+async def test_votes_run_on_the_batchers_own_thread_never_behind_other_work(voting):
+    """A login flood filled asyncio's default executor with argon2 checks and votes waited behind
+    them (11 s): votes now never go through the default executor (nor the password threads)."""
+    from crossline.services.vote_batcher import VoteBatcher
+
+    default = RecordingExecutor()
+    asyncio.get_running_loop().set_default_executor(default)
+    batcher = VoteBatcher(voting)
+    applied_on = []
+    apply = batcher._apply
+    batcher._apply = lambda requests: applied_on.append(threading.current_thread().name) or apply(requests)
+    batcher.start()
+    with voting.engine.connect() as conn:
+        voter = members.member_for_access_link(conn, token_hash(voting.links[0]))
+    try:
+        assert await batcher.cast(voter, voting.consultation_id, [(1, VoteValue.AGREE)], "own-thread") == [1]
+    finally:
+        await batcher.stop()
+    assert default.submitted == [] and applied_on == ["crossline-votes_0"]

@@ -5,6 +5,9 @@ transaction in a thread, and answers each request only after that transaction ha
 Under load a commit carries hundreds of votes; when quiet, a vote is committed at once.
 A batch that fails as a whole is split in halves and retried, down to the one request that
 fails alone: one bad request never fails anyone else's vote.
+
+Batches run on the batcher's own thread, not asyncio's default executor: nothing else queued
+there (a flood of password checks, say) can hold up a vote.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from crossline.domain.consultations import VoteValue
 from crossline.domain.records import Member
@@ -27,6 +31,8 @@ class VoteBatcher:
         self.hub = hub
         self._queue: asyncio.Queue[tuple[VoteRequest, asyncio.Future]] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
+        # One thread: batches are applied one after another by the one worker anyway.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="crossline-votes")
 
     def start(self) -> None:
         self._worker = asyncio.create_task(self._run())
@@ -36,6 +42,7 @@ class VoteBatcher:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        self._executor.shutdown(wait=True)
 
     async def cast(self, member: Member, consultation_id: int, choices: Sequence[tuple[int, VoteValue]],
                    submission_id: str | None) -> list[int]:
@@ -51,7 +58,8 @@ class VoteBatcher:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            results = await asyncio.to_thread(self._apply_isolating, [request for request, _ in batch])
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._apply_isolating, [request for request, _ in batch])
             for (_, future), result in zip(batch, results, strict=True):
                 if future.done():
                     continue

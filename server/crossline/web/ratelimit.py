@@ -18,6 +18,7 @@ from aiohttp import web
 
 from crossline.clock import Clock
 from crossline.domain.ratelimit import Ratelimiter
+from crossline.passwords import PasswordChecks
 from crossline.web.keys import HUB
 from crossline.web.security import client_address
 
@@ -103,6 +104,7 @@ class Limits:
 
 
 LIMITS = web.AppKey("limits", Limits)
+PASSWORD_CHECKS = web.AppKey("password_checks", PasswordChecks)
 
 
 class _HubClock:
@@ -117,6 +119,12 @@ class _HubClock:
 
 def setup(app: web.Application) -> None:
     app[LIMITS] = Limits.on(_HubClock(app))
+    app[PASSWORD_CHECKS] = PasswordChecks()
+
+    async def stop_password_checks(app: web.Application) -> None:
+        app[PASSWORD_CHECKS].shutdown()
+
+    app.on_cleanup.append(stop_password_checks)
 
 
 def client(request: web.Request) -> str:
