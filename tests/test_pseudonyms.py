@@ -294,3 +294,20 @@ async def test_batches_run_at_random_moments_one_to_two_windows_apart(hub):
         await pool.run_batches_forever(hub, sleep=sleep, uniform=uniform)
     assert asked == [(window, 2 * window)] * 2 and slept == [1.25 * window] * 2
     assert rows(hub, "select count(*) as n from pseudonym_pool where ready")[0]["n"] == pool.POOL_SIZE
+
+
+async def test_taking_a_pseudonym_does_not_tell_which_consultations_exist(world):
+    """A draft of her side, a consultation of the other side only and a number nobody uses all get
+    the same answer as on her pages (a 409, a 403 and a 404 told them apart), and make nothing."""
+    draft = consultations.create(world, world.facilitator, 1, "Not yet", [{"en": "Later?"}], list(world.sides),
+                                 premoderation=False)
+    theirs = consultations.create(world, world.facilitator, 1, "Right bank only", [{"en": "?"}], [world.sides[1]],
+                                  premoderation=False)
+    consultations.change_phase(world, world.facilitator, theirs.id, Phase.COLLECTING)
+    answers = set()
+    for consultation_id in (draft.id, theirs.id, 987654):
+        with pytest.raises(NotAllowed) as refused:
+            await service.create_pseudonym(world, world.person, consultation_id, "Quiet Hill")
+        answers.add((refused.value.status, refused.value.message))
+    assert len(answers) == 1
+    assert rows(world, "select count(*) as n from pseudonyms")[0]["n"] == 0

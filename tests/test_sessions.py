@@ -28,6 +28,9 @@ async def test_a_new_session_ends_the_one_the_browser_had(aiohttp_client, hub):
     staff_cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))["crossline_session"].value
     assert (await client.get("/lines", allow_redirects=False)).status == 200
 
+    # A HEAD request is a GET: it too only asks, and never switches (it used to, silently).
+    assert (await client.head("/r/maria-link", allow_redirects=False)).status == 200
+    assert (await client.get("/lines", allow_redirects=False)).status == 200
     page = await (await client.get("/r/maria-link")).text()
     assert "maria" in page  # it asks first, naming whose link it is
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)

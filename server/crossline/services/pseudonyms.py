@@ -23,7 +23,7 @@ from crossline.domain.consultations import Phase
 from crossline.domain.records import Member
 from crossline.errors import Conflict, HomeserverError, InvalidInput, NotAllowed, NotFound
 from crossline.pseudonyms import escrow
-from crossline.services import moderation
+from crossline.services import consultations, moderation  # consultations imports this module: used at call time only
 from crossline.services.hub import Hub
 from crossline.services.onboarding import require
 from crossline.storage import audit
@@ -138,14 +138,12 @@ async def _names_in_use(hub: Hub, conn) -> list[str]:
 
 async def create_pseudonym(hub: Hub, person: Member, consultation_id: int, display_name: str) -> NewPseudonym:
     require(person, "participant")
+    # One answer for a draft, another line's consultation and a number that does not exist, as on
+    # the participant's pages: the answer must not tell which consultations exist.
+    consultation = consultations.open_to(hub, person, consultation_id)
+    if consultation.phase is Phase.CLOSED:
+        raise Conflict("This consultation is closed.")
     with hub.engine.connect() as conn:
-        consultation = consultation_store.get_consultation(conn, consultation_id)
-        if consultation is None:
-            raise NotFound("There is no such consultation.")
-        if consultation.phase is Phase.CLOSED:
-            raise Conflict("This consultation is closed.")
-        if person.side_id not in consultation.eligible_side_ids:
-            raise NotAllowed("This consultation is not open to your side.")
         if store.pseudonym_of_member(conn, person.id) is not None:
             raise NotAllowed("A pseudonym cannot make another pseudonym.")
         current = store.current_escrow(conn)

@@ -44,7 +44,7 @@ async def return_link(request: web.Request) -> web.Response:
     mistake, or sent to make her act under another name, never silently replaces her session."""
     member = onboarding.member_for_return_link(request.app[HUB], request.match_info["token"])
     current = request[MEMBER]
-    if request.method == "GET" and current is not None and current.id != member.id:
+    if request.method != "POST" and current is not None and current.id != member.id:  # HEAD is a GET
         return render(request, "switch_session.html", {"current": current, "other": member, "action": request.path})
     response = web.HTTPSeeOther("/participate")
     start_session(request, response, member)
