@@ -47,10 +47,11 @@ def test_facilitator_moves_phases_and_a_participant_votes_on_her_phone(browser, 
     her.screenshot(path=str(world.stack.data_dir.parent / "participant-voting.png"), full_page=True)
     assert her.evaluate("document.documentElement.scrollWidth") <= 360, "the page must fit a small phone"
 
-    # The facilitator's live counts show one person voting on the right bank, nothing more.
+    # The facilitator's live counts show that someone votes on the right bank, not how many: one
+    # person is too few to show a figure about.
     page.goto(consultation_path)
     rows = page.locator("#participation tr").all_text_contents()
-    assert any("Right bank" in row and "1" in row for row in rows)
+    assert any("Right bank" in row and "fewer than 5" in row for row in rows)
     page.click("#phase-form button")
     assert page.text_content("#phase") == "closed"
     her.reload()

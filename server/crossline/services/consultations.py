@@ -301,22 +301,28 @@ def _statement(conn: Connection, consultation: Consultation, number: int) -> Sta
 @dataclass(frozen=True)
 class SideParticipation:
     side_name: str
-    voters: int
-    votes: int
+    voters: int | None  # None: some, but fewer than MIN_SHOWN_GROUP (a figure that could point at a person)
+    votes: int | None
     statements: int
 
 
 def participation(hub: Hub, actor: Member, consultation_id: int) -> list[SideParticipation]:
-    """Live counts by side for facilitators: how many take part, never who voted what."""
+    """Live counts by side for facilitators: how many take part, never who voted what, and no
+    figure about fewer than MIN_SHOWN_GROUP voters of a side."""
     require(actor, "facilitator")
     with hub.engine.connect() as conn:
         consultation = get(conn, consultation_id)
         line = line_store.get_line(conn, consultation.line_id)
         counts = store.participation_by_side(conn, consultation_id)
-    return [
-        SideParticipation(side.name, counts[side.id]["voters"], counts[side.id]["votes"], counts[side.id]["statements"])
-        for side in line.sides if side.id in consultation.eligible_side_ids
-    ]
+    rows = []
+    for side in line.sides:
+        if side.id not in consultation.eligible_side_ids:
+            continue
+        voters, votes = counts[side.id]["voters"], counts[side.id]["votes"]
+        if 0 < voters < MIN_SHOWN_GROUP:
+            voters = votes = None
+        rows.append(SideParticipation(side.name, voters, votes, counts[side.id]["statements"]))
+    return rows
 
 
 def consultations_for(hub: Hub, member: Member | None) -> list[Consultation]:
