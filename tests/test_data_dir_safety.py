@@ -66,6 +66,17 @@ def test_init_on_a_hub_with_data_will_not_replace_a_lost_key(tmp_path):
     assert _mode(config.paths.secret(secrets.FORM_SECRET)) == 0o600
 
 
+def test_init_says_when_pending_invitations_stop_working(tmp_path, capsys):
+    """A lost registration-token key is made again (it protects no stored data), but every pending
+    invitation dies with it: the operator is told, not left to hear it from members."""
+    data = tmp_path / "data"
+    config = init_data_dir(data, hub_port=18221, synapse_port=18222)[0]
+    config.paths.hub_database.write_bytes(b"")
+    config.paths.secret(secrets.REGISTRATION_TOKEN_KEY).unlink()
+    init_data_dir(data)
+    assert "invitations issued before now no longer work" in capsys.readouterr().err
+
+
 def test_init_makes_an_existing_data_directory_private(tmp_path):
     data = tmp_path / "data"
     config = init_data_dir(data, hub_port=18217, synapse_port=18218)[0]

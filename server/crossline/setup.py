@@ -46,7 +46,11 @@ def init_data_dir(
                 "a Matrix server name cannot change once accounts exist."
             )
     hub_has_data = bool(config.database.url) or config.paths.hub_database.exists()
-    secrets.create_missing_secrets(config.paths.secrets_dir, secrets.GENERATED_AT_INIT, hub_has_data)
+    made = secrets.create_missing_secrets(config.paths.secrets_dir, secrets.GENERATED_AT_INIT, hub_has_data)
+    if hub_has_data and secrets.REGISTRATION_TOKEN_KEY in made:
+        print(f"crossline init: {config.paths.secret(secrets.REGISTRATION_TOKEN_KEY)} was missing and is new: "
+              "invitations issued before now no longer work. Issue them again (or restore the old key from "
+              "your backup before anyone uses the hub).", file=sys.stderr)
     write_synapse_files(config)
     _generate_signing_key(config)
     make_private(data_dir)
