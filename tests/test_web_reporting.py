@@ -17,6 +17,9 @@ from crossline.storage import moderation as store
 from crossline.web.keys import HUB, TEMPLATES
 from crossline.web.ratelimit import LIMITS
 from crossline.web.ratelimit import REPORTS_PER_ADDRESS as PER_ADDRESS
+from tests.fakes import FakeClock
+from crossline.web.ratelimit import (FREE_DISK_FLOOR_BYTES, SCREENSHOT_BYTES_PER_HOUR, STATUS_ADDITIONS_PER_ADDRESS,
+                                     STATUS_ADDITIONS_PER_LINK, STATUS_ADDITIONS_WINDOW_MS)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
@@ -117,3 +120,99 @@ async def test_moderators_see_held_reports_apart(client):
     main, apart = page.split('<table id="held">')
     assert all(f"Case {c.id}<" in apart and f"Case {c.id}<" not in main for c in held)
     assert all(f"Case {c.id}<" in main for c in accepted)
+
+
+def evidence_of(client, case_id: int) -> list[str]:
+    """The mime types of what is stored for a case, in order."""
+    with client.app[HUB].engine.connect() as conn:
+        return [row[2] for row in store.list_evidence(conn, case_id)]
+
+
+async def add(client, link: str, text: str, files: list[bytes] = (), address: str = "192.0.2.1") -> tuple[int, str]:
+    page = await (await client.get(link)).text()
+    form = aiohttp.FormData()
+    form.add_field("csrf_token", re.search(r'name="csrf_token" value="([^"]+)"', page).group(1))
+    form.add_field("text", text)
+    form.add_field("wants_action", "yes")
+    for data in files:
+        form.add_field("screenshots", data, filename="shot.png", content_type="image/png")
+    response = await client.post(link, data=form, headers={"X-Forwarded-For": address})
+    return response.status, await response.text()
+
+
+async def file_report(client, files: list[bytes] = ()) -> tuple[int, str, str]:
+    """(case id, status link, page)"""
+    status, page = await send(client, {"category": "other", "text": "What happened"}, files)
+    assert status == 200, page
+    case_id = int(re.search(r'id="case-number">(\d+)<', page).group(1))
+    return case_id, re.search(r'id="status-link" readonly value="[^"]*(/report/status/[^"]+)"', page).group(1), page
+
+
+@pytest.fixture
+async def roomy(aiohttp_client, tmp_path):
+    """On a clock the test moves, with plenty of free disk whatever the machine running the tests has."""
+    config = init_data_dir(tmp_path / "data", hub_port=18997, synapse_port=18996)[0]
+    client = await aiohttp_client(create_app(config, clock=FakeClock(1_000_000), background=False))
+    client.app[LIMITS].free_disk_bytes = lambda: 100 * FREE_DISK_FLOOR_BYTES
+    return client
+
+
+async def test_a_status_link_takes_a_few_additions_an_hour_then_words_but_not_screenshots(roomy):
+    client = roomy
+    case_id, link, _ = await file_report(client)
+    for n in range(STATUS_ADDITIONS_PER_LINK):
+        status, page = await add(client, link, f"More {n}", [PNG])
+        assert status == 200 and "Added. Thank you." in page
+    stored = evidence_of(client, case_id)
+    assert stored.count("image/png") == STATUS_ADDITIONS_PER_LINK
+    status, page = await add(client, link, "Her words past the limit", [PNG, PNG, PNG])
+    assert status == 200 and "Your words were added" in page and "Add them again in an hour" in page
+    assert evidence_of(client, case_id) == stored + ["text/plain"]  # words kept, screenshots not
+    status, page = await add(client, link, "", [PNG])
+    assert status == 429 and "Try again in an hour" in page
+    assert len(evidence_of(client, case_id)) == len(stored) + 1  # nothing more stored
+    client.app[HUB].clock.now += STATUS_ADDITIONS_WINDOW_MS  # an hour later she adds them
+    status, page = await add(client, link, "", [PNG])
+    assert status == 200 and evidence_of(client, case_id)[-1] == "image/png"
+
+
+async def test_additions_are_limited_per_address_across_status_links(roomy):
+    client = roomy
+    client.app[LIMITS].status_additions_by_link.burst = 10 ** 6
+    links = [(await file_report(client))[1] for _ in range(3)]
+    statuses = [(await add(client, links[n % 3], "", [PNG]))[0] for n in range(STATUS_ADDITIONS_PER_ADDRESS + 1)]
+    assert statuses == [200] * STATUS_ADDITIONS_PER_ADDRESS + [429]
+    assert (await add(client, links[0], "", [PNG], address="2001:db8::1"))[0] == 429  # an untrusted header changes nothing
+
+
+async def test_a_held_report_keeps_her_words_not_her_screenshots_and_tells_her(roomy):
+    client = roomy
+    client.app[LIMITS].reports_by_address.burst = 1
+    await file_report(client)
+    case_id, link, page = await file_report(client, [PNG, PNG, PNG])
+    assert 'id="held"' in page and 'id="screenshots-not-kept"' in page and "on your status page later" in page
+    assert evidence_of(client, case_id) == ["text/plain"]
+
+
+async def test_screenshots_past_the_hours_byte_budget_or_below_the_disk_floor_are_not_kept(roomy):
+    client = roomy
+    limits = client.app[LIMITS]
+    limits.screenshot_bytes.burst = 2 * len(PNG)
+    case_id, _, page = await file_report(client, [PNG, PNG])
+    assert evidence_of(client, case_id) == ["text/plain", "image/png", "image/png"]
+    case_id, link, page = await file_report(client, [PNG])
+    assert "short of room" in page and evidence_of(client, case_id) == ["text/plain"]
+    limits.screenshot_bytes.burst = SCREENSHOT_BYTES_PER_HOUR
+    limits.free_disk_bytes = lambda: FREE_DISK_FLOOR_BYTES - 1
+    status, page = await add(client, link, "Still my words", [PNG])
+    assert status == 200 and "short of room" in page
+    assert evidence_of(client, case_id) == ["text/plain", "text/plain"]
+
+
+async def test_a_refused_screenshot_does_not_use_up_the_byte_budget(roomy):
+    client = roomy
+    client.app[LIMITS].screenshot_bytes.burst = len(PNG) + 8
+    status, _ = await send(client, {"category": "other", "text": "Kept text"}, [b"not an image"])
+    assert status == 400
+    case_id, _, _ = await file_report(client, [PNG])
+    assert evidence_of(client, case_id) == ["text/plain", "image/png"]

@@ -6,6 +6,10 @@ A flood cannot close the form: past the limits per client address and overall
 to moderators apart, so a genuine report sent during a flood is never lost.
 
 What a reporter typed is given back to her form when something is refused, so nothing is lost.
+
+Screenshots fill a disk, words barely: a held report keeps its words but not its screenshots, an
+addition through a status link past its limits too, and no screenshot is kept past the hour's
+byte budget or below the free-disk floor. Each time she is told, and told she can add them later.
 """
 
 from __future__ import annotations
@@ -46,6 +50,24 @@ async def _images(form) -> list[bytes]:
     return images
 
 
+# Why screenshots were not kept, told to her. Her words always are.
+HELD_SCREENSHOTS = ("Your screenshots were not kept this time, because so many reports are arriving right now "
+                    "(everything you wrote was). You can add them on your status page later: keep its link.")
+BUSY_LINK_SCREENSHOTS = ("Your screenshots were not kept, because a lot has been added to this report (or from "
+                         "here) in the last hour. Add them again in an hour.")
+NO_ROOM_SCREENSHOTS = ("Your screenshots were not kept, because the hub is short of room for them right now. "
+                       "You can add them on your status page later.")
+
+
+def _screenshots_to_keep(request: web.Request, images: list[bytes], refused: str | None) -> tuple[list, str | None]:
+    """The screenshots to keep, and why the others were not."""
+    if not images:
+        return [], None
+    if refused is None and not request.app[LIMITS].screenshots_fit(sum(map(len, images))):
+        refused = NO_ROOM_SCREENSHOTS
+    return ([], refused) if refused else (images, None)
+
+
 async def form_page(request: web.Request) -> web.Response:
     return render(request, "report_form.html", {"categories": _categories(), "entered": {}})
 
@@ -54,15 +76,19 @@ async def form_page(request: web.Request) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     form = await read_form(request)
     entered = {key: str(form.get(key, "")) for key in ("category", "text", "contact", "country")}
-    held = request.app[LIMITS].report_must_be_held(client(request))
+    limits = request.app[LIMITS]
+    held = limits.report_must_be_held(client(request))
+    kept, not_kept = _screenshots_to_keep(request, await _images(form), HELD_SCREENSHOTS if held else None)
     try:
         new = service.report_from_web(request.app[HUB], entered["category"], entered["text"], entered["contact"],
-                                      entered["country"], await _images(form), held=held)
+                                      entered["country"], kept, held=held)
     except CrosslineError as error:
+        limits.screenshots_not_stored(sum(map(len, kept)))
         return render(request, "report_form.html", {"categories": _categories(), "entered": entered,
                                                     "error": error.message}, status=error.status)
     return render(request, "report_sent.html", {
-        "case_id": new.case_id, "held": held, "status_url": f"{request.app[HUB].config.hub_url}/report/status/{new.status_token}",
+        "case_id": new.case_id, "held": held, "screenshots_not_kept": not_kept,
+        "status_url": f"{request.app[HUB].config.hub_url}/report/status/{new.status_token}",
         "services": service.support_services(request.app[HUB], entered["country"])})
 
 
@@ -79,13 +105,24 @@ async def status_page(request: web.Request, notice: str | None = None, error: st
 
 @accepts_uploads
 async def add_more(request: web.Request) -> web.Response:
+    """Past the limits per link and per address, words are still kept (a genuine reporter's words
+    are never lost), screenshots are not; an addition with no words is refused until later."""
     form = await read_form(request)
-    choice = str(form.get("wants_action", ""))
+    limits, token = request.app[LIMITS], request.match_info["token"]
+    text, choice = str(form.get("text", "")), str(form.get("wants_action", ""))
+    allowed = limits.status_addition_allowed(token, client(request))
+    if not allowed and not text.strip():
+        return await status_page(request, error="A lot has been added to this report (or from here) in the last "
+                                                "hour. Try again in an hour.", status=429)
+    kept, not_kept = _screenshots_to_keep(request, await _images(form), None if allowed else BUSY_LINK_SCREENSHOTS)
     try:
-        service.add_from_reporter(request.app[HUB], request.match_info["token"], str(form.get("text", "")),
-                                  await _images(form), {"yes": True, "no": False}.get(choice))
+        service.add_from_reporter(request.app[HUB], token, text, kept, {"yes": True, "no": False}.get(choice))
     except CrosslineError as error:
+        limits.screenshots_not_stored(sum(map(len, kept)))
         return await status_page(request, error=error.message, status=error.status)
+    if not_kept:
+        return await status_page(request, notice="Your words were added. Thank you." if text.strip() else None,
+                                 error=not_kept)
     return await status_page(request, notice="Added. Thank you.")
 
 
