@@ -11,6 +11,7 @@ accounts (server notices, the policy list, moderators' actions through the hub).
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import sqlite3
 
@@ -39,9 +40,17 @@ def new_marker() -> str:
     return f"allowlist{secrets.token_hex(8)}"
 
 
+def tags(text: str) -> str:
+    """Text spelled in invisible tag characters, as a subdivision flag spells its region."""
+    return "".join(chr(0xE0000 + ord(char)) for char in text)
+
+
 def in_synapse(world, text: str) -> bool:
-    """Anywhere in Synapse's database files, its write-ahead log included."""
-    return text.encode() in database_bytes(world.stack.data_dir / "synapse" / "homeserver.db")
+    """Anywhere in Synapse's database files, its write-ahead log included: in clear, or spelled
+    in tag characters (stored as UTF-8 or as JSON escapes)."""
+    data = database_bytes(world.stack.data_dir / "synapse" / "homeserver.db")
+    forms = (text, tags(text), json.dumps(tags(text))[1:-1])
+    return any(form.encode() in data for form in forms)
 
 
 def synapse_rows(world, sql: str, *args) -> list[tuple]:
@@ -130,6 +139,8 @@ def message_variants(m: str, target: str) -> dict[str, tuple[str, dict, str]]:
         "custom type with a body": ("org.example.note", {"body": m}, unencrypted),
         "reaction with words": ("m.reaction", {"m.relates_to": {"rel_type": "m.annotation", "event_id": target,
                                                                 "key": f"meet at the bridge {m}"}}, "single emoji"),
+        "reaction with words in tag characters": ("m.reaction", {"m.relates_to": {
+            "rel_type": "m.annotation", "event_id": target, "key": "\U0001F3F4" + tags(m)}}, "single emoji"),
         "reaction with two emoji and a body": ("m.reaction", {
             "m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": "👍"}, "body": m}, "single emoji"),
         "encrypted with clear text beside": ("m.room.encrypted", ciphertext(body=m), "not in the form"),
@@ -190,10 +201,11 @@ def test_state_outside_the_allow_list_is_refused_and_not_stored(world, tokens, r
     assert not in_synapse(world, marker)
 
 
-def test_a_one_emoji_reaction_is_accepted(world, tokens, room):
+@pytest.mark.parametrize("key", ["👍🏽", "\U0001F3F4" + tags("gbsct") + "\U000E007F"])
+def test_a_one_emoji_reaction_is_accepted(world, tokens, room, key):
     room_id, target = room
     status, data = send(world, tokens["yara"], room_id, "m.reaction",
-                        {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": "👍🏽"}})
+                        {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": key}})
     assert status == 200, data
 
 

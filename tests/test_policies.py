@@ -102,6 +102,9 @@ def state(event_type, content, state_key="", **facts):
         (message("m.reaction", reaction("🇺🇦")), None),
         (message("m.reaction", reaction("👨‍👩‍👧‍👦")), None),
         (message("m.reaction", reaction("meet at the bridge at five")), "single emoji"),
+        (message("m.reaction", reaction("🏴" + "".join(chr(0xE0000 + ord(c)) for c in "meet at north gate 5pm"))),
+         "single emoji"),
+        (message("m.reaction", reaction("🏴\U000e0067\U000e0062\U000e0077\U000e006c\U000e0073\U000e007f")), None),
         (message("m.reaction", reaction("👍👍")), "single emoji"),
         (message("m.reaction", reaction("👍 yes")), "single emoji"),
         (message("m.reaction", reaction("")), "single emoji"),
@@ -198,12 +201,34 @@ def test_only_what_clients_need_is_stored_in_clear(event, says):
         assert refusal is not None and says in refusal
 
 
-@pytest.mark.parametrize("text", ["👍", "❤️", "🇺🇦", "1️⃣", "#️⃣", "🏳️‍🌈", "👩🏻‍❤️‍💋‍👨🏼", "🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"])
+def tags(text: str) -> str:
+    """Text spelled in invisible tag characters, as a subdivision flag spells its region."""
+    return "".join(chr(0xE0000 + ord(char)) for char in text)
+
+
+CANCEL_TAG = "\U000e007f"
+
+
+@pytest.mark.parametrize("text", ["👍", "❤️", "🇺🇦", "1️⃣", "#️⃣", "🏳️‍🌈", "🏴‍☠️", "👩🏻‍❤️‍💋‍👨🏼", "🏴",
+                                  "🏴" + tags("gbeng") + CANCEL_TAG, "🏴" + tags("gbsct") + CANCEL_TAG,
+                                  "🏴" + tags("gbwls") + CANCEL_TAG])
 def test_single_emoji(text):
     assert enforcement.is_single_emoji(text)
 
 
-@pytest.mark.parametrize("text", ["", "ok", "1", "👍👍", "🇺🇦🇺🇦", "😀x", "👍 ", "‍👍", "👍‍", "😀‍😀‍😀‍😀‍😀", 5, None])
+@pytest.mark.parametrize("text", [
+    "", "ok", "1", "👍👍", "🇺🇦🇺🇦", "😀x", "👍 ", "‍👍", "👍‍", "😀‍😀‍😀‍😀‍😀", 5, None,
+    # Tag characters carry text invisibly: only the subdivision-flag form is an emoji.
+    "🏴" + tags("meet at north gate 5pm"), "🏴" + tags("meet at north gate 5pm") + CANCEL_TAG,
+    "🏴" + tags("meet5") + CANCEL_TAG, "🏴" + tags("gate") + CANCEL_TAG, "🏴" + tags("gb eng") + CANCEL_TAG,
+    "🏴" + tags("GBENG") + CANCEL_TAG,
+    "🏴" + tags("gbeng"), "🏴" + tags("gbengland") + CANCEL_TAG, "🏴" + tags("g") + CANCEL_TAG,
+    "🏴" + CANCEL_TAG, "🏴" + tags("gbeng") + CANCEL_TAG + tags("x"), "🏴" + tags("gbeng") + CANCEL_TAG + CANCEL_TAG,
+    "🏴" + tags("gbeng") + CANCEL_TAG + "\ufe0f", "🏴" + tags("gbeng") + CANCEL_TAG + "‍🏴",
+    "🏴" + tags("gbeng") + CANCEL_TAG + "🏴" + tags("gbsct") + CANCEL_TAG,
+    "👍" + tags("gbeng") + CANCEL_TAG, "🏳" + tags("gbeng") + CANCEL_TAG, "😀" + tags("hi"), "👍" + CANCEL_TAG,
+    "🏳️‍🌈" + tags("hi") + CANCEL_TAG,
+])
 def test_not_single_emoji(text):
     assert not enforcement.is_single_emoji(text)
 

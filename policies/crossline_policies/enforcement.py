@@ -228,9 +228,16 @@ _PICTOGRAPHS = (
     (0xA9, 0xA9), (0xAE, 0xAE), (0x203C, 0x203C), (0x2049, 0x2049), (0x2122, 0x2122),
     (0x2139, 0x2139), (0x24C2, 0x24C2),
 )
-_MODIFIERS = ((0xFE0E, 0xFE0F), (0x1F3FB, 0x1F3FF), (0xE0020, 0xE007F), (0x20E3, 0x20E3))
+_MODIFIERS = ((0xFE0E, 0xFE0F), (0x1F3FB, 0x1F3FF), (0x20E3, 0x20E3))
 _REGIONAL = (0x1F1E6, 0x1F1FF)
 ZWJ = "\u200d"
+# Tag characters mirror ASCII invisibly, so they could spell any text after a pictograph. They are
+# allowed only in the three recommended subdivision flags (black flag, region in tag letters, cancel
+# tag): any wider form, even 2 to 6 tag letters or digits, would still spell short words.
+_SUBDIVISION_FLAGS = frozenset(
+    "\U0001F3F4" + "".join(chr(0xE0000 + ord(char)) for char in region) + "\U000E007F"
+    for region in ("gbeng", "gbsct", "gbwls")
+)
 
 
 def _in(char: str, ranges) -> bool:
@@ -239,9 +246,12 @@ def _in(char: str, ranges) -> bool:
 
 def is_single_emoji(text: Any) -> bool:
     """One emoji as people pick them: a pictograph with skin tone or presentation modifiers, a
-    flag, a keycap, or up to four of them joined into one (a family)."""
+    country flag, the England, Scotland or Wales flag, a keycap, or up to four of them joined
+    into one (a family)."""
     if not isinstance(text, str) or not text or len(text) > 32:
         return False
+    if text in _SUBDIVISION_FLAGS:
+        return True
     parts = text.split(ZWJ)
     if len(parts) > 4:
         return False
