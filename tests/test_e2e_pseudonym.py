@@ -304,9 +304,13 @@ def scan_the_data_directory(stack, pseudonym_id: str, river_device: str, signed_
     assert invited_at / 1000 > window[1]
 
 
+# p then any mark Synapse allows in a name reads like a pseudonym; Synapse folds P- to p-.
+LOOKALIKES = ("p-imposter", "p-river", "p_abcdefghijklmn", "p.anna", "p=river", "p/river", "p+river", "P-upper")
+
+
 def test_nobody_can_register_a_name_in_the_pseudonym_namespace(world):
     stack = world.stack
-    for localpart in ("p-imposter", "p-river"):
+    for localpart in LOOKALIKES:
         # As Element does it, with a valid invitation code.
         code = issue_invitation(world.admin, world.line_id, world.side_ids["Left bank"]).rsplit("/", 1)[1]
         body = {"username": localpart, "password": "a good long password 1", "initial_device_display_name": "test"}
@@ -320,7 +324,9 @@ def test_nobody_can_register_a_name_in_the_pseudonym_namespace(world):
         fields = {"username": localpart, "password": "a good long password 1", "password_again": "a good long password 1"}
         status, page = session.submit(f"/join/{code}", f"/join/{code}", fields)
         assert status == 400 and "reserved for the hub" in page and "names starting with p- are pseudonyms" in page, page
-        status, page = session.submit(f"/join/{code}", f"/join/{code}", {**fields, "username": f"x{localpart[2:]}"})
+        # p then a letter is an ordinary name.
+        status, page = session.submit(f"/join/{code}", f"/join/{code}", {**fields, "username": f"pa{secrets.token_hex(4)}"})
         assert status == 200 and "Your account is ready" in page, page
+    names = [stack.user_id(localpart.lower()) for localpart in LOOKALIKES]
     assert query(stack.data_dir / "synapse" / "homeserver.db",
-                 "SELECT name FROM users WHERE name IN (?, ?)", stack.user_id("p-imposter"), stack.user_id("p-river")) == []
+                 f"SELECT name FROM users WHERE name IN ({', '.join('?' * len(names))})", *names) == []

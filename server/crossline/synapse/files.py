@@ -77,6 +77,8 @@ ACCOUNT_LOGGERS = (
     "synapse.handlers.device",
     "synapse.rest.client.login",
     "synapse.rest.client.register",
+    # Logs a request body it cannot parse whole, at WARNING: a password or invitation code in it.
+    "synapse.http.servlet",
 )
 
 
@@ -116,9 +118,11 @@ def appservice_registration(config: Config) -> dict[str, Any]:
         "sender_localpart": APPSERVICE_SENDER_LOCALPART,
         "namespaces": {
             # Exclusive: nobody can register a name that looks like the hub's bot, or like a
-            # pseudonym (the hub makes those, through the appservice, with no login).
+            # pseudonym (the hub makes those, p-..., through the appservice, with no login). Any
+            # "p" then a mark (p_ p. p= p/ p+, the marks Synapse allows) reads like p- at a glance;
+            # Synapse folds names to lower case before this check, P- is refused too all the same.
             "users": [{"regex": f"@{BOT_LOCALPART}.*:{server}", "exclusive": True},
-                      {"regex": f"@p-.*:{server}", "exclusive": True}],
+                      {"regex": f"@[pP][^a-zA-Z0-9].*:{server}", "exclusive": True}],
             "aliases": [],
             "rooms": [],
         },
