@@ -226,3 +226,21 @@ def test_wrong_passwords_from_elsewhere_never_lock_a_member_out(world):
     # The attacker and she share this test's address, so only Synapse's per-account limit could
     # stop her, and it must not.
     assert login(stack.homeserver_url, name, password)
+
+
+def test_no_spelling_of_a_filtered_request_reaches_synapse_unfiltered(world):
+    """A '#' ended the path the gateway classified but not the one Synapse got; Synapse's web page
+    for the token stage took its own stored token as typed."""
+    import socket
+
+    host, port = world.stack.homeserver_url.removeprefix("http://").split(":")
+    body = b'{"username": "alice", "password": "some password 123"}'
+    with socket.create_connection((host, int(port))) as raw:
+        raw.sendall(b"POST /_matrix/client/v3/register# HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        answer = b"".join(iter(lambda: raw.recv(65536), b""))
+    assert answer.startswith(b"HTTP/1.1 400") and b"M_USER_IN_USE" not in answer
+    session = matrix(world.stack.homeserver_url, "POST", f"{CLIENT}/register", body={})[1]["session"]
+    status, _ = matrix(world.stack.homeserver_url, "GET",
+                       f"{CLIENT}/auth/m.login.registration_token/fallback/web?session={session}")
+    assert status == 404

@@ -35,7 +35,8 @@ class FakeSynapse:
         self.seen: list[dict] = []
         self.answers: dict[str, tuple[int, object]] = {}
         self.usable_tokens: set[str] = set()
-        self.rooms = {ROOM: {ALICE: "join", BELLA: "invite"}}
+        self.rooms = {ROOM: {ALICE: "join", BELLA: "join"}}
+        self.padding = 0  # characters added to a keys/query answer
 
     async def registration_token_usable(self, token: str, now_ms: int) -> bool:
         return token in self.usable_tokens
@@ -63,7 +64,9 @@ class FakeSynapse:
                                      status=200 if user_id else 401)
         if path == "/_matrix/client/v3/keys/query":
             asked = json.loads(body)["device_keys"]
-            return web.json_response({"device_keys": {u: {"DEVICE": {"device_id": "DEVICE"}} for u in asked},
+            return web.json_response({"padding": "x" * self.padding, "device_keys": {u: {"DEVICE": {
+                "device_id": "DEVICE", "unsigned": {"device_display_name": f"{u[1:].split(':')[0].title()}'s phone"}}}
+                for u in asked},
                                       "master_keys": {u: {"keys": {}} for u in [*asked, STRANGER]}})
         if path == "/_matrix/client/v3/keys/claim":
             asked = json.loads(body)["one_time_keys"]
@@ -248,18 +251,43 @@ async def test_synapses_admin_api_is_not_reachable_from_outside(gateway, synapse
     assert synapse.seen == []
 
 
+async def test_inviting_someone_does_not_show_her_devices(gateway, synapse):
+    """Any member can make a room and invite anyone: an invitation alone must not make the inviter
+    see (or spend the one-time keys of) the invitee's devices, nor let her send them to-device."""
+    synapse.rooms["!trap:hub.test"] = {STRANGER: "join", BELLA: "invite"}
+    await gateway.post("/_matrix/client/v3/keys/query", json={"device_keys": {BELLA: []}},
+                       headers=bearer("stranger-token"))
+    assert json.loads(synapse.seen[-1]["body"])["device_keys"] == {}
+    await gateway.post("/_matrix/client/v3/keys/claim", json={"one_time_keys": {BELLA: {"D": "signed_curve25519"}}},
+                       headers=bearer("stranger-token"))
+    assert json.loads(synapse.seen[-1]["body"])["one_time_keys"] == {}
+    await gateway.put("/_matrix/client/v3/sendToDevice/m.key.verification.request/t2",
+                      json={"messages": {BELLA: {"*": {}}}}, headers=bearer("stranger-token"))
+    assert json.loads(synapse.seen[-1]["body"]) == {"messages": {}}
+
+
+async def test_other_peoples_device_names_are_left_out(gateway, synapse):
+    answer = await (await gateway.post("/_matrix/client/v3/keys/query", json={"device_keys": {ALICE: [], BELLA: []}},
+                                       headers=bearer("alice-token"))).json()
+    assert answer["device_keys"][ALICE]["DEVICE"]["unsigned"] == {"device_display_name": "Alice's phone"}
+    assert answer["device_keys"][BELLA]["DEVICE"]["unsigned"] == {}
+    assert answer["device_keys"][BELLA]["DEVICE"]["device_id"] == "DEVICE"
+
+
 async def test_a_new_room_member_is_seen_at_once(gateway, synapse):
     body = {"device_keys": {ALICE: [], "@new:hub.test": []}}
     await gateway.post("/_matrix/client/v3/keys/query", json=body, headers=bearer("alice-token"))
     assert set(json.loads(synapse.seen[-1]["body"])["device_keys"]) == {ALICE}
-    synapse.rooms[ROOM]["@new:hub.test"] = "invite"
+    synapse.rooms[ROOM]["@new:hub.test"] = "join"
     await gateway.post("/_matrix/client/v3/keys/query", json=body, headers=bearer("alice-token"))
     assert set(json.loads(synapse.seen[-1]["body"])["device_keys"]) == {ALICE, "@new:hub.test"}
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"\xff\xfe", b"[1, 2]", b'{"device_keys": [1]}'])
-async def test_malformed_bodies_reach_synapse_unchanged_for_it_to_answer(gateway, synapse, body):
-    synapse.answers["/_matrix/client/v3/register"] = (400, {"errcode": "M_NOT_JSON"})
+@pytest.mark.parametrize("body", [b"[1, 2]", b'{"device_keys": [1]}'])
+async def test_json_of_the_wrong_shape_reaches_synapse_unchanged_for_it_to_answer(gateway, synapse, body):
+    """JSON that is not what Synapse expects is Synapse's to refuse (it says what is wrong); what is
+    not JSON at all is refused by the gateway itself (see the test below)."""
+    synapse.answers["/_matrix/client/v3/register"] = (400, {"errcode": "M_BAD_JSON"})
     for path in ("/_matrix/client/v3/register", "/_matrix/client/v3/keys/query", "/_matrix/client/v3/login"):
         response = await gateway.post(path, data=body, headers=bearer("alice-token") if "keys" in path else {})
         assert response.status < 500
@@ -355,3 +383,62 @@ async def test_synapse_down_is_a_clear_matrix_error(aiohttp_client, synapse):
 def test_a_data_directory_too_long_for_synapses_socket_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="too long for Synapse's socket"):
         parse_config({}, tmp_path / ("d" * 90))
+
+
+async def raw_request(gateway, head: bytes, body: bytes = b"") -> bytes:
+    """What a client that writes its own request line gets back (aiohttp's client would drop a '#')."""
+    reader, writer = await asyncio.open_connection(gateway.server.host, gateway.server.port)
+    writer.write(head + b"\r\nHost: x\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    return answer
+
+
+@pytest.mark.parametrize("path", [b"/_matrix/client/v3/keys/query#", b"/_matrix/client/v3/login#x",
+                                  b"/_matrix/client/v3/register#", b"/_matrix/client/v3/rooms/%21r%3Ahub.test/report#"])
+async def test_a_fragment_never_carries_a_request_past_the_filters(gateway, synapse, path):
+    answer = await raw_request(gateway, b"POST " + path + b" HTTP/1.1", b'{"device_keys": {}}')
+    assert answer.startswith(b"HTTP/1.1 400") and synapse.seen == []
+
+
+@pytest.mark.parametrize("path", ["/_matrix/client/v3/auth/m.login.registration_token/fallback/web?session=S",
+                                  "/_matrix/client/r0/auth/m.login.registration_token/fallback/web",
+                                  "/_matrix/client/v3/auth/m.login.registration%5Ftoken/fallback/web"])
+async def test_the_registration_token_web_page_is_not_reachable(gateway, synapse, path):
+    """It takes the token as typed: Synapse's own token, copied from its database, would pass."""
+    for method in ("GET", "POST"):
+        assert (await gateway.request(method, path, data={"token": "T"})).status == 404
+    assert synapse.seen == []
+
+
+async def test_compressed_request_bodies_are_refused(gateway, synapse):
+    response = await gateway.post("/_matrix/client/v3/keys/changes", data=b"\x1f\x8b", headers={"Content-Encoding": "gzip"})
+    assert response.status == 415 and synapse.seen == []
+
+
+async def test_a_large_answer_is_read_whole(gateway, synapse):
+    """aiohttp's read(n) returns what is buffered: answers over 64 KiB were cut and sent as 200."""
+    synapse.padding = 3_000_000
+    response = await gateway.post("/_matrix/client/v3/keys/query", json={"device_keys": {ALICE: [], BELLA: []}},
+                                  headers=bearer("alice-token"))
+    answer = await response.json()
+    assert response.status == 200 and len(answer["padding"]) == 3_000_000 and set(answer["device_keys"]) == {ALICE, BELLA}
+
+
+@pytest.mark.parametrize("route", ["/_matrix/client/v3/login", "/_matrix/client/v3/register",
+                                   "/_matrix/client/v3/keys/query"])
+@pytest.mark.parametrize("body", [b'{"password": "secret-PW", "identifier": {},}', b"[" * 50_000 + b"]" * 50_000,
+                                  b"{not json", b"\xff\xfe"])
+async def test_a_body_that_is_not_json_never_reaches_synapse_on_the_routes_the_gateway_reads(gateway, synapse, route,
+                                                                                             body):
+    """Synapse logs an unparsable body whole (a password, an invitation code); deep nesting
+    made the gateway itself answer 500."""
+    response = await gateway.post(route, data=body, headers={"Content-Type": "application/json", **bearer("alice-token")})
+    assert response.status == 400 and (await response.json())["errcode"] == "M_NOT_JSON"
+    assert synapse.seen == []
+
+
+async def test_synapse_never_sees_the_clients_user_agent(gateway, synapse):
+    await gateway.get("/_matrix/client/versions", headers={"User-Agent": "Element/1.6.12 (Xiaomi M2101K6G; Android 12)"})
+    assert synapse.seen[-1]["headers"]["User-Agent"] == "Matrix client via Crossline"

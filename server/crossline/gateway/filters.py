@@ -28,6 +28,7 @@ class Route(Enum):
     ROOM_REPORT = "room_report"
     SEND_TO_DEVICE = "send_to_device"
     ADMIN = "admin"
+    TOKEN_FALLBACK = "token_fallback"
 
 
 _ROUTES = (
@@ -44,6 +45,14 @@ _ROUTES = (
 # is only a surface to attack. Matched on the path as Twisted walks it (segments unquoted, empty
 # ones dropped), so no spelling of it gets through.
 _ADMIN_PREFIX = ("_synapse", "admin")
+# Synapse's web page for the registration-token stage takes the token as typed, so the gateway
+# could not turn a code into Synapse's token there, and Synapse's own token (from a copy of its
+# database) would pass. Clients use the JSON stage; the hub's join page needs neither.
+_TOKEN_FALLBACK = ("auth", "m.login.registration_token", "fallback")
+
+
+def _contains(segments: list[str], run: tuple[str, ...]) -> bool:
+    return any(tuple(segments[i:i + len(run)]) == run for i in range(len(segments)))
 # Element's "Report room" and "Decline and report" (MSC4151). Synapse serves the stable path only;
 # the unstable one means the same and is passed on as the stable one. Not /report/{eventId}.
 _ROOM_REPORT = re.compile(
@@ -63,6 +72,8 @@ def classify(method: str, raw_path: str) -> Match:
     segments = [unquote(segment) for segment in raw_path.split("/") if segment]
     if tuple(segments[:2]) == _ADMIN_PREFIX:
         return Match(Route.ADMIN, raw_path)
+    if _contains(segments, _TOKEN_FALLBACK):
+        return Match(Route.TOKEN_FALLBACK, raw_path)
     if method == "POST":
         report = _ROOM_REPORT.match(raw_path)
         if report:
@@ -100,8 +111,10 @@ def restrict_keys_request(route: Route, body: dict, allowed: set[str]) -> dict:
     return {**body, field: {user: value for user, value in wanted.items() if user in allowed}}
 
 
-def restrict_keys_response(body: object, allowed: set[str]) -> object:
-    """Defence in depth: Synapse's answer keeps only keys of accounts the requester may see."""
+def restrict_keys_response(body: object, allowed: set[str], requester: str = "") -> object:
+    """Defence in depth: Synapse's answer keeps only keys of accounts the requester may see. Other
+    people's device names are left out ("Bella's Samsung (Chisinau)" says where and what she
+    carries); a device is still known by its id and keys, which is all encryption needs."""
     if not isinstance(body, dict):
         return body
     restricted = dict(body)
@@ -109,7 +122,23 @@ def restrict_keys_response(body: object, allowed: set[str]) -> object:
         keys = body.get(field)
         if isinstance(keys, dict):
             restricted[field] = {user: value for user, value in keys.items() if user in allowed}
+    devices_by_user = restricted.get("device_keys")
+    if isinstance(devices_by_user, dict):
+        restricted["device_keys"] = {user: devices if user == requester else _without_names(devices)
+                                     for user, devices in devices_by_user.items()}
     return restricted
+
+
+def _without_names(devices: object) -> object:
+    if not isinstance(devices, dict):
+        return devices
+    unnamed = {}
+    for device_id, device in devices.items():
+        unsigned = device.get("unsigned") if isinstance(device, dict) else None
+        if isinstance(unsigned, dict) and "device_display_name" in unsigned:
+            device = {**device, "unsigned": {k: v for k, v in unsigned.items() if k != "device_display_name"}}
+        unnamed[device_id] = device
+    return unnamed
 
 
 def users_messaged(body: object) -> set[str]:

@@ -1,4 +1,9 @@
-"""Who may see whose devices: accounts that share a room, joined or invited, either way round.
+"""Who may see whose devices: the accounts JOINED to a room the requester is joined or invited to.
+
+An invitation alone does not make someone a peer: any member can create a room and invite anyone,
+so counting invited accounts would let a stranger see (and spend the one-time keys of) any member's
+devices by inviting her. Crossline's rooms show history to joined members only, so nobody needs an
+invitee's devices before she joins.
 
 Asked of Synapse's admin API (the requester's rooms, then each room's member events) and kept a
 minute per requester. A cached answer is used only when it already contains every account asked
@@ -16,7 +21,8 @@ from typing import Protocol
 
 from crossline.clock import Clock
 
-SHARING = frozenset({"join", "invite"})
+SHARING = frozenset({"join", "invite"})  # the requester's own rooms
+PEERS = frozenset({"join"})  # who in those rooms she may see
 CACHE_MS = 60_000
 MAX_CACHED = 10_000
 
@@ -52,7 +58,7 @@ class RoomPeers:
         memberships = await self._source.memberships(user_id)
         rooms = [room for room, membership in memberships.items() if membership in SHARING]
         members = await asyncio.gather(*(self._source.room_memberships(room) for room in rooms))
-        return frozenset(user for room in members for user, membership in room.items() if membership in SHARING)
+        return frozenset(user for room in members for user, membership in room.items() if membership in PEERS)
 
     async def owner(self, token: str, whoami: Callable[[], Awaitable[str | None]]) -> str | None:
         """The account an access token belongs to (None if Synapse does not know the token), asked

@@ -53,9 +53,12 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy
                         "trailers", "transfer-encoding", "upgrade"})
 # Set by the gateway itself, never taken from the client.
 NOT_FORWARDED = HOP_BY_HOP | {"host", "expect", "forwarded", "x-forwarded-for", "x-forwarded-proto",
-                              "x-forwarded-host", "x-real-ip"}
+                              "x-forwarded-host", "x-real-ip", "user-agent"}
+FORWARDED_USER_AGENT = "Matrix client via Crossline"
 # Bodies the gateway reads whole to change them: small JSON requests and answers.
 MAX_FILTERED_BODY = 2 * 1024 * 1024
+# Synapse's answers the gateway reads whole: the device keys of a big room run to megabytes.
+MAX_FILTERED_ANSWER = 64 * 1024 * 1024
 CLIENT_PREFIX = "/_matrix/client/v3"
 LOGIN_FLOOR_S = 1.0
 VERIFIED_SESSION_MS = 24 * 3600 * 1000
@@ -118,6 +121,14 @@ class Gateway:
             return _matrix_error(400, "M_UNRECOGNIZED",
                                  "Send the request to a path on this server, such as /_matrix/client/versions.")
         path, _, query = request.raw_path.partition("?")
+        if "#" in request.raw_path or self._url(path).raw_path != path:
+            # A fragment is not sent on (so "/keys/query#" would reach Synapse as "/keys/query"
+            # past every filter): what is classified must be exactly what Synapse gets.
+            return _matrix_error(400, "M_UNRECOGNIZED", "A request path cannot contain '#'. Remove it and send again.")
+        if request.headers.get("Content-Encoding", "identity").lower() != "identity":
+            # aiohttp would decompress the body but forward the sender's length: a body Synapse
+            # waits for, or one cut short. Matrix clients do not compress requests.
+            return _matrix_error(415, "M_UNRECOGNIZED", "Send the request body uncompressed.")
         match = filters.classify(request.method, path)
         try:
             if match.route is Route.PASS:
@@ -139,6 +150,9 @@ class Gateway:
         if body_length is not None:
             headers = {name: value for name, value in headers.items() if name.lower() != "content-length"}
             headers["Content-Length"] = str(body_length)
+        # The app, phone model and system build would be kept in `user_ips` and `devices` and would
+        # tie her own account to her pseudonym used from the same phone.
+        headers["User-Agent"] = FORWARDED_USER_AGENT
         headers["X-Forwarded-For"] = self._addresses.pseudonym(client_address(request, self._trusted_proxies),
                                                                _access_token(request))
         headers["X-Forwarded-Proto"] = request.scheme
@@ -175,10 +189,13 @@ class Gateway:
             data=body,
             allow_redirects=False,
         ) as upstream:
-            content = await upstream.content.read(MAX_FILTERED_BODY + 1)
-            if len(content) > MAX_FILTERED_BODY:
-                return _Answer(502, [], _error_body("M_UNKNOWN", "The homeserver's answer was too large."))
-            return _Answer(upstream.status, list(upstream.headers.items()), content)
+            chunks, size = [], 0
+            async for chunk in upstream.content.iter_chunked(64 * 1024):  # read(n) stops at what is buffered
+                size += len(chunk)
+                if size > MAX_FILTERED_ANSWER:
+                    return _Answer(502, [], _error_body("M_UNKNOWN", "The homeserver's answer was too large."))
+                chunks.append(chunk)
+            return _Answer(upstream.status, list(upstream.headers.items()), b"".join(chunks))
 
     # -- Routes ---------------------------------------------------------------------------------------
 
@@ -186,7 +203,9 @@ class Gateway:
         body_bytes = await _read(request)
         body = _json(body_bytes)
         target = _target(match.upstream_path, query)
-        if body is None:  # not JSON: Synapse says so
+        if body_bytes and body is None:
+            return _not_json()
+        if body is None:  # no body: Synapse says what is missing
             return _reply(await self._exchange(request, target, body_bytes))
         requester = await self._requester(request)
         wanted = filters.users_asked_for(match.route, body)
@@ -201,12 +220,15 @@ class Gateway:
         data = answer.json()
         if answer.status != 200 or data is None:
             return _reply(answer)
-        return _reply(answer, json.dumps(filters.restrict_keys_response(data, allowed | {requester or ""})).encode())
+        return _reply(answer, json.dumps(
+            filters.restrict_keys_response(data, allowed | {requester or ""}, requester or "")).encode())
 
     async def _send_to_device(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         body_bytes = await _read(request)
         body = _json(body_bytes)
         target = _target(match.upstream_path, query)
+        if body_bytes and body is None:
+            return _not_json()
         if not isinstance(body, dict):  # not the shape Synapse accepts: Synapse says so
             return _reply(await self._exchange(request, target, body_bytes))
         requester = await self._requester(request)
@@ -219,13 +241,15 @@ class Gateway:
         restricted = filters.restrict_to_device(body, allowed)
         return _reply(await self._exchange(request, target, json.dumps(restricted).encode()))
 
-    async def _admin(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+    async def _not_here(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         return _matrix_error(404, "M_UNRECOGNIZED", "Unrecognized request")
 
     async def _register(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         body_bytes = await _read(request)
         body = _json(body_bytes)
         target = _target(match.upstream_path, query)
+        if body_bytes and body is None:
+            return _not_json()
         if not isinstance(body, dict) or _has_token(request) or body.get("type") == "m.login.application_service":
             return _reply(await self._exchange(request, target, body_bytes))
         now = self._clock.now_ms()
@@ -277,6 +301,8 @@ class Gateway:
     async def _login(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         started = self._monotonic()
         body = await _read(request)
+        if body and _json(body) is None:
+            return _not_json()
         account = filters.login_account(_json(body))
         address = client_address(request, self._trusted_proxies)
         if account is not None and not self._login_limits.login_attempt(account, address):
@@ -335,7 +361,8 @@ _HANDLERS = {
     Route.LOGIN: Gateway._login,
     Route.ROOM_REPORT: Gateway._room_report,
     Route.SEND_TO_DEVICE: Gateway._send_to_device,
-    Route.ADMIN: Gateway._admin,
+    Route.ADMIN: Gateway._not_here,
+    Route.TOKEN_FALLBACK: Gateway._not_here,
 }
 
 
@@ -359,7 +386,7 @@ async def _read(request: web.Request) -> bytes:
 def _json(body: bytes) -> Any:
     try:
         return json.loads(body) if body else None
-    except ValueError:  # includes invalid UTF-8
+    except (ValueError, RecursionError):  # invalid UTF-8 included; nesting too deep to parse
         return None
 
 
@@ -388,6 +415,11 @@ def _reply(answer: _Answer, body: bytes | None = None) -> web.Response:
 
 def _error_body(errcode: str, error: str) -> bytes:
     return json.dumps({"errcode": errcode, "error": error}).encode()
+
+
+def _not_json() -> web.Response:
+    """Answered here: Synapse logs a body it cannot parse whole, password or invitation code included."""
+    return _matrix_error(400, "M_NOT_JSON", "The request body is not valid JSON.")
 
 
 def _matrix_error(status: int, errcode: str, error: str) -> web.Response:
