@@ -32,6 +32,7 @@ from crossline.storage import bot as bot_state
 from crossline.storage import members as member_store
 from crossline.storage import moderation as store
 from crossline.storage import pseudonyms as pseudonym_store
+from crossline.storage import room_report_cases as room_report_store
 from crossline.storage import rooms as room_store
 from crossline.storage.moderation import Case
 
@@ -556,8 +557,10 @@ def verify_audit(hub: Hub) -> tuple[int, tuple[int, str] | None]:
 
 async def take_in_room_report(hub: Hub, reporter_user_id: str, room_id: str, reason: str) -> int | None:
     """A room report Synapse accepted, handed over by the client-API gateway (Synapse keeps room
-    reports where no admin API lists them). One case per reporter and room, however often she
-    reports it: a repeat returns None. The reporter is told as for other Matrix reports.
+    reports where no admin API lists them, and gives them no id). While her case about the room
+    is unfinished, a new report adds its reason to it as sealed evidence (up to
+    `MAX_ROOM_REPORT_ADDITIONS`); once decided or closed, a new report opens a new case. She is
+    told either way, as for other Matrix reports. Returns the case the report went to.
 
     Reported while she is only invited (Element's "Decline and report"), the case names the
     account that invited her."""
@@ -568,19 +571,58 @@ async def take_in_room_report(hub: Hub, reporter_user_id: str, room_id: str, rea
     invited_by = None
     if membership and membership.get("content", {}).get("membership") == "invite":
         invited_by = membership.get("sender")
-    token = hub.new_token()
+    # Another process filing a report at the same moment may take the new case's key: then
+    # the second attempt finds that case and joins it.
+    for _ in range(2):
+        with hub.engine.begin() as conn:
+            filed = _file_room_report(conn, hub, reporter_user_id, room_id, reason[:MAX_TEXT], invited_by)
+        if filed is not None:
+            case_id, what = filed
+            await _notify_reporter(hub, reporter_user_id, case_id, what)
+            return case_id
+    return None
+
+
+MAX_ROOM_REPORT_ADDITIONS = 20  # repeated reports one case takes in: nothing else limits them
+NO_REASON = "(no reason given)"
+_FINISHED = (CaseStatus.DECIDED.value, CaseStatus.CLOSED.value)
+
+
+def _file_room_report(conn, hub: Hub, reporter_user_id: str, room_id: str, reason: str,
+                      invited_by: str | None) -> tuple[int, str] | None:
+    """(case, what to tell her), or None when another report took the new case's key first."""
+    latest = room_report_store.latest_case(conn, reporter_user_id, room_id)
+    if latest and latest[1] not in _FINISHED:
+        return latest[0], _add_room_report(conn, hub, latest[0], reason)
+    # The key is unique per case: the first for this reporter and room, then one per finished
+    # case it follows, so that two reports at once cannot both open a case.
     key = "room_reports:" + hashlib.sha256(f"{reporter_user_id}\0{room_id}".encode()).hexdigest()[:40]
-    with hub.engine.begin() as conn:
-        member = member_store.find_by_user_id(conn, reporter_user_id)
-        case_id = store.add_case(
-            conn, source="matrix_room", category=Category.OTHER, urgent=False, now_ms=hub.clock.now_ms(),
-            synapse_report=key, room_id=room_id, reported_user=invited_by, reporter_member_id=member.id if member else None,
-            reporter_user_id=reporter_user_id, reason_sealed=seal(hub, reason[:MAX_TEXT]) if reason else None,
-            status_token_hash=token_hash(token))
-        if case_id is not None:
-            _audit(conn, hub, "matrix", "report_received", case_id, source="matrix_room")
-    if case_id is not None:
-        await _notify_reporter(hub, reporter_user_id, case_id, "about a room was received. Moderators will look "
-                                                               "at it; you will hear what they decide here. "
-                                                               + _status_invitation(hub, token))
-    return case_id
+    token = hub.new_token()
+    member = member_store.find_by_user_id(conn, reporter_user_id)
+    case_id = store.add_case(
+        conn, source=room_report_store.SOURCE, category=Category.OTHER, urgent=False, now_ms=hub.clock.now_ms(),
+        synapse_report=key if latest is None else f"{key}:{latest[0]}", room_id=room_id, reported_user=invited_by,
+        reporter_member_id=member.id if member else None, reporter_user_id=reporter_user_id,
+        reason_sealed=seal(hub, reason) if reason else None, status_token_hash=token_hash(token))
+    if case_id is None:
+        return None
+    _audit(conn, hub, "matrix", "report_received", case_id, source=room_report_store.SOURCE)
+    return case_id, ("about a room was received. Moderators will look at it; you will hear what they decide "
+                     "here. " + _status_invitation(hub, token))
+
+
+def _add_room_report(conn, hub: Hub, case_id: int, reason: str) -> str:
+    """A repeated report on her unfinished case: its reason as sealed evidence, with an audit
+    entry. The same words again (a second click) add nothing."""
+    text = (reason or NO_REASON).encode()
+    added = [unseal(hub, sealed) for sealed in room_report_store.sealed_evidence(conn, case_id, "room_report")]
+    if text in added or text == (unseal(hub, store.get_case(conn, case_id).reason_sealed) or NO_REASON.encode()):
+        _audit(conn, hub, "matrix", "report_repeated", case_id, source=room_report_store.SOURCE)
+        return "about this room is still open, and already holds what you reported."
+    if len(added) >= MAX_ROOM_REPORT_ADDITIONS:
+        _audit(conn, hub, "matrix", "report_not_added", case_id, source=room_report_store.SOURCE)
+        return ("about this room already holds as many further reports as it can: this one was not added. "
+                "Add what you need through the status link you were sent.")
+    store.add_evidence(conn, case_id, "room_report", "text/plain", seal(hub, text), hub.clock.now_ms())
+    _audit(conn, hub, "matrix", "report_added", case_id, source=room_report_store.SOURCE, text=bool(reason))
+    return "about this room is still open: your new report was added to it for the moderators."
