@@ -26,6 +26,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted rows (unmasking shares, sessions, cases past retention) are overwritten with zeros,
+    # not left in free pages where a copy of the file would still hold them.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
