@@ -323,7 +323,7 @@ def test_nobody_can_register_a_name_in_the_pseudonym_namespace(world):
         session = WebSession(stack.hub_url)
         fields = {"username": localpart, "password": "a good long password 1", "password_again": "a good long password 1"}
         status, page = session.submit(f"/join/{code}", f"/join/{code}", fields)
-        assert status == 400 and "reserved for the hub" in page and "names starting with p- are pseudonyms" in page, page
+        assert status == 400 and "reserved for the hub" in page and "kept for pseudonyms" in page, page
         # p then a letter is an ordinary name.
         status, page = session.submit(f"/join/{code}", f"/join/{code}", {**fields, "username": f"pa{secrets.token_hex(4)}"})
         assert status == 200 and "Your account is ready" in page, page

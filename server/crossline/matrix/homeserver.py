@@ -24,8 +24,8 @@ ADMIN = "/_synapse/admin"
 CLIENT = "/_matrix/client/v3"
 HUB_ADDRESS = "127.0.0.1"
 # Synapse refuses names in the appservice's exclusive namespaces (synapse/files.py).
-RESERVED_NAME = ("That user name is reserved for the hub's own accounts (names starting with p- are pseudonyms). "
-                 "Choose another.")
+RESERVED_NAME = ("That user name is reserved for the hub's own accounts: names made of p and then a mark (p-, p_, "
+                 "p., p=, p/, p+) are kept for pseudonyms. Choose another.")
 
 
 def synapse_session(config: Config, connections: int = 100, **options: Any) -> aiohttp.ClientSession:
