@@ -86,6 +86,10 @@ def test_a_partial_is_valid_only_for_its_holder_its_request_and_its_link():
     assert not escrow.partial_is_valid(made.verification_keys[1], escrow.blind_key(blinds[1]), other_link, partials[1])
     forged = escrow.Partial(escrow.blind_key(escrow.random_scalar()), partials[1].proof)
     assert not escrow.partial_is_valid(made.verification_keys[1], escrow.blind_key(blinds[1]), sealed, forged)
+    # A proof has one accepted form: the same response plus the group order is refused.
+    response = int.from_bytes(partials[1].proof[32:], "little") + escrow.L  # below 2**254: still 32 bytes
+    malleated = escrow.Partial(partials[1].point, partials[1].proof[:32] + response.to_bytes(32, "little"))
+    assert not escrow.partial_is_valid(made.verification_keys[1], escrow.blind_key(blinds[1]), sealed, malleated)
     # Partials of one link say nothing about another link sealed to the same escrow.
     with pytest.raises(escrow.EscrowError):
         escrow.open_link(made.public_key, other_link, {i: partials[i].point for i in (1, 2, 3)})

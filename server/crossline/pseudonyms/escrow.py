@@ -184,6 +184,8 @@ def partial_is_valid(verification_key: bytes, blind_public: bytes, sealed_link: 
     if len(given.proof) != 64 or not all(_valid(p) for p in (verification_key, blind_public, ephemeral, given.point)):
         return False
     challenge, response = given.proof[:32], given.proof[32:]
+    if int.from_bytes(response, "little") >= L:
+        return False  # only the canonical scalar: a proof has exactly one accepted form
     key = _add(verification_key, blind_public)
     try:
         first = sodium.crypto_core_ed25519_sub(_base(response), _mul(challenge, key))
