@@ -244,3 +244,22 @@ def test_no_spelling_of_a_filtered_request_reaches_synapse_unfiltered(world):
     status, _ = matrix(world.stack.homeserver_url, "GET",
                        f"{CLIENT}/auth/m.login.registration_token/fallback/web?session={session}")
     assert status == 404
+
+
+def test_a_password_stage_confirms_only_the_signed_in_owners_password(world):
+    """Synapse's user-interactive auth checked any account's password for anyone and said whether it
+    was right (an unlimited guessing oracle, and a way to tell who has an account)."""
+    hs = world.stack.homeserver_url
+    right = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": ALICE[0]}, "password": ALICE[1]}
+    for path in (f"{CLIENT}/account/password", f"{CLIENT}/register"):
+        status, data = matrix(hs, "POST", path, body={"new_password": "x" * 20, "auth": right})
+        assert status == 403 and "completed" not in data, (path, data)
+    stranger = login(hs, BELLA[0], BELLA[1])
+    status, data = matrix(hs, "POST", f"{CLIENT}/delete_devices", stranger, {"devices": [], "auth": right})
+    assert status == 403 and "completed" not in data
+    # Her own: signed in, she confirms her password to sign out another of her devices.
+    spare, own = login(hs, ALICE[0], ALICE[1]), login(hs, ALICE[0], ALICE[1])
+    spare_device = matrix(hs, "GET", f"{CLIENT}/account/whoami", spare)[1]["device_id"]
+    status, data = matrix(hs, "POST", f"{CLIENT}/delete_devices", own, {"devices": [spare_device], "auth": right})
+    assert status == 200, data
+    assert matrix(hs, "GET", f"{CLIENT}/account/whoami", spare)[0] == 401

@@ -24,7 +24,7 @@ from tests.fakes import FakeClock
 
 KEY = "test registration token key"
 ALICE, BELLA, STRANGER = "@alice:hub.test", "@bella:hub.test", "@stranger:hub.test"
-TOKENS = {"alice-token": ALICE, "stranger-token": STRANGER}
+TOKENS = {"alice-token": ALICE, "stranger-token": STRANGER, "bella-token": BELLA}
 ROOM = "!room:hub.test"
 
 
@@ -264,6 +264,10 @@ async def test_inviting_someone_does_not_show_her_devices(gateway, synapse):
     await gateway.put("/_matrix/client/v3/sendToDevice/m.key.verification.request/t2",
                       json={"messages": {BELLA: {"*": {}}}}, headers=bearer("stranger-token"))
     assert json.loads(synapse.seen[-1]["body"]) == {"messages": {}}
+    # Nor does it show the invitee the room's members before she has agreed to join.
+    await gateway.post("/_matrix/client/v3/keys/query", json={"device_keys": {STRANGER: []}},
+                       headers=bearer("bella-token"))
+    assert json.loads(synapse.seen[-1]["body"])["device_keys"] == {}
 
 
 async def test_other_peoples_device_names_are_left_out(gateway, synapse):
@@ -442,3 +446,40 @@ async def test_a_body_that_is_not_json_never_reaches_synapse_on_the_routes_the_g
 async def test_synapse_never_sees_the_clients_user_agent(gateway, synapse):
     await gateway.get("/_matrix/client/versions", headers={"User-Agent": "Element/1.6.12 (Xiaomi M2101K6G; Android 12)"})
     assert synapse.seen[-1]["headers"]["User-Agent"] == "Matrix client via Crossline"
+
+
+def password_stage(user: str, password: str = "a guess") -> dict:
+    return {"auth": {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
+                     "password": password}}
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/_matrix/client/v3/account/password"),
+                                          ("POST", "/_matrix/client/v3/register"),
+                                          ("POST", "/_matrix/client/r0/delete_devices"),
+                                          ("DELETE", "/_matrix/client/v3/devices/ABCDEF"),
+                                          ("POST", "/_matrix/client/v3/account/deactivate"),
+                                          ("POST", "/_matrix/client/v3/keys/device_signing/upload")])
+async def test_a_password_stage_is_no_way_to_guess_someone_elses_password(gateway, synapse, method, path):
+    """Synapse checks the password of whatever account a user-interactive auth stage names and says
+    whether it was right: without a session, or for another account, it never reaches Synapse."""
+    for headers, user in (({}, "alice"), (bearer("stranger-token"), "alice"), (bearer("stranger-token"), "")):
+        response = await gateway.request(method, path, json=password_stage(user), headers=headers)
+        assert response.status == 403 and (await response.json())["errcode"] == "M_FORBIDDEN"
+    assert [seen["path"] for seen in synapse.seen if "whoami" not in seen["path"]] == []
+    assert gateway.sleeps and all(s == LOGIN_FLOOR_S for s in gateway.sleeps), "refusals are padded like logins"
+
+
+async def test_her_own_password_stage_works_and_is_limited_like_a_login(gateway, synapse):
+    # Her own password stage works for what she needs (deleting a device, cross-signing), unpadded.
+    synapse.answers["/_matrix/client/v3/keys/device_signing/upload"] = (200, {})
+    response = await gateway.post("/_matrix/client/v3/keys/device_signing/upload",
+                                  json=password_stage("alice", "her password"), headers=bearer("alice-token"))
+    assert response.status == 200 and gateway.sleeps == []
+    # Wrong passwords count as failed logins do: ten, then she waits (an attacker would too).
+    path = "/_matrix/client/v3/delete_devices"
+    synapse.answers[path] = (401, {"errcode": "M_FORBIDDEN", "flows": [{"stages": ["m.login.password"]}]})
+    statuses = [(await gateway.post(path, json=password_stage("@alice:hub.test"), headers=bearer("alice-token"))).status
+                for _ in range(11)]
+    assert statuses == [401] * 10 + [429]
+    assert len([s for s in synapse.seen if s["path"] == path]) == 10
+    assert gateway.sleeps == [LOGIN_FLOOR_S] * 11

@@ -29,6 +29,7 @@ class Route(Enum):
     SEND_TO_DEVICE = "send_to_device"
     ADMIN = "admin"
     TOKEN_FALLBACK = "token_fallback"
+    USER_INTERACTIVE_AUTH = "user_interactive_auth"
 
 
 _ROUTES = (
@@ -41,6 +42,11 @@ _ROUTES = (
     (Route.LOGIN, "POST", re.compile(r"^/_matrix/client/(?:.*/)?login$")),
     (Route.SEND_TO_DEVICE, "PUT", re.compile(r"^/_matrix/client/(?:.*/)?sendToDevice/[^/]*/[^/]*$")),
 )
+# Requests Synapse guards with user-interactive auth, whose password stage checks the password of
+# whatever account it names (/register is its own route above).
+_USER_INTERACTIVE_AUTH = re.compile(
+    r"^/_matrix/client/(?:.*/)?(?:account/password|account/deactivate|account/3pid/add|delete_devices|devices/[^/]*"
+    r"|keys/device_signing/upload|login/get_token)$")
 # Synapse's admin API is for the hub, which reaches Synapse through its socket; from outside it
 # is only a surface to attack. Matched on the path as Twisted walks it (segments unquoted, empty
 # ones dropped), so no spelling of it gets through.
@@ -84,6 +90,8 @@ def classify(method: str, raw_path: str) -> Match:
     for route, route_method, pattern in _ROUTES:
         if method == route_method and pattern.match(raw_path):
             return Match(route, raw_path)
+    if method != "GET" and _USER_INTERACTIVE_AUTH.match(raw_path):
+        return Match(Route.USER_INTERACTIVE_AUTH, raw_path)
     return Match(Route.PASS, raw_path)
 
 
@@ -156,6 +164,29 @@ def restrict_to_device(body: dict, allowed: set[str]) -> dict:
     return {**body, "messages": {user: value for user, value in messages.items() if user in allowed}}
 
 
+def localpart(user: str) -> str:
+    """How the hub's limits name an account: "@Anna:hub" and "anna" are both "anna"."""
+    return user.strip().lower().removeprefix("@").split(":")[0]
+
+
+def password_stage_account(body: object) -> str | None:
+    """The account a user-interactive auth password stage names ("" if it names none), or None when
+    the request has no password stage."""
+    auth = body.get("auth") if isinstance(body, dict) else None
+    if not isinstance(auth, dict) or auth.get("type") != "m.login.password":
+        return None
+    identifier = auth.get("identifier")
+    user = identifier.get("user") if isinstance(identifier, dict) else auth.get("user")
+    return localpart(user) if isinstance(user, str) and user.strip() else ""
+
+
+def password_stage_passed(status: int, answer: object) -> bool:
+    if status == 200:
+        return True
+    completed = answer.get("completed") if isinstance(answer, dict) else None
+    return status == 401 and isinstance(completed, list) and "m.login.password" in completed
+
+
 def login_account(body: object) -> str | None:
     """The account a password login is for, as a lower-case localpart (the form the hub's limits
     use), or None for other kinds of login."""
@@ -165,7 +196,7 @@ def login_account(body: object) -> str | None:
     user = identifier.get("user") if isinstance(identifier, dict) else body.get("user")
     if not isinstance(user, str) or not user.strip():
         return None
-    return user.strip().lower().removeprefix("@").split(":")[0]
+    return localpart(user)
 
 
 # -- Registration --------------------------------------------------------------------------------

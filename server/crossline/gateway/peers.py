@@ -1,9 +1,10 @@
-"""Who may see whose devices: the accounts JOINED to a room the requester is joined or invited to.
+"""Who may see whose devices: accounts JOINED to a room the requester is joined to.
 
-An invitation alone does not make someone a peer: any member can create a room and invite anyone,
-so counting invited accounts would let a stranger see (and spend the one-time keys of) any member's
-devices by inviting her. Crossline's rooms show history to joined members only, so nobody needs an
-invitee's devices before she joins.
+An invitation alone makes nobody a peer, either way: any member can create a room and invite anyone,
+so counting the invitee would let a stranger see (and spend the one-time keys of) any member's
+devices by inviting her, and counting the inviter's room would show an invitee everyone in a room
+she has not agreed to join. Crossline's rooms show history to joined members only, so nobody needs
+devices across an invitation before it is accepted.
 
 Asked of Synapse's admin API (the requester's rooms, then each room's member events) and kept a
 minute per requester. A cached answer is used only when it already contains every account asked
@@ -21,7 +22,7 @@ from typing import Protocol
 
 from crossline.clock import Clock
 
-SHARING = frozenset({"join", "invite"})  # the requester's own rooms
+SHARING = frozenset({"join"})  # the requester's own rooms
 PEERS = frozenset({"join"})  # who in those rooms she may see
 CACHE_MS = 60_000
 MAX_CACHED = 10_000

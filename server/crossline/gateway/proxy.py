@@ -241,6 +241,45 @@ class Gateway:
         restricted = filters.restrict_to_device(body, allowed)
         return _reply(await self._exchange(request, target, json.dumps(restricted).encode()))
 
+    async def _user_interactive_auth(self, request: web.Request, match: filters.Match,
+                                     query: str) -> web.StreamResponse:
+        body_bytes = await _read(request)
+        body = _json(body_bytes)
+        if body_bytes and body is None:
+            return _not_json()
+        target = _target(match.upstream_path, query)
+        if filters.password_stage_account(body) is None:
+            return _reply(await self._exchange(request, target, body_bytes))
+        return await self._password_stage(request, target, body, body_bytes)
+
+    async def _password_stage(self, request: web.Request, target: str, body: object,
+                              body_bytes: bytes) -> web.StreamResponse:
+        """Synapse checks the password of whatever account a password stage names, and says whether it
+        was right, on every request it guards with user-interactive auth: an unlimited guessing
+        oracle, even without a session. Here a password is confirmed only by the signed-in owner of
+        the account, counted in the same limits as logins, and every failure padded like a login's."""
+        started = self._monotonic()
+        account = filters.password_stage_account(body)
+        requester = await self._requester(request) if _has_token(request) else None
+        address = client_address(request, self._trusted_proxies)
+        passed = False
+        if requester is None or not account or account != filters.localpart(requester):
+            answer = _Answer(403, [("Content-Type", "application/json")], _error_body(
+                "M_FORBIDDEN", "A password can only be confirmed for the account you are signed in with."))
+        elif not self._login_limits.login_attempt(account, address):
+            answer = _Answer(429, [("Content-Type", "application/json")], _error_body(
+                "M_LIMIT_EXCEEDED", "Too many wrong passwords for this account from here. Wait a few minutes."))
+        else:
+            answer = await self._exchange(request, target, body_bytes)
+            passed = filters.password_stage_passed(answer.status, answer.json())
+            if passed:
+                self._login_limits.login_succeeded(account, address)
+        if not passed:
+            remaining = LOGIN_FLOOR_S - (self._monotonic() - started)
+            if remaining > 0:
+                await self._sleep(remaining)
+        return _reply(answer)
+
     async def _not_here(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         return _matrix_error(404, "M_UNRECOGNIZED", "Unrecognized request")
 
@@ -250,6 +289,8 @@ class Gateway:
         target = _target(match.upstream_path, query)
         if body_bytes and body is None:
             return _not_json()
+        if filters.password_stage_account(body) is not None:  # no Crossline registration has one
+            return await self._password_stage(request, target, body, body_bytes)
         if not isinstance(body, dict) or _has_token(request) or body.get("type") == "m.login.application_service":
             return _reply(await self._exchange(request, target, body_bytes))
         now = self._clock.now_ms()
@@ -363,6 +404,7 @@ _HANDLERS = {
     Route.SEND_TO_DEVICE: Gateway._send_to_device,
     Route.ADMIN: Gateway._not_here,
     Route.TOKEN_FALLBACK: Gateway._not_here,
+    Route.USER_INTERACTIVE_AUTH: Gateway._user_interactive_auth,
 }
 
 
