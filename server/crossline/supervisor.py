@@ -30,6 +30,10 @@ from crossline.web.app import create_app
 from crossline.web.keys import HUB
 
 SYNAPSE_START_TIMEOUT_S = 90
+# An idle kept-alive connection is closed after this (aiohttp keeps one an hour by default, so a
+# few thousand idle connections could use up the hub's file descriptors). A /sync long poll is a
+# request in progress, not idle.
+IDLE_CONNECTION_S = 75
 SYNAPSE_STOP_TIMEOUT_S = 20
 GATEWAY_STOP_TIMEOUT_S = 2.0
 
@@ -130,7 +134,8 @@ async def start_gateway(config: Config, hub: Hub) -> web.AppRunner:
     app = create_gateway(gateway)
     app.on_cleanup.append(close_session)
     # On stop, /sync long polls are cut rather than waited for: clients simply reconnect.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=GATEWAY_STOP_TIMEOUT_S)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=GATEWAY_STOP_TIMEOUT_S,
+                           keepalive_timeout=IDLE_CONNECTION_S)
     await runner.setup()
     await web.TCPSite(runner, config.synapse.host, config.synapse.port).start()
     return runner
@@ -212,7 +217,7 @@ class Supervisor:
                 await provisioning.register_appservice_user(BOT_LOCALPART)
                 await provisioning.lift_rate_limits(config.bot_user_id)
             app = create_app(config)
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_CONNECTION_S)
             await runner.setup()
             await web.TCPSite(runner, config.hub.host, config.hub.port).start()
             gateway = await start_gateway(config, app[HUB])
