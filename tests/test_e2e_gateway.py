@@ -115,15 +115,17 @@ def _a_stranger_sees_none_of(world, alice: str, alice_token: str, device: str) -
     assert matrix(hs, "POST", f"{CLIENT}/keys/upload", alice_token, {})[1]["one_time_key_counts"] == \
         {"signed_curve25519": 1}, "the stranger's claim spent none of her one-time keys"
 
-    # Bella, only invited to a room of Alice's, does not see her device yet (an invitation makes
-    # nobody a peer); once she has joined, she does: end-to-end encryption can reach her.
-    bella = login(hs, "bella", BELLA[1])
-    status, room = matrix(hs, "POST", f"{CLIENT}/createRoom", alice_token, {"invite": [stack.user_id("bella")]})
+    # A new member, only invited to a room of Alice's, does not see her device yet (an invitation
+    # makes nobody a peer); once she has joined, she does: end-to-end encryption can reach her.
+    # (A new member: Bella may already share rooms with Alice from other tests.)
+    ivy_name = _name("ivy")
+    ivy = _new_member(world, ivy_name, "ivy's own password 1")
+    status, room = matrix(hs, "POST", f"{CLIENT}/createRoom", alice_token, {"invite": [stack.user_id(ivy_name)]})
     assert status == 200, room
-    status, answer = matrix(hs, "POST", f"{CLIENT}/keys/query", bella, {"device_keys": {alice: []}})
+    status, answer = matrix(hs, "POST", f"{CLIENT}/keys/query", ivy, {"device_keys": {alice: []}})
     assert not answer["device_keys"].get(alice), answer
-    assert matrix(hs, "POST", f"{CLIENT}/join/{quote(room['room_id'])}", bella, {})[0] == 200
-    status, answer = matrix(hs, "POST", f"{CLIENT}/keys/query", bella, {"device_keys": {alice: []}})
+    assert matrix(hs, "POST", f"{CLIENT}/join/{quote(room['room_id'])}", ivy, {})[0] == 200
+    status, answer = matrix(hs, "POST", f"{CLIENT}/keys/query", ivy, {"device_keys": {alice: []}})
     assert device in answer["device_keys"][alice], answer
 
 
