@@ -207,14 +207,7 @@ class Gateway:
             return _not_json()
         if body is None:  # no body: Synapse says what is missing
             return _reply(await self._exchange(request, target, body_bytes))
-        requester = await self._requester(request)
-        wanted = filters.users_asked_for(match.route, body)
-        allowed: set[str] = set()
-        if requester is not None:
-            try:
-                allowed = await self._peers.visible(requester, wanted)
-            except CrosslineError:
-                allowed = {requester}  # fail closed: her own keys only
+        requester, allowed = await self._visible(request, filters.users_asked_for(match.route, body))
         restricted = filters.restrict_keys_request(match.route, body, allowed) if isinstance(body, dict) else body
         answer = await self._exchange(request, target, json.dumps(restricted).encode())
         data = answer.json()
@@ -231,15 +224,27 @@ class Gateway:
             return _not_json()
         if not isinstance(body, dict):  # not the shape Synapse accepts: Synapse says so
             return _reply(await self._exchange(request, target, body_bytes))
-        requester = await self._requester(request)
-        allowed: set[str] = set()
-        if requester is not None:
-            try:
-                allowed = await self._peers.visible(requester, filters.users_messaged(body))
-            except CrosslineError:
-                allowed = {requester}  # fail closed: her own devices only
+        _, allowed = await self._visible(request, filters.users_messaged(body))
         restricted = filters.restrict_to_device(body, allowed)
         return _reply(await self._exchange(request, target, json.dumps(restricted).encode()))
+
+    async def _visible(self, request: web.Request, wanted: set[str]) -> tuple[str | None, set[str]]:
+        """The requester, and those of `wanted` whose devices she may see or reach: nobody without
+        a valid token; only herself if Synapse cannot say whom she shares rooms with (fail closed)."""
+        requester = await self._requester(request)
+        if requester is None:
+            return None, set()
+        try:
+            return requester, await self._peers.visible(requester, wanted)
+        except CrosslineError:
+            return requester, {requester}
+
+    async def _pad_failure(self, started: float) -> None:
+        """A refused login or password stage answers no sooner than the floor after it began:
+        Synapse checks a password only for a name that exists, so a quick refusal would tell."""
+        remaining = LOGIN_FLOOR_S - (self._monotonic() - started)
+        if remaining > 0:
+            await self._sleep(remaining)
 
     async def _user_interactive_auth(self, request: web.Request, match: filters.Match,
                                      query: str) -> web.StreamResponse:
@@ -260,7 +265,7 @@ class Gateway:
         the account, counted in the same limits as logins, and every failure padded like a login's."""
         started = self._monotonic()
         account = filters.password_stage_account(body)
-        requester = await self._requester(request) if _has_token(request) else None
+        requester = await self._requester(request)
         address = client_address(request, self._trusted_proxies)
         passed = False
         if requester is None or not account or account != filters.localpart(requester):
@@ -275,9 +280,7 @@ class Gateway:
             if passed:
                 self._login_limits.login_succeeded(account, address)
         if not passed:
-            remaining = LOGIN_FLOOR_S - (self._monotonic() - started)
-            if remaining > 0:
-                await self._sleep(remaining)
+            await self._pad_failure(started)
         return _reply(answer)
 
     async def _not_here(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
@@ -354,11 +357,7 @@ class Gateway:
         if answer.status == 200 and account is not None:
             self._login_limits.login_succeeded(account, address)
         if answer.status != 200:
-            # Synapse checks a password only for a name that exists: pad every refusal to the
-            # same floor so the time does not tell which it was.
-            remaining = LOGIN_FLOOR_S - (self._monotonic() - started)
-            if remaining > 0:
-                await self._sleep(remaining)
+            await self._pad_failure(started)
         return _reply(answer)
 
     async def _room_report(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
