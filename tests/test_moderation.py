@@ -112,7 +112,7 @@ async def test_a_warning_reason_never_travels_in_a_notice_she_reads_it_signed_in
 
 
 async def test_redacting_needs_a_message_and_a_reason(mod):
-    case = service.report_from_web(mod, "threats", "Someone wrote that they know where I live", "", "MD", [])
+    case = service.report_from_web(mod, "threats", "Someone wrote that they know where I live", "", [])
     with pytest.raises(InvalidInput, match="no message"):
         await service.decide(mod, mod.mods["mona"], case.case_id, ["redact"], "Threat")
     case_id = await matrix_case(mod)
@@ -124,7 +124,7 @@ async def test_redacting_needs_a_message_and_a_reason(mod):
 
 def test_web_reports_are_sealed_at_rest_and_open_for_moderators(mod):
     secret = "He posted my home address in the chat"
-    new = service.report_from_web(mod, "doxing", secret, "signal: +37300000000", "md", [PNG])
+    new = service.report_from_web(mod, "doxing", secret, "signal: +37300000000", [PNG])
     database = (mod.config.paths.hub_database).read_bytes()
     wal = mod.config.paths.hub_database.with_name("hub.sqlite3-wal")
     stored = database + (wal.read_bytes() if wal.exists() else b"")
@@ -142,12 +142,12 @@ def test_web_reports_are_sealed_at_rest_and_open_for_moderators(mod):
 
 def test_bad_web_reports_say_what_to_fix_and_store_nothing(mod):
     for args, message in (
-        (("harassment", "  ", "", "", []), "Write what happened"),
-        (("harassment", "x" * 5001, "", "", []), "too long"),
-        (("nonsense", "What happened", "", "", []), "listed kinds"),
-        (("harassment", "What happened", "", "", [b"GIF89a"]), "PNG, JPEG or WebP"),
-        (("harassment", "What happened", "", "", [PNG] * 4), "At most 3"),
-        (("harassment", "What happened", "", "", [PNG + b"\x00" * (5 * 1024 * 1024)]), "too large"),
+        (("harassment", "  ", "", []), "Write what happened"),
+        (("harassment", "x" * 5001, "", []), "too long"),
+        (("nonsense", "What happened", "", []), "listed kinds"),
+        (("harassment", "What happened", "", [b"GIF89a"]), "PNG, JPEG or WebP"),
+        (("harassment", "What happened", "", [PNG] * 4), "At most 3"),
+        (("harassment", "What happened", "", [PNG + b"\x00" * (5 * 1024 * 1024)]), "too large"),
     ):
         with pytest.raises(InvalidInput, match=message):
             service.report_from_web(mod, *args)

@@ -147,7 +147,7 @@ async def test_names_imitating_others_are_refused(world):
 
 async def test_unmasking_needs_the_quorum_and_every_step_is_audited(world):
     new = await service.create_pseudonym(world, world.person, world.consultation.id, "River Voice")
-    case = moderation.report_from_web(world, "harassment", f"{new.user_id} threatens me", "", "", [])
+    case = moderation.report_from_web(world, "harassment", f"{new.user_id} threatens me", "", [])
     request_id = service.request_unmasking(world, world.mods["mona"], case.case_id, new.user_id, "Threats")
     with pytest.raises(NotAllowed, match="passphrase"):
         service.approve_unmasking(world, world.mods["mona"], request_id, "not my passphrase at all")
@@ -199,7 +199,7 @@ async def test_approvals_below_the_quorum_open_nothing_even_combined_across_requ
     service.set_up_escrow(world, world.admin, 3, four)
     maria = await service.create_pseudonym(world, world.person, world.consultation.id, "River Voice")
     olga = await service.create_pseudonym(world, world.other, world.consultation.id, "Quiet Hill")
-    case = moderation.report_from_web(world, "harassment", "threats", "", "", [])
+    case = moderation.report_from_web(world, "harassment", "threats", "", [])
     captured = []
 
     def capture():
@@ -237,7 +237,7 @@ async def test_approvals_below_the_quorum_open_nothing_even_combined_across_requ
 
 async def test_a_tampered_partial_is_caught_and_its_approver_named(world):
     new = await service.create_pseudonym(world, world.person, world.consultation.id, "River Voice")
-    case = moderation.report_from_web(world, "harassment", "threats", "", "", [])
+    case = moderation.report_from_web(world, "harassment", "threats", "", [])
     request_id = service.request_unmasking(world, world.mods["mona"], case.case_id, new.user_id, "Threats")
     service.approve_unmasking(world, world.mods["mona"], request_id, PASSPHRASES["mona"])
     with world.engine.begin() as conn:  # someone with write access swaps mona's partial for another point
@@ -254,7 +254,7 @@ async def test_pseudonyms_sealed_under_the_old_scheme_are_refused_with_a_clear_m
     with world.engine.begin() as conn:
         conn.execute(text("update escrows set scheme = 'shamir-x25519'"))
         assert store.current_escrow(conn) is None  # new pseudonyms wait for an escrow set up again
-    case = moderation.report_from_web(world, "harassment", "threats", "", "", [])
+    case = moderation.report_from_web(world, "harassment", "threats", "", [])
     with pytest.raises(Conflict, match="before threshold decryption"):
         service.request_unmasking(world, world.mods["mona"], case.case_id, new.user_id, "Threats")
     with pytest.raises(Conflict, match="escrow is not set up"):
@@ -263,7 +263,7 @@ async def test_pseudonyms_sealed_under_the_old_scheme_are_refused_with_a_clear_m
 
 async def test_an_expired_request_is_refused_and_its_partials_deleted_even_before_any_sweep(world):
     new = await service.create_pseudonym(world, world.person, world.consultation.id, "River Voice")
-    case = moderation.report_from_web(world, "harassment", "threats", "", "", [])
+    case = moderation.report_from_web(world, "harassment", "threats", "", [])
     request_id = service.request_unmasking(world, world.mods["mona"], case.case_id, new.user_id, "Threats")
     service.approve_unmasking(world, world.mods["mona"], request_id, PASSPHRASES["mona"])
     world.clock.now += service.REQUEST_LIFETIME_MS

@@ -169,22 +169,20 @@ def localpart(user: str) -> str:
     return user.strip().lower().removeprefix("@").split(":")[0]
 
 
+def _named_user(login: dict) -> str | None:
+    """The account a password login or password stage names, or None if it names none."""
+    identifier = login.get("identifier")
+    user = identifier.get("user") if isinstance(identifier, dict) else login.get("user")
+    return localpart(user) if isinstance(user, str) and user.strip() else None
+
+
 def password_stage_account(body: object) -> str | None:
     """The account a user-interactive auth password stage names ("" if it names none), or None when
     the request has no password stage."""
     auth = body.get("auth") if isinstance(body, dict) else None
     if not isinstance(auth, dict) or auth.get("type") != "m.login.password":
         return None
-    identifier = auth.get("identifier")
-    user = identifier.get("user") if isinstance(identifier, dict) else auth.get("user")
-    return localpart(user) if isinstance(user, str) and user.strip() else ""
-
-
-def password_stage_passed(status: int, answer: object) -> bool:
-    if status == 200:
-        return True
-    completed = answer.get("completed") if isinstance(answer, dict) else None
-    return status == 401 and isinstance(completed, list) and "m.login.password" in completed
+    return _named_user(auth) or ""
 
 
 def login_account(body: object) -> str | None:
@@ -192,11 +190,15 @@ def login_account(body: object) -> str | None:
     use), or None for other kinds of login."""
     if not isinstance(body, dict) or body.get("type") != "m.login.password":
         return None
-    identifier = body.get("identifier")
-    user = identifier.get("user") if isinstance(identifier, dict) else body.get("user")
-    if not isinstance(user, str) or not user.strip():
-        return None
-    return localpart(user)
+    return _named_user(body)
+
+
+def stage_completed(stage: str, status: int, answer: object) -> bool:
+    """Synapse's answer says this user-interactive auth passed `stage`."""
+    if status == 200:
+        return True
+    completed = answer.get("completed") if isinstance(answer, dict) else None
+    return status == 401 and isinstance(completed, list) and stage in completed
 
 
 # -- Registration --------------------------------------------------------------------------------
@@ -218,11 +220,3 @@ def uia_session(body: object) -> str | None:
     auth = body.get("auth") if isinstance(body, dict) else None
     session = auth.get("session") if isinstance(auth, dict) else None
     return session if isinstance(session, str) else None
-
-
-def token_stage_completed(status: int, answer: object) -> bool:
-    """Synapse's answer says this registration passed the registration-token stage."""
-    if status == 200:
-        return True
-    completed = answer.get("completed") if isinstance(answer, dict) else None
-    return status == 401 and isinstance(completed, list) and REGISTRATION_TOKEN_STAGE in completed

@@ -22,8 +22,7 @@ from typing import Protocol
 
 from crossline.clock import Clock
 
-SHARING = frozenset({"join"})  # the requester's own rooms
-PEERS = frozenset({"join"})  # who in those rooms she may see
+JOINED = "join"  # the only membership that counts, for her rooms and for who is in them
 CACHE_MS = 60_000
 MAX_CACHED = 10_000
 
@@ -57,9 +56,9 @@ class RoomPeers:
 
     async def _shared_with(self, user_id: str) -> frozenset[str]:
         memberships = await self._source.memberships(user_id)
-        rooms = [room for room, membership in memberships.items() if membership in SHARING]
+        rooms = [room for room, membership in memberships.items() if membership == JOINED]
         members = await asyncio.gather(*(self._source.room_memberships(room) for room in rooms))
-        return frozenset(user for room in members for user, membership in room.items() if membership in PEERS)
+        return frozenset(user for room in members for user, membership in room.items() if membership == JOINED)
 
     async def owner(self, token: str, whoami: Callable[[], Awaitable[str | None]]) -> str | None:
         """The account an access token belongs to (None if Synapse does not know the token), asked

@@ -253,18 +253,18 @@ class Gateway:
         if body_bytes and body is None:
             return _not_json()
         target = _target(match.upstream_path, query)
-        if filters.password_stage_account(body) is None:
+        account = filters.password_stage_account(body)
+        if account is None:
             return _reply(await self._exchange(request, target, body_bytes))
-        return await self._password_stage(request, target, body, body_bytes)
+        return await self._password_stage(request, target, account, body_bytes)
 
-    async def _password_stage(self, request: web.Request, target: str, body: object,
+    async def _password_stage(self, request: web.Request, target: str, account: str,
                               body_bytes: bytes) -> web.StreamResponse:
         """Synapse checks the password of whatever account a password stage names, and says whether it
         was right, on every request it guards with user-interactive auth: an unlimited guessing
         oracle, even without a session. Here a password is confirmed only by the signed-in owner of
         the account, counted in the same limits as logins, and every failure padded like a login's."""
         started = self._monotonic()
-        account = filters.password_stage_account(body)
         requester = await self._requester(request)
         address = client_address(request, self._trusted_proxies)
         passed = False
@@ -276,7 +276,7 @@ class Gateway:
                 "M_LIMIT_EXCEEDED", "Too many wrong passwords for this account from here. Wait a few minutes."))
         else:
             answer = await self._exchange(request, target, body_bytes)
-            passed = filters.password_stage_passed(answer.status, answer.json())
+            passed = filters.stage_completed("m.login.password", answer.status, answer.json())
             if passed:
                 self._login_limits.login_succeeded(account, address)
         if not passed:
@@ -292,8 +292,9 @@ class Gateway:
         target = _target(match.upstream_path, query)
         if body_bytes and body is None:
             return _not_json()
-        if filters.password_stage_account(body) is not None:  # no Crossline registration has one
-            return await self._password_stage(request, target, body, body_bytes)
+        account = filters.password_stage_account(body)
+        if account is not None:  # no Crossline registration has one
+            return await self._password_stage(request, target, account, body_bytes)
         if not isinstance(body, dict) or _has_token(request) or body.get("type") == "m.login.application_service":
             return _reply(await self._exchange(request, target, body_bytes))
         now = self._clock.now_ms()
@@ -315,7 +316,7 @@ class Gateway:
             # someone with a usable invitation may learn that a name is taken.
             body.pop("username", None)
         answer = await self._exchange(request, target, json.dumps(body).encode())
-        if code is not None and filters.token_stage_completed(answer.status, answer.json()):
+        if code is not None and filters.stage_completed(filters.REGISTRATION_TOKEN_STAGE, answer.status, answer.json()):
             data = answer.json()
             session = session or (data.get("session") if isinstance(data, dict) else None)
             if isinstance(session, str):
@@ -345,9 +346,10 @@ class Gateway:
     async def _login(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         started = self._monotonic()
         body = await _read(request)
-        if body and _json(body) is None:
+        parsed = _json(body)
+        if body and parsed is None:
             return _not_json()
-        account = filters.login_account(_json(body))
+        account = filters.login_account(parsed)
         address = client_address(request, self._trusted_proxies)
         if account is not None and not self._login_limits.login_attempt(account, address):
             answer = _Answer(429, [("Content-Type", "application/json")], _error_body(
@@ -363,12 +365,11 @@ class Gateway:
     async def _room_report(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         body_bytes = await _read(request)
         answer = await self._exchange(request, _target(match.upstream_path, query), body_bytes)
-        token = _access_token(request)
-        if answer.status == 200 and token:
+        if answer.status == 200:
             body = _json(body_bytes)
             reason = body.get("reason") if isinstance(body, dict) else None
             try:
-                reporter = await self._whoami(request)
+                reporter = await self._requester(request)
                 if reporter:
                     await self._on_room_report(reporter, match.room_id, reason if isinstance(reason, str) else "")
             except Exception as error:  # noqa: BLE001 - the reporter still gets Synapse's answer

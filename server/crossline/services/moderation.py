@@ -174,8 +174,8 @@ async def acknowledge_room_report(hub: Hub, case_id: int, reporter_user_id: str,
         f"whether moderators should act: {hub.config.hub_url}/report/status/{status_token}"))
 
 
-def report_from_web(hub: Hub, category: str, text: str, contact: str, country: str,
-                    images: list[bytes], held: bool = False) -> NewCase:
+def report_from_web(hub: Hub, category: str, text: str, contact: str, images: list[bytes],
+                    held: bool = False) -> NewCase:
     """The anonymous form: no login, nothing about the reporter but what she chooses to give.
     `held`: sent past the form's flood limits, kept like any other, shown to moderators apart and
     not made urgent by the sender's choice of category."""

@@ -81,7 +81,7 @@ async def submit(request: web.Request) -> web.Response:
     kept, not_kept = _screenshots_to_keep(request, await _images(form), HELD_SCREENSHOTS if held else None)
     try:
         new = service.report_from_web(request.app[HUB], entered["category"], entered["text"], entered["contact"],
-                                      entered["country"], kept, held=held)
+                                      kept, held=held)
     except CrosslineError as error:
         limits.screenshots_not_stored(sum(map(len, kept)))
         return render(request, "report_form.html", {"categories": _categories(), "entered": entered,
