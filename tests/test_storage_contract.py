@@ -95,3 +95,41 @@ def test_rooms_are_listed_per_line(engine):
     with engine.connect() as conn:
         (room,) = rooms.list_rooms(conn, line_id)
         assert (room.room_id, room.template, room.created_by) == ("!r:x", "cross-line-dialogue", staff)
+
+
+def test_live_sessions_keep_only_side_totals_once_ended(engine):
+    from crossline.domain.live import LiveStatus
+    from crossline.storage import live
+
+    with engine.begin() as conn:
+        line_id = lines.add_line(conn, "live", "Live", ["A", "B"], 0)
+        staff = members.add_member(conn, "@f:x", None, None, frozenset({"facilitator"}), None, 0)
+        one = members.add_member(conn, "@one:x", line_id, None, frozenset({"participant"}), None, 0)
+        room = rooms.add_room(conn, "!r:x", line_id, "consultation", "Talk", staff, 5)
+        made = live.add_session(conn, "pub-1", line_id, None, room, "Talk", LiveStatus.SCHEDULED, 99, staff, 6)
+    with engine.begin() as conn:
+        assert live.next_epoch(conn, made.id) == 1 and live.next_epoch(conn, made.id) == 2
+        live.set_status(conn, made.id, LiveStatus.OPEN)
+        live.set_engine_room(conn, made.id, 2**51)
+        live.set_interpreter(conn, made.id, one, "ru")
+        live.add_participant(conn, made.id, one)
+        live.add_participant(conn, made.id, one)
+        live.mark_removed(conn, made.id, one)
+        live.stop_keys_to_room(conn, made.id)
+    with engine.connect() as conn:
+        found = live.get_session(conn, "pub-1")
+        assert (found.status, found.janus_room_id, found.epoch, found.keys_to_room) == (LiveStatus.OPEN, 2**51, 2, False)
+        assert live.interpreters(conn, made.id) == {one: "ru"} and live.is_removed(conn, made.id, one)
+        assert [s.public_id for s in live.sessions_of(conn, hub_room_id=room)] == ["pub-1"]
+        assert [s.public_id for s in live.unended(conn)] == ["pub-1"]
+    with engine.begin() as conn:
+        live.finish(conn, made.id, {"A": (120, 5), "no side": (30, 1)}, 1000)
+    with engine.connect() as conn:
+        found = live.get_session(conn, "pub-1")
+        assert (found.status, found.ended_at, found.janus_room_id) == (LiveStatus.ENDED, 1000, None)
+        assert live.participant_ids(conn, made.id) == [] and live.interpreters(conn, made.id) == {}
+        assert live.side_totals(conn, made.id) == {"A": (120, 5), "no side": (30, 1)}
+        assert live.unended(conn) == []
+        columns = {c["name"] for t in ("live_sessions", "live_participants", "live_side_totals", "live_interpreters")
+                   for c in inspect(conn).get_columns(t)}
+        assert not any("key" in name and name != "keys_to_room" for name in columns)

@@ -395,3 +395,51 @@ unmask_partials = Table(
     Column("partial", LargeBinary, nullable=True),
     Column("proof", LargeBinary, nullable=True),
 )
+
+# Live sessions (issue 22). Media keys are never stored: they live in the hub's memory only.
+# Who took part is kept only while the session runs (to refuse someone removed, and to count each
+# side's people at the end); what stays afterwards is each side's speaking seconds and head count.
+live_sessions = Table(
+    "live_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("public_id", String(64), nullable=False, unique=True),  # random, in the page's address
+    Column("line_id", Integer, ForeignKey("lines.id"), nullable=False),
+    Column("consultation_id", Integer, ForeignKey("consultations.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("hub_room_id", Integer, ForeignKey("rooms.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("title", String(200), nullable=False),
+    Column("status", String(16), nullable=False),  # scheduled, open, locked, ended
+    Column("scheduled_at", BigInteger, nullable=True),
+    Column("janus_room_id", BigInteger, nullable=True),
+    Column("epoch", Integer, nullable=False, server_default="0"),  # the number only, never the key
+    # False once someone was removed: from then on keys go to the page only, not the Matrix room.
+    Column("keys_to_room", Boolean, nullable=False, server_default="1"),
+    Column("created_by", Integer, ForeignKey("members.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger, nullable=True),
+)
+
+live_interpreters = Table(
+    "live_interpreters",
+    metadata,
+    Column("live_session_id", Integer, ForeignKey("live_sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    Column("language", String(16), nullable=False),
+)
+
+live_participants = Table(
+    "live_participants",
+    metadata,
+    Column("live_session_id", Integer, ForeignKey("live_sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    Column("removed", Boolean, nullable=False, server_default="0"),
+)
+
+live_side_totals = Table(
+    "live_side_totals",
+    metadata,
+    Column("live_session_id", Integer, ForeignKey("live_sessions.id", ondelete="CASCADE"), primary_key=True),
+    Column("side", String(200), primary_key=True),  # the side's name, or "no side"
+    Column("seconds", Integer, nullable=False),
+    Column("participants", Integer, nullable=False),
+)
