@@ -115,3 +115,79 @@ def make_unit_hub(tmp_path: Path) -> Hub:
     return hub
 
 
+
+
+class FakeJanus:
+    """The Janus adapter's contract (crossline.live.janus), recording what the hub asks of it."""
+
+    def __init__(self):
+        import asyncio
+
+        self.calls: list[tuple] = []
+        self.rooms: dict[int, object] = {}
+        self.muted: dict[int, bool] = {}
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self._next = 1000
+
+    def _id(self) -> int:
+        self._next += 1
+        return self._next
+
+    async def create_room(self, description: str, max_publishers: int):
+        from types import SimpleNamespace
+
+        room = SimpleNamespace(room_id=self._id(), secret="room-secret", pin="room-pin")
+        self.rooms[room.room_id] = room
+        self.calls.append(("create_room", room.room_id))
+        return room
+
+    async def destroy_room(self, room) -> None:
+        self.rooms.pop(room.room_id, None)
+        self.calls.append(("destroy_room", room.room_id))
+
+    async def join_publisher(self, room, feed_id: int, display: str) -> int:
+        self.calls.append(("join_publisher", room.room_id, feed_id, display))
+        return self._id()
+
+    async def publish(self, handle: int, offer_sdp: str, *, audio_bitrate: int, video: bool, language) -> str:
+        self.calls.append(("publish", handle, audio_bitrate, video, language))
+        return "v=0 answer"
+
+    async def subscribe(self, room, handle, feed_ids):
+        handle = handle or self._id()
+        self.calls.append(("subscribe", handle, list(feed_ids)))
+        return handle, "v=0 offer"
+
+    async def start_subscription(self, handle: int, answer_sdp: str) -> None:
+        self.calls.append(("start_subscription", handle))
+
+    async def moderate(self, room, feed_id: int, muted: bool) -> None:
+        self.muted[feed_id] = muted
+        self.calls.append(("moderate", feed_id, muted))
+
+    async def kick(self, room, feed_id: int) -> None:
+        self.calls.append(("kick", feed_id))
+
+    async def detach(self, handle: int) -> None:
+        self.calls.append(("detach", handle))
+
+    async def events(self):
+        while True:
+            yield await self.queue.get()
+
+    async def close(self) -> None:
+        self.calls.append(("close",))
+
+
+class RecordingAnnouncer:
+    """Records what the bot would post for live sessions."""
+
+    def __init__(self):
+        self.keys: list[tuple[str, dict]] = []
+        self.widgets: list[tuple[str, str, dict]] = []
+
+    async def send_live_key(self, room_id: str, content: dict) -> None:
+        self.keys.append((room_id, content))
+
+    async def set_live_widget(self, room_id: str, state_key: str, content: dict) -> None:
+        self.widgets.append((room_id, state_key, content))

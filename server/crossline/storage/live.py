@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, insert, select, update
 
 from crossline.domain.live import LiveStatus
-from crossline.storage.schema import live_interpreters, live_participants, live_sessions, live_side_totals
+from crossline.domain.records import Room
+from crossline.storage.schema import live_interpreters, live_participants, live_sessions, live_side_totals, rooms
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,11 @@ def sessions_of(conn: Connection, consultation_id: int | None = None, hub_room_i
     if hub_room_id is not None:
         query = query.where(live_sessions.c.hub_room_id == hub_room_id)
     return [_session(row) for row in conn.execute(query)]
+
+
+def room_by_row_id(conn: Connection, hub_room_id: int | None) -> Room | None:
+    row = conn.execute(select(rooms).where(rooms.c.id == hub_room_id)).first() if hub_room_id is not None else None
+    return Room(**row._mapping) if row else None
 
 
 def unended(conn: Connection) -> list[LiveSession]:
