@@ -49,7 +49,7 @@ class HubStack:
     def start(cls, data_dir: Path, server_name: str = "crossline.test", before_up=None) -> "HubStack":
         hub_port, synapse_port = free_port(), free_port()
         run_cli("init", "--data-dir", str(data_dir), "--server-name", server_name,
-                "--hub-port", str(hub_port), "--synapse-port", str(synapse_port))
+                "--hub-port", str(hub_port), "--synapse-port", str(synapse_port), "--turn-port", str(free_port()))
         if before_up:
             before_up(data_dir)
         process = subprocess.Popen(

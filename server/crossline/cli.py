@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--server-name", help="Matrix server name (default crossline.local). Cannot change later.")
     init.add_argument("--hub-port", type=int, help="Port of the hub's web pages (default 8787).")
     init.add_argument("--synapse-port", type=int, help="Port of Synapse's client API (default 8008).")
+    init.add_argument("--turn-port", type=int, help="Port of coturn, for live sessions (default 3478).")
 
     up = commands.add_parser("up", help="Run Synapse and the hub until Ctrl-C.")
     _data_dir_argument(up)
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_init(data_dir: Path, args: argparse.Namespace) -> int:
     from crossline.setup import init_data_dir
 
-    config, created = init_data_dir(data_dir, args.server_name, args.hub_port, args.synapse_port)
+    config, created = init_data_dir(data_dir, args.server_name, args.hub_port, args.synapse_port, args.turn_port)
     verb = "Created" if created else "Updated"
     print(f"{verb} Crossline data directory {config.data_dir}")
     print(f"  config:         {config.paths.config_file}")

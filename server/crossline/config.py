@@ -86,6 +86,35 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
+class LiveConfig:
+    """Live sessions: Janus (the VideoRoom SFU) and coturn, supervised by `crossline up`."""
+
+    enabled: bool = True
+    janus_binary: str = "/usr/bin/janus"
+    # Where Janus's plugins/ and transports/ are. Empty: Debian's /usr/lib/<arch>/janus.
+    janus_modules_dir: str = ""
+    turnserver_binary: str = "/usr/bin/turnserver"
+    # UDP ports Janus takes media on ("min-max").
+    rtp_port_range: str = "20000-20999"
+    # The only network interfaces (or address prefixes) Janus offers media on.
+    ice_interfaces: tuple[str, ...] = ("lo",)
+    # Behind a 1:1 NAT (a cloud machine): the public address written into Janus's candidates.
+    public_address: str = ""
+    # coturn listens on this address and port (UDP and TCP), and people's browsers reach it at
+    # turn_public_host (empty: turn_host).
+    turn_host: str = "127.0.0.1"
+    turn_port: int = 3478
+    turn_public_host: str = ""
+    turn_relay_port_range: str = "49152-49999"
+    # Private addresses the relay may still send to (where Janus's media is); every other private,
+    # loopback and link-local range is refused so the relay is no way into the hub's network.
+    turn_allowed_peer_ips: tuple[str, ...] = ("127.0.0.1",)
+    turn_credential_lifetime_seconds: int = 3600
+    audio_bitrate: int = 16000
+    max_publishers: int = 12
+
+
+@dataclass(frozen=True)
 class Paths:
     """Every file Crossline keeps, derived from the data directory."""
 
@@ -139,6 +168,32 @@ class Paths:
         return self.synapse_dir / "registration-claims"
 
     @property
+    def janus_dir(self) -> Path:
+        """Janus's generated configuration, its API socket and log (0700)."""
+        return self.data_dir / "janus"
+
+    @property
+    def janus_socket(self) -> Path:
+        """Janus's only API: a UNIX socket that only this user can reach."""
+        return self.janus_dir / "api.sock"
+
+    @property
+    def janus_log(self) -> Path:
+        return self.janus_dir / "janus.log"
+
+    @property
+    def coturn_dir(self) -> Path:
+        return self.data_dir / "coturn"
+
+    @property
+    def coturn_config(self) -> Path:
+        return self.coturn_dir / "turnserver.conf"
+
+    @property
+    def coturn_log(self) -> Path:
+        return self.coturn_dir / "turnserver.log"
+
+    @property
     def hub_database(self) -> Path:
         return self.data_dir / "hub.sqlite3"
 
@@ -156,6 +211,7 @@ class Config:
     moderation: ModerationConfig = field(default_factory=ModerationConfig)
     pseudonyms: PseudonymConfig = field(default_factory=PseudonymConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
 
     @property
     def paths(self) -> Paths:
@@ -206,6 +262,7 @@ _SECTIONS: dict[str, type] = {
     "moderation": ModerationConfig,
     "pseudonyms": PseudonymConfig,
     "database": DatabaseConfig,
+    "live": LiveConfig,
 }
 
 # sockaddr_un holds 108 bytes; Twisted also makes "<path>.lock" next to the socket.
@@ -320,6 +377,57 @@ def _validate(config: Config, source: str) -> None:
         )
     if config.database.url and not config.database.url.startswith(("sqlite", "postgresql")):
         raise ConfigError(f"{source}: [database] url must be a sqlite:// or postgresql:// URL.")
+    _validate_live(config, source)
+
+
+def port_range(text: str) -> tuple[int, int] | None:
+    """"20000-20999" as (20000, 20999); None if it is not such a range."""
+    match = re.fullmatch(r"(\d{1,5})-(\d{1,5})", text)
+    if not match:
+        return None
+    low, high = int(match.group(1)), int(match.group(2))
+    return (low, high) if 1024 <= low <= high <= 65535 else None
+
+
+def _validate_live(config: Config, source: str) -> None:
+    live = config.live
+    for key in ("rtp_port_range", "turn_relay_port_range"):
+        if port_range(getattr(live, key)) is None:
+            raise ConfigError(f"{source}: [live] {key} must be two ports \"min-max\" between 1024 and 65535, "
+                              f"such as \"20000-20999\", not {getattr(live, key)!r}.")
+    if not 1 <= live.turn_port <= 65535:
+        raise ConfigError(f"{source}: [live] turn_port must be between 1 and 65535, not {live.turn_port}.")
+    for key in ("turn_host", *(("public_address",) if live.public_address else ())):
+        try:
+            ipaddress.ip_address(getattr(live, key))
+        except ValueError as error:
+            raise ConfigError(f"{source}: [live] {key} must be an IP address, not {getattr(live, key)!r}.") from error
+    for address in live.turn_allowed_peer_ips:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError as error:
+            raise ConfigError(f"{source}: [live] turn_allowed_peer_ips: {address!r} is not an IP address "
+                              "(such as \"127.0.0.1\").") from error
+    if live.turn_public_host and not re.fullmatch(r"[A-Za-z0-9.:-]+", live.turn_public_host):
+        raise ConfigError(f"{source}: [live] turn_public_host must be a host name or IP address, "
+                          f"not {live.turn_public_host!r}.")
+    if not live.ice_interfaces or not all(re.fullmatch(r"[A-Za-z0-9.:_-]+", name) for name in live.ice_interfaces):
+        raise ConfigError(f"{source}: [live] ice_interfaces must name at least one interface (such as [\"lo\"] "
+                          f"or [\"eth0\"]), not {list(live.ice_interfaces)!r}.")
+    if not 60 <= live.turn_credential_lifetime_seconds <= 86_400:
+        raise ConfigError(f"{source}: [live] turn_credential_lifetime_seconds must be between 60 and 86400, "
+                          f"not {live.turn_credential_lifetime_seconds}.")
+    if not 6_000 <= live.audio_bitrate <= 510_000:
+        raise ConfigError(f"{source}: [live] audio_bitrate must be between 6000 and 510000 (bits per second), "
+                          f"not {live.audio_bitrate}.")
+    if not 2 <= live.max_publishers <= 100:
+        raise ConfigError(f"{source}: [live] max_publishers must be between 2 and 100, not {live.max_publishers}.")
+    for key in ("janus_binary", "turnserver_binary"):
+        if not getattr(live, key).startswith("/"):
+            raise ConfigError(f"{source}: [live] {key} must be an absolute path, not {getattr(live, key)!r}.")
+    if len(str(config.paths.janus_socket).encode()) > MAX_SOCKET_PATH_BYTES:
+        raise ConfigError(f"{source}: the data directory's path is too long for Janus's socket "
+                          f"{config.paths.janus_socket}. Use a shorter --data-dir.")
 
 
 def render_config_toml(config: Config) -> str:
@@ -370,4 +478,34 @@ decoupling_seconds = {config.pseudonyms.decoupling_seconds}
 [database]
 # Empty: SQLite in the data directory. For PostgreSQL: "postgresql+psycopg://user@host/db".
 url = "{config.database.url}"
+
+[live]
+# Live sessions (audio and video): Janus and coturn from Debian's packages, run by `crossline up`.
+# false: no live sessions, and neither is started.
+enabled = {str(config.live.enabled).lower()}
+janus_binary = "{config.live.janus_binary}"
+# Where Janus's plugins/ and transports/ folders are. Empty: Debian's /usr/lib/<arch>/janus.
+janus_modules_dir = "{config.live.janus_modules_dir}"
+turnserver_binary = "{config.live.turnserver_binary}"
+# UDP ports Janus takes media on.
+rtp_port_range = "{config.live.rtp_port_range}"
+# The only interfaces Janus offers media on: ["lo"] keeps it on this machine; a public hub
+# names its network interface, e.g. ["eth0"].
+ice_interfaces = {json.dumps(list(config.live.ice_interfaces))}
+# Behind a 1:1 NAT (most cloud machines): the public IP address. Empty: none.
+public_address = "{config.live.public_address}"
+# coturn (NAT traversal) listens here (UDP and TCP); browsers reach it at turn_public_host
+# (empty: turn_host).
+turn_host = "{config.live.turn_host}"
+turn_port = {config.live.turn_port}
+turn_public_host = "{config.live.turn_public_host}"
+turn_relay_port_range = "{config.live.turn_relay_port_range}"
+# Private addresses coturn may relay to (where Janus's media is); every other private range is refused.
+turn_allowed_peer_ips = {json.dumps(list(config.live.turn_allowed_peer_ips))}
+# How long a TURN credential handed to a browser or Matrix client stays valid.
+turn_credential_lifetime_seconds = {config.live.turn_credential_lifetime_seconds}
+# Opus bitrate cap (bits per second) for participants' audio: 16000 stays intelligible on poor links.
+audio_bitrate = {config.live.audio_bitrate}
+# Most people who may speak (publish) in one live session.
+max_publishers = {config.live.max_publishers}
 """

@@ -22,6 +22,9 @@ REPORT_SIGNING_KEY = "report_signing_key"  # the hub's Ed25519 key for released 
 EVIDENCE_KEY = "evidence_key"  # seals abuse reports' evidence, reasons and contacts at rest
 PSEUDONYM_TAG_KEY = "pseudonym_tag_key"  # keys the "one pseudonym per person per consultation" tag
 REGISTRATION_TOKEN_KEY = "registration_token_key"  # turns invitation codes into Synapse's registration tokens
+JANUS_API_SECRET = "janus_api_secret"  # every request to Janus's API carries it
+JANUS_ADMIN_SECRET = "janus_admin_secret"  # the VideoRoom admin_key: only the hub creates rooms or forwards media
+TURN_SHARED_SECRET = "turn_shared_secret"  # coturn's static-auth-secret: the hub and Synapse sign TURN credentials
 
 GENERATED_AT_INIT = (
     REGISTRATION_SHARED_SECRET,
@@ -36,6 +39,9 @@ GENERATED_AT_INIT = (
     EVIDENCE_KEY,
     PSEUDONYM_TAG_KEY,
     REGISTRATION_TOKEN_KEY,
+    JANUS_API_SECRET,
+    JANUS_ADMIN_SECRET,
+    TURN_SHARED_SECRET,
 )
 
 

@@ -17,6 +17,7 @@ def init_data_dir(
     server_name: str | None = None,
     hub_port: int | None = None,
     synapse_port: int | None = None,
+    turn_port: int | None = None,
 ) -> tuple[Config, bool]:
     """Create (or complete) a data directory. Returns the config and whether it was new.
 
@@ -33,6 +34,7 @@ def init_data_dir(
             config,
             synapse=replace(config.synapse, **_given(server_name=server_name, port=synapse_port)),
             hub=replace(config.hub, **_given(port=hub_port)),
+            live=replace(config.live, **_given(turn_port=turn_port)),
         )
         # Validate what we are about to write with the same rules as a loaded file.
         text = render_config_toml(config)

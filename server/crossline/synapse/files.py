@@ -11,6 +11,7 @@ import yaml
 
 from crossline import secrets
 from crossline.config import APPSERVICE_SENDER_LOCALPART, BOT_LOCALPART, Config
+from crossline.live.turn import turn_uris
 from crossline.secrets import write_private_file
 
 SYNAPSE_MODULE = "crossline_policies.synapse_module.CrosslinePolicy"
@@ -64,6 +65,15 @@ def homeserver_config(config: Config) -> dict[str, Any]:
             ],
         }
     )
+    if config.live.enabled:
+        # Element's own calls get short-lived credentials for the hub's coturn, signed with the
+        # secret coturn checks; guests (there are none) would get none.
+        settings.update({
+            "turn_uris": turn_uris(config),
+            "turn_shared_secret_path": str(paths.secret(secrets.TURN_SHARED_SECRET)),
+            "turn_user_lifetime": f"{config.live.turn_credential_lifetime_seconds}s",
+            "turn_allow_guests": False,
+        })
     return settings
 
 

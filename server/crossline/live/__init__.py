@@ -1,0 +1,1 @@
+"""Live sessions' media engine: Janus (VideoRoom SFU) and coturn, and the hub's adapter to them."""
