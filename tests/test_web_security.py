@@ -38,6 +38,15 @@ async def test_every_page_carries_strict_security_headers(client):
         assert "Strict-Transport-Security" not in response.headers  # plain HTTP on loopback
 
 
+async def test_only_a_live_session_page_may_ask_for_the_microphone(client):
+    for path in ("/login", "/live/nope"):
+        response = await client.get(path)
+        csp = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in csp and "worker-src 'self'" in csp and "connect-src 'self'" in csp
+        allowed = "microphone=(self)" in response.headers["Permissions-Policy"]
+        assert allowed == path.startswith("/live/"), (path, response.headers["Permissions-Policy"])
+
+
 async def test_cookies_are_httponly_and_strict(client):
     response = await client.get("/login")
     cookie = response.headers["Set-Cookie"]

@@ -38,11 +38,18 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self'",
+        # The live session page: its JSON API (fetch) and its media encryption worker.
+        "connect-src 'self'",
+        "worker-src 'self'",
         "form-action 'self'",
         "frame-ancestors 'none'",
         "base-uri 'none'",
     ]
 )
+
+# Only a live session's page may ask for the microphone and camera.
+PERMISSIONS = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+LIVE_PERMISSIONS = "camera=(self), microphone=(self), geolocation=(), interest-cohort=()"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -113,7 +120,7 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     headers["Referrer-Policy"] = "no-referrer"
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Cross-Origin-Resource-Policy"] = "same-origin"
-    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+    headers["Permissions-Policy"] = LIVE_PERMISSIONS if request.path.startswith("/live/") else PERMISSIONS
     # Nothing a person saw here should stay in the browser's cache for someone else to find.
     headers["Cache-Control"] = "no-store"
     if uses_tls(request):
