@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import shutil
 import time
 from collections import defaultdict
@@ -41,13 +42,14 @@ from crossline.services import consultations, moderation, pseudonym_pool, pseudo
 from crossline.services.escrow_view import escrow_view
 from crossline.services.hub import Hub
 from crossline.setup import init_data_dir
-from crossline.storage import invitations, lines, members, sessions
+from crossline.services.live import LiveSessions
+from crossline.storage import invitations, lines, members, rooms, sessions
 from crossline.storage import moderation as case_store
 from crossline.storage.db import create_database_engine, migrate
 from crossline.web.app import create_app
-from crossline.web.keys import HUB
+from crossline.web.keys import HUB, LIVE
 from crossline_policies.rooms import load_room_templates
-from tests.fakes import FakeClock, FakeHomeserver
+from tests.fakes import FakeClock, FakeHomeserver, FakeJanus
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 SERVER = "crossline.local"
@@ -72,6 +74,7 @@ FACILITATORS = frozenset({FACILITATOR, ADMIN})
 MODERATORS = frozenset({MODERATOR, ADMIN})  # the reported moderator: never on her own case
 ESCROW_KEY_HOLDERS = frozenset({MODERATOR, REPORTED_MODERATOR, ADMIN})
 READERS = frozenset({NEGOTIATOR, FACILITATOR, ADMIN})
+LIVE_IN = frozenset({PARTICIPANT, WEB, PSEUDONYM, FACILITATOR, ADMIN})  # consultation 1's live session
 
 # (method, route as the router names it) -> who gets through, for the objects the requests name.
 ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
@@ -139,6 +142,21 @@ ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/moderation/escrow"): ESCROW_KEY_HOLDERS,
     ("POST", "/moderation/escrow/key"): ESCROW_KEY_HOLDERS,
     ("POST", "/moderation/escrow"): frozenset({ADMIN}),
+    # Live sessions: facilitators open, schedule and run them; the consultation's participants (a
+    # pseudonym in its own consultation) join. The API routes after join are tried after joining.
+    ("POST", "/consultations/{cid}/live-sessions"): FACILITATORS,
+    ("POST", "/rooms/{room}/live-sessions"): FACILITATORS,
+    ("GET", "/live/{lid}"): LIVE_IN,
+    ("POST", "/live/{lid}/start"): FACILITATORS,
+    ("POST", "/live/{lid}/interpreters"): FACILITATORS,
+    ("POST", "/api/live/{lid}/join"): LIVE_IN,
+    ("POST", "/api/live/{lid}/publish"): LIVE_IN,
+    ("POST", "/api/live/{lid}/subscribe"): LIVE_IN,
+    ("POST", "/api/live/{lid}/subscribe/answer"): LIVE_IN,
+    ("GET", "/api/live/{lid}/state"): LIVE_IN,
+    ("POST", "/api/live/{lid}/hand"): LIVE_IN,
+    ("POST", "/api/live/{lid}/leave"): LIVE_IN,
+    ("POST", "/api/live/{lid}/control"): FACILITATORS,
 }
 
 
@@ -280,6 +298,13 @@ async def _build(data_dir: Path) -> World:
         sessions.add_setup_token(conn, token_hash("setup-code-1"), 0, int(time.time() * 1000) + 86_400_000)
     request_id = pseudonyms.request_unmasking(hub, people[MODERATOR], case, new.user_id, "Needed for the case")
 
+    # Live sessions of consultation 1: one open, one scheduled; a room of the line to open one in.
+    live = LiveSessions(hub)
+    lid = live.open_for_consultation(fac, c1.id, None).public_id
+    scheduled = live.open_for_consultation(fac, c1.id, int(time.time() * 1000) + 86_400_000).public_id
+    with engine.begin() as conn:
+        hub_room = rooms.add_room(conn, f"!live-room-secret:{SERVER}", line, "consultation", "Room", ids[FACILITATOR], 0)
+
     # A session for each caller.
     with engine.begin() as conn:
         for who in CALLERS[1:]:
@@ -291,13 +316,13 @@ async def _build(data_dir: Path) -> World:
 
     w.ids.update(c1=c1.id, c2=c2.id, c3=c3.id, q1=q1, q3=q3, r1=r1.id, r2=r2.id, case=case, waiting=waiting,
                  evidence=evidence_id, request=request_id, pseudonym=new.user_id, another_pseudonym=another.user_id,
-                 members=ids)
+                 members=ids, lid=lid, scheduled=scheduled, hub_room=hub_room)
     for who, member in everyone.items():
         w.own[who] = {v for v in (member.matrix_user_id, member.web_handle) if v}
     case_data = {"Reporter words secret", "signal +37399887766", "Evidence secret", "Second case words secret",
                  "!dialogue-secret", f"/moderation/cases/{case}\"", f"/moderation/cases/{waiting}\""}
     w.private = ({v for own in w.own.values() for v in own} | case_data
-                 | {"!c1room-secret", "Title one secret", "Title two secret", "Title three secret", "Question one secret",
+                 | {"!c1room-secret", "!live-room-secret", "Title one secret", "Title two secret", "Title three secret", "Question one secret",
                     "Approved statement secret", "Pending statement secret", "Closed statement secret",
                     "Draft narrative secret"})
     w.never = {
@@ -320,6 +345,8 @@ def requests_for(w: World, who: str) -> dict[tuple[str, str], tuple[str, dict | 
     """(method, route) -> (path, form, json) naming real objects of the world."""
     i = w.ids
     line, c1, c2, c3, case = i["line"], i["c1"], i["c2"], i["c3"], i["case"]
+    lid = i["lid"]
+    api = f"/api/live/{lid}"
     vote = {"number": "1", "value": "agree", "submission_id": f"submission-{CALLERS.index(who):02d}"}
     return {
         ("GET", "/"): ("/", None, None),
@@ -398,7 +425,38 @@ def requests_for(w: World, who: str) -> dict[tuple[str, str], tuple[str, dict | 
         ("POST", "/moderation/escrow/key"): ("/moderation/escrow/key", {"passphrase": "a new passphrase, long"}, None),
         ("POST", "/moderation/escrow"): ("/moderation/escrow", {
             "threshold": "2", "moderator_ids": [str(i["members"][MODERATOR]), str(i["members"][ADMIN])]}, None),
+        ("POST", "/consultations/{cid}/live-sessions"): (f"/consultations/{c1}/live-sessions", {"starts_at": ""}, None),
+        ("POST", "/rooms/{room}/live-sessions"): (f"/rooms/{i['hub_room']}/live-sessions", {"starts_at": ""}, None),
+        ("GET", "/live/{lid}"): (f"/live/{lid}", None, None),
+        ("POST", "/live/{lid}/start"): (f"/live/{i['scheduled']}/start", {}, None),
+        ("POST", "/live/{lid}/interpreters"): (f"/live/{lid}/interpreters",
+                                               {"member_id": str(i["members"][NEGOTIATOR]), "language": "ru"}, None),
+        ("POST", "/api/live/{lid}/join"): (f"{api}/join", None, {"video": False, "role": "listener"}),
+        ("POST", "/api/live/{lid}/publish"): (f"{api}/publish", None, {"sdp": "v=0 offer", "video": False}),
+        ("POST", "/api/live/{lid}/subscribe"): (f"{api}/subscribe", None, {"feeds": FEEDS_FROM_STATE}),
+        ("POST", "/api/live/{lid}/subscribe/answer"): (f"{api}/subscribe/answer", None, {"sdp": "v=0 answer"}),
+        ("GET", "/api/live/{lid}/state"): (f"{api}/state", None, None),
+        ("POST", "/api/live/{lid}/hand"): (f"{api}/hand", None, {"raised": True}),
+        ("POST", "/api/live/{lid}/leave"): (f"{api}/leave", None, {}),
+        ("POST", "/api/live/{lid}/control"): (f"{api}/control", None, {"action": "mute_all"}),
     }
+
+
+FEEDS_FROM_STATE = "the feeds the caller's state lists"
+
+
+def live_steps(w: World, who: str, key) -> list[tuple[str, str, dict]]:
+    """What a live-session request needs done first, as (caller, path, JSON): her own join, and
+    for subscribing, someone else publishing."""
+    api = f"/api/live/{w.ids['lid']}"
+    other = ADMIN if who != ADMIN else FACILITATOR
+    join = lambda caller: (caller, f"{api}/join", {"video": False, "role": "listener"})  # noqa: E731
+    publish = (other, f"{api}/publish", {"sdp": "v=0 offer", "video": False})
+    subscribe = (who, f"{api}/subscribe", {"feeds": FEEDS_FROM_STATE})
+    return {"publish": [join(who)], "hand": [join(who)], "control": [join(who)],
+            "subscribe": [join(other), publish, join(who)],
+            "answer": [join(other), publish, join(who), subscribe]}.get(key[1].rsplit("/", 1)[-1], []) \
+        if key[1].startswith("/api/live/") else []
 
 
 def router_routes(app) -> set[tuple[str, str]]:
@@ -429,6 +487,7 @@ def _copy(template: World, target: Path) -> World:
 async def _client(aiohttp_client, w: World):
     client = await aiohttp_client(create_app(load_config(w.data_dir), background=False))
     client.app[HUB].homeserver = Homeserver()
+    client.app[LIVE].janus = FakeJanus()
     return client
 
 
@@ -443,6 +502,9 @@ async def _send(client, w: World, who: str, method: str, path: str, form, body):
     headers = {}
     if body is not None:
         headers["X-CSRF-Token"] = csrf
+        if body.get("feeds") == FEEDS_FROM_STATE:
+            status, _, text = await _send(client, w, who, "GET", path.rsplit("/", 1)[0] + "/state", None, None)
+            body = {"feeds": [f["feed_id"] for f in json.loads(text)["feeds"]] if status == 200 else [1]}
     elif form is not None:
         form = [*(((k, x) for x in v) if isinstance(v, list) else [(k, v)] for k, v in form.items())]
         form = [pair for pairs in form for pair in pairs] + [("csrf_token", csrf)]
@@ -500,6 +562,8 @@ async def test_every_role_opens_only_what_it_needs(aiohttp_client, template, tmp
                 client = await _client(aiohttp_client, w)
             else:
                 w, client = template, shared
+            for caller, step_path, step_body in live_steps(template, who, key):
+                await _send(client, w, caller, "POST", step_path, None, step_body)
             methods = ("GET", "HEAD") if method == "GET" else (method,)
             for sent in methods:
                 status, location, text = await _send(client, w, who, sent, path, form, body)

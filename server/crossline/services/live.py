@@ -255,6 +255,16 @@ class LiveSessions:
         with self.hub.engine.connect() as conn:
             return store.sessions_of(conn, consultation_id=consultation_id)
 
+    def room_sessions_of_line(self, actor: Member | None, line_id: int) -> dict[int, list[store.LiveSession]]:
+        """{hub room id: its sessions that have not ended}, for the line's page."""
+        require(actor, "facilitator")
+        found: dict[int, list[store.LiveSession]] = {}
+        with self.hub.engine.connect() as conn:
+            for session in store.sessions_of(conn, line_id=line_id):
+                if session.status is not LiveStatus.ENDED:
+                    found.setdefault(session.hub_room_id, []).append(session)
+        return found
+
     # -- The page ----------------------------------------------------------------------------------
 
     async def page(self, member: Member | None, public_id: str) -> dict:

@@ -48,8 +48,11 @@ def get_session(conn: Connection, public_id: str) -> LiveSession | None:
     return _session(row) if row else None
 
 
-def sessions_of(conn: Connection, consultation_id: int | None = None, hub_room_id: int | None = None) -> list[LiveSession]:
+def sessions_of(conn: Connection, consultation_id: int | None = None, hub_room_id: int | None = None,
+                line_id: int | None = None) -> list[LiveSession]:
     query = select(live_sessions).order_by(live_sessions.c.created_at.desc(), live_sessions.c.id.desc())
+    if line_id is not None:
+        query = query.where(live_sessions.c.line_id == line_id, live_sessions.c.hub_room_id.is_not(None))
     if consultation_id is not None:
         query = query.where(live_sessions.c.consultation_id == consultation_id)
     if hub_room_id is not None:

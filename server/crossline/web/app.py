@@ -13,6 +13,7 @@ from crossline import secrets
 from crossline.clock import Clock, SystemClock, TokenFactory, random_token
 from crossline.config import Config
 from crossline.errors import CrosslineError
+from crossline.live.janus import Janus
 from crossline.logs import scrub_client_addresses
 from crossline.matrix.bot import HubBot
 from crossline.matrix.homeserver import Homeserver, synapse_session
@@ -23,9 +24,9 @@ from crossline.services.pseudonym_pool import run_batches_forever
 from crossline.services.onboarding import collect_registration_claims
 from crossline.services.vote_batcher import VoteBatcher
 from crossline.storage.db import create_database_engine, migrate
-from crossline.web import (api, consultations, join, moderation, participate, pseudonyms, ratelimit, reporting,
-                           reports, staff)
-from crossline.web.keys import BOT, HUB, SESSION_CACHE, TEMPLATES, VOTES, WEB_SECRET
+from crossline.web import (api, consultations, join, live, moderation, participate, pseudonyms, ratelimit,
+                           reporting, reports, staff)
+from crossline.web.keys import BOT, HUB, JANUS, SESSION_CACHE, TEMPLATES, VOTES, WEB_SECRET
 from crossline.web.render import template_environment
 from crossline.web.security import MAX_UPLOAD_BYTES, MIDDLEWARES
 from crossline_policies.rooms import load_room_templates
@@ -95,7 +96,13 @@ def create_app(
                 await task
         await bot.close()
 
-    app.cleanup_ctx.extend([homeserver_ctx, background_ctx])
+    async def live_engine_ctx(app: web.Application) -> AsyncIterator[None]:
+        """The adapter to Janus (live sessions' media); it connects on first use."""
+        app[JANUS] = Janus.from_config(config)
+        yield
+        await app[JANUS].close()
+
+    app.cleanup_ctx.extend([*([live_engine_ctx] if config.live.enabled else []), homeserver_ctx, background_ctx])
     app.router.add_get("/_crossline/health", health)
     ratelimit.setup(app)
     staff.setup_routes(app)
@@ -107,6 +114,7 @@ def create_app(
     moderation.setup_routes(app)
     reporting.setup_routes(app)
     pseudonyms.setup_routes(app)
+    live.setup(app)  # after the cleanup contexts above: it uses the hub, the bot and the Janus adapter
     app.router.add_static("/static", join.static_dir(), show_index=False)
     return app
 

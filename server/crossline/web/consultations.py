@@ -9,7 +9,7 @@ from crossline.domain.consultations import NEXT_PHASE, Phase, parse_questions_te
 from crossline.services import consultations as service
 from crossline.services import lines as line_service
 from crossline.web.forms import form_int
-from crossline.web.keys import HUB
+from crossline.web.keys import HUB, LIVE
 from crossline.web.render import render
 from crossline.web.security import staff_member
 
@@ -45,7 +45,8 @@ def _context(request: web.Request) -> dict:
     found = service.facilitator_view(request.app[HUB], staff_member(request), int(request.match_info["cid"]))
     return {"consultation": found.consultation, "line": found.line, "statements": found.statements,
             "reasons": found.reasons, "next_phase": NEXT_PHASE.get(found.consultation.phase),
-            "participation": found.participation}
+            "participation": found.participation,
+            "live_sessions": request.app[LIVE].sessions_for_consultation(staff_member(request), found.consultation.id)}
 
 
 async def page(request: web.Request) -> web.Response:

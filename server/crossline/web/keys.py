@@ -3,8 +3,10 @@
 from aiohttp import web
 from jinja2 import Environment
 
+from crossline.live.janus import Janus
 from crossline.matrix.bot import HubBot
 from crossline.services.hub import Hub
+from crossline.services.live import LiveSessions
 from crossline.services.vote_batcher import VoteBatcher
 
 HUB = web.AppKey("hub", Hub)
@@ -13,6 +15,8 @@ TEMPLATES = web.AppKey("templates", Environment)
 BOT = web.AppKey("bot", HubBot)
 VOTES = web.AppKey("votes", VoteBatcher)
 SESSION_CACHE = web.AppKey("session_cache", dict)
+JANUS = web.AppKey("janus", Janus)  # only when [live] enabled
+LIVE = web.AppKey("live", LiveSessions)
 
 # Per-request values set by the middlewares.
 MEMBER = web.RequestKey("member", object)  # crossline.domain.records.Member | None

@@ -14,7 +14,7 @@ from crossline.services import lines as line_service
 from crossline.services import onboarding, rooms as room_service
 from crossline.storage import members
 from crossline.web.forms import optional_form_int, read_form
-from crossline.web.keys import HUB, MEMBER
+from crossline.web.keys import HUB, LIVE, MEMBER
 from crossline.web.ratelimit import LIMITS, LOGIN_FAILURE_ANSWER_MS, PASSWORD_CHECKS, client
 from crossline.web.render import render
 from crossline.web.security import end_session, staff_member, start_session
@@ -118,7 +118,8 @@ def _line_context(request: web.Request, actor, line_id: int) -> dict:
     found = line_service.details(hub, actor, line_id)
     return {"line": found.line, "members": found.members, "staff": found.staff, "rooms": found.rooms,
             "invitations": found.invitations, "consultations": found.consultations,
-            "templates": hub.room_templates, "roles": ROLES, "now_ms": hub.clock.now_ms()}
+            "templates": hub.room_templates, "roles": ROLES, "now_ms": hub.clock.now_ms(),
+            "live_sessions": request.app[LIVE].room_sessions_of_line(actor, line_id)}
 
 
 async def line_page(request: web.Request) -> web.Response:
