@@ -144,7 +144,7 @@
   function resubscribe(feedIds) {
     wanted = feedIds;
     if (syncing) return;
-    syncing = sync().then(function () { syncing = null; }, function (error) {
+    syncing = sync().then(function () { syncing = null; showStatus(); }, function (error) {
       // A feed may not be ready yet, or the link dropped: try again shortly with what is wanted then.
       say(error.message);
       setTimeout(function () { syncing = null; if (!live.left) resubscribe(wanted); }, 2000);
@@ -185,15 +185,15 @@
     if (offer.streams) {
       live.hubNamesStreams = true;
       offer.streams.forEach(function (stream) { live.feedByMid[stream.mid] = stream.feed_id; });
-    } else {
-      activeMids(offer.sdp).filter(function (mid) { return before.indexOf(mid) < 0; })
-        .forEach(function (mid) { live.feedByMid[mid] = added[0]; });
     }
+    var fresh = activeMids(offer.sdp).filter(function (mid) { return before.indexOf(mid) < 0; });
+    if (!offer.streams) fresh.forEach(function (mid) { live.feedByMid[mid] = added[0]; });
     await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
     await pc.setLocalDescription(await pc.createAnswer());
     await gathered(pc);
     await call("POST", "/subscribe/answer", { sdp: pc.localDescription.sdp });
     setGains();
+    if (!offer.streams && added.length && !fresh.length) throw new Error("Waiting for a voice to be ready…");
   }
 
   var decrypting = new WeakSet();
@@ -264,14 +264,13 @@
     if (state.key) sendKeys(state);
     if (state.you && state.you.removed) return stop("The facilitator removed you from this session.");
     if (state.status === "ended") return stop("The session has ended.");
-    say(state.status === "locked" ? "The session is locked: nobody new can join." :
-      state.you && state.you.muted ? "The facilitator muted you." : "You are in the session.");
+    showStatus();
     var mine = live.joined.feed_id;
     resubscribe(state.feeds.map(function (f) { return f.feed_id; }).filter(function (id) { return id !== mine; }));
     setGains();
     $("live-hand").textContent = state.you && state.you.hand_raised ? "Lower hand" : "Raise hand";
     fill($("live-hands"), state.hands || [], function (name) { return text("li", name); });
-    fill($("live-people"), state.feeds, person);
+    fill($("live-people"), state.participants || state.feeds, person);
     if (state.speaking_seconds_by_side) {
       fill($("live-speaking"), Object.keys(state.speaking_seconds_by_side), function (side) {
         var row = document.createElement("tr");
@@ -280,6 +279,13 @@
         return row;
       });
     }
+  }
+
+  function showStatus() {
+    var state = live.state;
+    if (!state || live.left) return;
+    say(state.status === "locked" ? "The session is locked: nobody new can join." :
+      state.you && state.you.muted ? "The facilitator muted you." : "You are in the session.");
   }
 
   function stop(message) {
@@ -313,16 +319,16 @@
     return Math.floor(s / 60) + " min " + (s % 60) + " s";
   }
 
-  function person(feed) {
-    var item = text("li", feed.display + (feed.side ? " (" + feed.side + ")" : "") +
-      (feed.language ? " — interpreting into " + feed.language : "") + (feed.muted ? " — muted" : ""));
-    item.dataset.feed = feed.feed_id;
-    if (live.joined.facilitator && feed.participant_id && feed.feed_id !== live.joined.feed_id) {
-      ["mute", "remove"].forEach(function (action) {
-        var button = text("button", action === "mute" ? "Mute" : "Remove");
+  function person(someone) {
+    // A feed, or for facilitators a participant (who may not be sending yet) with her id.
+    var item = text("li", someone.display + (someone.side ? " (" + someone.side + ")" : "") +
+      (someone.language ? " — interpreting into " + someone.language : "") + (someone.muted ? " — muted" : ""));
+    if (someone.participant_id && someone.participant_id !== live.joined.participant_id) {
+      [[someone.muted ? "unmute" : "mute", someone.muted ? "Unmute" : "Mute"], ["remove", "Remove"]].forEach(function (pair) {
+        var button = text("button", pair[1]);
         button.type = "button";
-        button.dataset.action = action;
-        button.dataset.participant = feed.participant_id;
+        button.dataset.action = pair[0];
+        button.dataset.participant = someone.participant_id;
         item.append(" ", button);
       });
     }
