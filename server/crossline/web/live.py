@@ -15,9 +15,8 @@ from aiohttp import web
 
 from crossline.errors import Conflict, CrosslineError, InvalidInput
 from crossline.services.live import LiveSessions, parse_schedule
-from crossline.web import keys
 from crossline.web.forms import bounded_int, form_int, read_form, read_json
-from crossline.web.keys import BOT, HUB, LIVE, MEMBER
+from crossline.web.keys import BOT, HUB, JANUS, LIVE, MEMBER
 from crossline.web.render import render
 from crossline.web.security import participant_member, staff_member
 
@@ -45,8 +44,7 @@ def setup(app: web.Application) -> None:
 async def _live_ctx(app: web.Application) -> AsyncIterator[None]:
     """The service, with the Janus adapter and the bot when the app has them (the bot posts the
     widget and keys); Janus's events are consumed for the app's lifetime."""
-    janus_key = getattr(keys, "JANUS", None)
-    janus = app[janus_key] if janus_key is not None and janus_key in app else None
+    janus = app[JANUS] if JANUS in app else None  # none when [live] is off
     app[LIVE] = LiveSessions(app[HUB], janus, app[BOT] if BOT in app else None)
     consumer = asyncio.create_task(app[LIVE].consume_events()) if janus is not None else None
     yield
