@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from crossline.analysis.analysis import Analysis, Settings, Tally, analyze
 from crossline.analysis.votes import vote_table
+from crossline.domain.live import shown_by_side
 
 FORMAT = "crossline-report/1"
 TOP = 5
@@ -33,6 +34,8 @@ class ReportInput:
     replaces: dict | None = None  # {"version": n, "sha256": "..."} of the release this corrects
     min_group_size: int = 5
     statements_by_side: dict[str, int] = field(default_factory=dict)
+    # Each ended live session of the consultation: {side: (speaking seconds, people who took part)}.
+    live_sessions: list[dict[str, tuple[int, int]]] = field(default_factory=list)
 
 
 def percent(probability: float) -> int:
@@ -106,7 +109,7 @@ def build_report(source: ReportInput, released_at_ms: int) -> dict:
         content = _question(analysis, {s[0]: s[1] for s in statements}, {s[0]: s[3] for s in statements})
         questions.append({"position": position, "prompt": prompt, "statements": len(statements), **content})
         suppressed.extend(f"Question {position}: {note}" for note in analysis.suppressed)
-    return {
+    report = {
         "format": FORMAT,
         "consultation": {"id": source.consultation_id, "title": source.title, "line": source.line,
                          "closed_at": iso(source.closed_at_ms)},
@@ -120,6 +123,22 @@ def build_report(source: ReportInput, released_at_ms: int) -> dict:
         "method": method_note(k),
         "suppressed": suppressed,
     }
+    if source.live_sessions:
+        report["live_sessions"] = _live_sessions(source, k, suppressed)
+    return report
+
+
+def _live_sessions(source: ReportInput, k: int, suppressed: list[str]) -> list[dict]:
+    """Speaking time per side in each live session, as counts only; a side with fewer than k people
+    in a session is not shown for that session."""
+    rows = []
+    for number, totals in enumerate(source.live_sessions, start=1):
+        shown = shown_by_side({side: s for side, (s, _) in totals.items()},
+                              {side: n for side, (_, n) in totals.items()}, k)
+        suppressed.extend(f"Live session {number}: speaking time of “{side}” is not shown: fewer than {k} people."
+                          for side, seconds in shown.items() if seconds is None)
+        rows.append({"session": number, "speaking_seconds_by_side": shown})
+    return rows
 
 
 def _participation(source: ReportInput, k: int, suppressed: list[str]) -> list[dict]:

@@ -16,6 +16,10 @@ def _side_line(by_side: dict) -> str:
         if v else f"{side}: not shown (too few votes)" for side, v in by_side.items())
 
 
+def _minutes(seconds: int) -> str:
+    return f"{seconds // 60} min {seconds % 60} s"
+
+
 def sections(report: dict) -> list[tuple[str, list[str]]]:
     """The report as headed lists of paragraphs, shared by Markdown and PDF."""
     out: list[tuple[str, list[str]]] = []
@@ -36,6 +40,10 @@ def sections(report: dict) -> list[tuple[str, list[str]]]:
         f"{p['side']}: {p['members']} members, {p['voted'] if p['voted'] is not None else 'too few to show'} voted, "
         f"{p['statements']} statements" if p["members"] is not None else f"{p['side']}: not shown (too few members)"
         for p in report["participation"]]))
+    for live in report.get("live_sessions", []):
+        out.append((f"Live session {live['session']}: speaking time by side", [
+            f"{side}: {_minutes(seconds)}" if seconds is not None else f"{side}: not shown (too few people)"
+            for side, seconds in live["speaking_seconds_by_side"].items()]))
     if report["narrative"]:
         out.append(("From the facilitators", report["narrative"].split("\n\n")))
     out.append(("Method", [report["method"]]))

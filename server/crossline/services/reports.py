@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from crossline import secrets
 from crossline.domain.consultations import Phase, StatementStatus
 from crossline.domain.consultations import Consultation
+from crossline.domain.live import LiveStatus
 from crossline.domain.records import Line, Member, Room
 from crossline.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from crossline.reports.content import ReportInput, build_report
@@ -22,6 +23,7 @@ from crossline.services.hub import Hub
 from crossline.services.onboarding import require
 from crossline.storage import bot as bot_store
 from crossline.storage import lines as line_store
+from crossline.storage import live as live_store
 from crossline.storage import reports as store
 from crossline.storage import rooms as room_store
 from crossline.storage.consultations import list_statements
@@ -97,13 +99,15 @@ def content(hub: Hub, report_id: int, released_at_ms: int | None = None) -> dict
         votes, member_sides, authored = store.report_material(conn, consultation.id, consultation.eligible_side_ids)
         replaced = store.get_report(conn, report.replaces_id) if report.replaces_id else None
         closed_at = store.phase_changed_at(conn, consultation.id)
+        live_sessions = [live_store.side_totals(conn, s.id) for s in reversed(live_store.sessions_of(
+            conn, consultation_id=consultation.id)) if s.status is LiveStatus.ENDED]
     side_names = [s.name for s in line.sides if s.id in consultation.eligible_side_ids]
     source = ReportInput(
         consultation_id=consultation.id, title=consultation.title, line=line.name, closed_at_ms=closed_at,
         questions=[(q.id, q.position, q.prompt()) for q in consultation.questions],
         statements=[(s.id, s.number, s.question_id, s.text) for s in approved],
         votes=votes, member_sides=member_sides, sides=side_names, narrative=report.narrative,
-        version=report.version, statements_by_side=authored,
+        version=report.version, statements_by_side=authored, live_sessions=[t for t in live_sessions if t],
         replaces={"version": replaced.version, "sha256": replaced.sha256} if replaced else None,
     )
     return build_report(source, released_at_ms if released_at_ms is not None else hub.clock.now_ms())
