@@ -97,6 +97,8 @@ class RoomEvent:
     profile: Profile = field(default_factory=Profile)
     # Policy rules (Draupnir/Mjolnir lists) come only from the hub's own admin account.
     sender_is_hub_admin: bool = False
+    # Set only when the hub's bot sends: where the hub's live-session pages are (its widgets' only URL).
+    live_page_prefix: str | None = None
 
 
 def check_event(event: RoomEvent) -> str | None:
@@ -109,6 +111,8 @@ def check_event(event: RoomEvent) -> str | None:
         return _member(event.content, event.profile)
     if event.type in POLICY_RULES and event.sender_is_hub_admin:
         return _policy_rule(event.content)
+    if event.type == WIDGETS:
+        return _live_widget(event.state_key, event.content, event.live_page_prefix)
     check = _STATE.get(event.type)
     if check is None or event.state_key != "":
         return NOT_A_SETTING.format(kind=event.type)
@@ -427,6 +431,30 @@ def _tombstone(content: Mapping[str, Any]) -> str | None:
     if set(content) - {"body", "replacement_room"} or content.get("body", "") not in ("", TOMBSTONE_BODY) \
             or not _is_id(content.get("replacement_room"), "!"):
         return "Upgrade the room with your client's room upgrade: a room can only be replaced by its upgrade."
+    return None
+
+
+WIDGETS = "im.vector.modular.widgets"
+_LIVE_WIDGET_KEY = re.compile(r"crossline-live-([A-Za-z0-9_-]{1,64})")
+NOT_A_WIDGET = (
+    "Crossline rooms do not accept widgets: a widget's address is stored in clear and opens another site "
+    "inside the room. The hub's bot adds the room's live session itself."
+)
+
+
+def _live_widget(state_key: str, content: Mapping[str, Any], page_prefix: str | None) -> str | None:
+    """The one widget a Crossline room takes: a live session's page on this hub, set (and emptied
+    when the session ends) by the hub's bot. Anyone else's widget, or any other address, is refused."""
+    found = _LIVE_WIDGET_KEY.fullmatch(state_key)
+    if not page_prefix or found is None:
+        return NOT_A_WIDGET
+    if not content:
+        return None
+    name = content.get("name", "")
+    if set(content) - {"type", "url", "name", "data"} or content.get("type") != "m.custom" \
+            or content.get("url") != page_prefix + found.group(1) or not isinstance(name, str) \
+            or len(name) > MAX_NAME or content.get("data", {}) != {}:
+        return NOT_A_WIDGET
     return None
 
 

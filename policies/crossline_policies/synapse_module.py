@@ -33,6 +33,8 @@ class ModuleConfig:
     known_members_path: Path
     registration_claims_dir: Path
     exempt_users: frozenset[str]
+    live_widget_sender: str = ""
+    live_page_prefix: str = ""
 
 
 class KnownMembers:
@@ -87,6 +89,8 @@ class CrosslinePolicy:
             known_members_path=Path(config["known_members_path"]),
             registration_claims_dir=Path(config["registration_claims_dir"]),
             exempt_users=frozenset(config.get("exempt_users", [])),
+            live_widget_sender=str(config.get("live_widget_sender", "")),
+            live_page_prefix=str(config.get("live_page_prefix", "")),
         )
 
     async def check_event_allowed(self, event: Any, state_events: dict) -> tuple[bool, None]:
@@ -116,6 +120,8 @@ class CrosslinePolicy:
             redacts_state=redacts_state,
             profile=profile,
             sender_is_hub_admin=hub_admin,
+            live_page_prefix=self._config.live_page_prefix
+            if event.sender == self._config.live_widget_sender and self._config.live_widget_sender else None,
         )
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:

@@ -29,6 +29,7 @@ from nio import (
     RoomGetEventResponse,
     RoomMessagesResponse,
     RoomMessageText,
+    RoomPutStateResponse,
     RoomSendResponse,
     SyncError,
     SyncResponse,
@@ -62,6 +63,9 @@ SYNC_TIMELINE_LIMIT = 200
 GAP_PAGE = 100
 MAX_BACKOFF_S = 60.0
 NEXT_BATCH = "next_batch"
+LIVE_KEY_EVENT = "org.crossline.live.key"
+WIDGET_EVENT = "im.vector.modular.widgets"
+LIVE_WAIT_S = 60.0  # for the first sync after a start
 
 
 class BotError(Exception):
@@ -354,6 +358,31 @@ class HubBot:
         finally:
             self.sending.pop(message.id, None)
             self.outbox_ready.set()
+
+    # -- Live sessions (services/live.py) -------------------------------------------------------
+
+    async def _encrypted_room(self, room_id: str):
+        """The room as the bot's client knows it, once synced: a key must never go to a room the
+        client does not know to be encrypted (nio would send it in clear)."""
+        await asyncio.wait_for(self.synced_once.wait(), timeout=LIVE_WAIT_S)
+        room = self.client.rooms.get(room_id)
+        if room is None or not room.encrypted:
+            raise BotError("the bot is not in that encrypted room")
+        return room
+
+    async def send_live_key(self, room_id: str, content: dict) -> None:
+        """One epoch's media key, as an event only the room's members' devices can decrypt."""
+        await self._encrypted_room(room_id)
+        response = await self.client.room_send(room_id, LIVE_KEY_EVENT, content, ignore_unverified_devices=True)
+        if not isinstance(response, RoomSendResponse):
+            raise BotError(f"the key was not sent: {getattr(response, 'status_code', response)}")
+
+    async def set_live_widget(self, room_id: str, state_key: str, content: dict) -> None:
+        """The live session's widget (empty content: removed)."""
+        await self._encrypted_room(room_id)
+        response = await self.client.room_put_state(room_id, WIDGET_EVENT, content, state_key=state_key)
+        if not isinstance(response, RoomPutStateResponse):
+            raise BotError(f"the widget was not set: {getattr(response, 'status_code', response)}")
 
     async def close(self) -> None:
         if self.client is not None:

@@ -60,6 +60,9 @@ def homeserver_config(config: Config) -> dict[str, Any]:
                         "exempt_users": [
                             f"@{settings['server_notices']['system_mxid_localpart']}:{config.synapse.server_name}",
                         ],
+                        # Only the hub's bot sets a live session's widget, and only to the hub's page.
+                        "live_widget_sender": config.bot_user_id,
+                        "live_page_prefix": f"{config.hub_url}/live/",
                     },
                 }
             ],
