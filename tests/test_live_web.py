@@ -173,3 +173,10 @@ async def test_schedule_forms_say_what_to_fix(site):
     assert re.search(r'action="/live/[^"]+/start"', (await people["fac"].page(f"/live/{lid}"))[1])
     status, location = await people["fac"].form(f"/live/{lid}/start", {})
     assert (status, location) == (303, f"/live/{lid}")
+
+
+async def test_participants_find_the_session_on_their_consultation_page(site):
+    client, made, people, anonymous = site
+    lid = client.app[LIVE].open_for_consultation(client.facilitator, made.id, None).public_id
+    status, page = await people["anna"].page(f"/participate/{made.id}")
+    assert status == 200 and f'href="/live/{lid}"' in page

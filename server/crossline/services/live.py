@@ -255,6 +255,15 @@ class LiveSessions:
         with self.hub.engine.connect() as conn:
             return store.sessions_of(conn, consultation_id=consultation_id)
 
+    def sessions_open_to(self, member: Member | None, consultation_id: int) -> list[store.LiveSession]:
+        """A participant's consultation page: its live sessions that have not ended."""
+        from crossline.services.consultations import open_to
+
+        open_to(self.hub, member, consultation_id)
+        with self.hub.engine.connect() as conn:
+            return [s for s in store.sessions_of(conn, consultation_id=consultation_id)
+                    if s.status is not LiveStatus.ENDED]
+
     def room_sessions_of_line(self, actor: Member | None, line_id: int) -> dict[int, list[store.LiveSession]]:
         """{hub room id: its sessions that have not ended}, for the line's page."""
         require(actor, "facilitator")

@@ -16,7 +16,7 @@ from crossline.errors import InvalidInput
 from crossline.services import consultations as service
 from crossline.services import onboarding
 from crossline.web.forms import form_int
-from crossline.web.keys import HUB, MEMBER, VOTES
+from crossline.web.keys import HUB, LIVE, MEMBER, VOTES
 from crossline.web.render import render
 from crossline.web.security import participant_member, start_session
 
@@ -67,6 +67,7 @@ async def consultation_page(request: web.Request) -> web.Response:
         "reasons": found.reasons, "my_votes": found.my_votes, "submission_id": secrets.token_urlsafe(16),
         "Phase": Phase, "notice": _notices.get(request.query.get("done", "")),
         "pseudonyms_available": found.pseudonyms_available,
+        "live_sessions": request.app[LIVE].sessions_open_to(participant_member(request), found.consultation.id),
     })
 
 
