@@ -171,6 +171,9 @@ async def test_hands_alternate_sides_and_the_next_speaker_is_let_through(world):
     await service.control(people.facilitator, lid, "mute_all", None)
     assert all(service.janus.muted[joined[w]["feed_id"]] for w in joined)
     state = await service.state(people.facilitator, lid, None)
+    assert {f["feed_id"]: f["participant_id"] for f in state["feeds"]} == {
+        j["feed_id"]: j["participant_id"] for j in joined.values()}
+    assert all("participant_id" not in f for f in (await service.state(people.anna, lid, None))["feeds"])
     web_name = joined["bella"]["display"]
     assert state["hands"] == ["anna", web_name, "carla", "dina"]
     await service.control(people.facilitator, lid, "next_speaker", None)

@@ -509,6 +509,11 @@ class LiveSessions:
             running.speaking.close_all(now)
             seconds = running.speaking.seconds(now)
             self.janus_rooms.pop(running.room.room_id, None)
+            for present in running.present.values():
+                for handle in (present.publisher, present.subscriber):
+                    if handle is not None:
+                        with contextlib.suppress(CrosslineError):
+                            await self._engine().detach(handle)
             with contextlib.suppress(CrosslineError):
                 await self._engine().destroy_room(running.room)
         with self.hub.engine.begin() as conn:
@@ -556,7 +561,9 @@ class LiveSessions:
             you={"participant_id": present.participant_id, "muted": present.muted, "removed": False,
                  "hand_raised": running.hands.is_raised(present.participant_id)},
         )
-        if found.facilitator:
+        if found.facilitator:  # who is who, for her controls
+            for feed, p in zip(answer["feeds"], [p for p in running.present.values() if p.published]):
+                feed["participant_id"] = p.participant_id
             answer["speaking_seconds_by_side"] = running.speaking.seconds(self.hub.clock.now_ms())
             answer["participants"] = [{"participant_id": p.participant_id, "display": p.display, "side": p.side,
                                        "muted": p.muted, "role": p.role} for p in running.present.values()]
