@@ -21,3 +21,21 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
     echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
+
+# Debian packages Crossline runs: Janus (with its browser library and tools) and coturn for live
+# sessions. Installed when missing, with sudo unless root; set [live] enabled = false to do without.
+live_packages_missing() {
+    local missing=""
+    [ -x /usr/bin/janus ] || missing="$missing janus"
+    [ -x /usr/bin/turnserver ] || missing="$missing coturn"
+    [ -f /usr/share/javascript/janus-gateway/janus.js ] || missing="$missing libjs-janus-gateway"
+    [ -x /usr/bin/janus-pp-rec ] || missing="$missing janus-tools"
+    echo "$missing"
+}
+install_debian_packages() {
+    [ -n "$*" ] || return 0
+    echo "Installing Debian packages:$* ..."
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" > /dev/null
+}

@@ -28,6 +28,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports: each is held until all are chosen, so no two are the same."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run([*CROSSLINE, *args], capture_output=True, text=True, timeout=120)
     if check and result.returncode != 0:
@@ -47,9 +59,9 @@ class HubStack:
 
     @classmethod
     def start(cls, data_dir: Path, server_name: str = "crossline.test", before_up=None) -> "HubStack":
-        hub_port, synapse_port = free_port(), free_port()
+        hub_port, synapse_port, turn_port = free_ports(3)
         run_cli("init", "--data-dir", str(data_dir), "--server-name", server_name,
-                "--hub-port", str(hub_port), "--synapse-port", str(synapse_port), "--turn-port", str(free_port()))
+                "--hub-port", str(hub_port), "--synapse-port", str(synapse_port), "--turn-port", str(turn_port))
         if before_up:
             before_up(data_dir)
         process = subprocess.Popen(

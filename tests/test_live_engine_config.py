@@ -13,6 +13,7 @@ import yaml
 from crossline import secrets
 from crossline.config import ConfigError, load_config, parse_config
 from crossline.live.coturn import coturn_settings
+from crossline.live.interfaces import default_route_interface, interface_address, media_interfaces
 from crossline.live.janus_config import janus_settings, write_janus_config
 from crossline.live.sdp import audio_mids, cap_opus_bitrate, without_video
 from crossline.live.turn import ice_servers
@@ -29,8 +30,7 @@ from crossline.setup import init_data_dir
         ({"turn_host": "turn.example.org"}, "[live] turn_host must be an IP address"),
         ({"public_address": "my-host"}, "[live] public_address must be an IP address"),
         ({"turn_allowed_peer_ips": ["10.0.0.0/8"]}, "turn_allowed_peer_ips: '10.0.0.0/8' is not an IP address"),
-        ({"ice_interfaces": []}, "[live] ice_interfaces must name at least one interface"),
-        ({"ice_interfaces": ["eth0; rm -rf"]}, "[live] ice_interfaces must name at least one interface"),
+        ({"ice_interfaces": ["eth0; rm -rf"]}, "[live] ice_interfaces must be network interface names"),
         ({"turn_credential_lifetime_seconds": 5}, "turn_credential_lifetime_seconds must be between 60 and 86400"),
         ({"audio_bitrate": 100}, "[live] audio_bitrate must be between 6000 and 510000"),
         ({"max_publishers": 1}, "[live] max_publishers must be between 2 and 100"),
@@ -54,7 +54,7 @@ def data_dir(tmp_path):
 
 def test_init_writes_live_section_and_private_secrets(data_dir):
     config = load_config(data_dir)
-    assert config.live.enabled and config.live.turn_port == 34999 and config.live.ice_interfaces == ("lo",)
+    assert config.live.enabled and config.live.turn_port == 34999 and config.live.ice_interfaces == ()
     for name in (secrets.JANUS_API_SECRET, secrets.JANUS_ADMIN_SECRET, secrets.TURN_SHARED_SECRET):
         path = config.paths.secret(name)
         assert path.stat().st_mode & 0o777 == 0o600 and len(path.read_text()) >= 32
@@ -80,7 +80,8 @@ def test_synapse_gets_no_turn_when_live_is_off(tmp_path):
 
 def test_janus_loads_only_videoroom_and_the_socket_transport(data_dir):
     config = load_config(data_dir)
-    write_janus_config(config, "API-SECRET", "ADMIN-KEY")
+    [interface] = media_interfaces(config)
+    write_janus_config(config, "API-SECRET", "ADMIN-KEY", [interface])
     janus_dir = config.paths.janus_dir
     assert sorted(p.name for p in (janus_dir / "plugins").iterdir()) == ["libjanus_videoroom.so"]
     assert sorted(p.name for p in (janus_dir / "transports").iterdir()) == ["libjanus_pfunix.so"]
@@ -88,7 +89,7 @@ def test_janus_loads_only_videoroom_and_the_socket_transport(data_dir):
     assert sorted(p.name for p in janus_dir.glob("*.jcfg")) == [
         "janus.jcfg", "janus.plugin.videoroom.jcfg", "janus.transport.pfunix.jcfg"]
     main = (janus_dir / "janus.jcfg").read_text()
-    assert 'api_secret = "API-SECRET"' in main and 'ice_enforce_list = "lo"' in main
+    assert 'api_secret = "API-SECRET"' in main and f'ice_enforce_list = "{interface}"' in main
     assert 'rtp_port_range = "20000-20999"' in main and "broadcast = false" in main
     assert "stun_server" not in main and "turn_server" not in main and "nat_1_1_mapping" not in main
     pfunix = (janus_dir / "janus.transport.pfunix.jcfg").read_text()
@@ -101,10 +102,10 @@ def test_janus_loads_only_videoroom_and_the_socket_transport(data_dir):
 
 def test_janus_folders_lose_anything_else_put_there(data_dir):
     config = load_config(data_dir)
-    write_janus_config(config, "a", "b")
+    write_janus_config(config, "a", "b", ["eth9"])
     (config.paths.janus_dir / "plugins" / "libjanus_echotest.so").write_text("")
     (config.paths.janus_dir / "events" / "libjanus_sampleevh.so").write_text("")
-    write_janus_config(config, "a", "b")
+    write_janus_config(config, "a", "b", ["eth9"])
     assert sorted(p.name for p in (config.paths.janus_dir / "plugins").iterdir()) == ["libjanus_videoroom.so"]
     assert list((config.paths.janus_dir / "events").iterdir()) == []
 
@@ -112,23 +113,36 @@ def test_janus_folders_lose_anything_else_put_there(data_dir):
 def test_public_address_and_interfaces_reach_janus_and_coturn(tmp_path):
     config = parse_config({"live": {"public_address": "203.0.113.7", "ice_interfaces": ["eth0"],
                                     "turn_host": "10.1.2.3", "turn_allowed_peer_ips": []}}, tmp_path)
-    main = janus_settings(config, "a", "b", tmp_path)["janus.jcfg"]
+    main = janus_settings(config, "a", "b", ["eth0"])["janus.jcfg"]
     assert 'nat_1_1_mapping = "203.0.113.7"' in main and 'ice_enforce_list = "eth0"' in main
-    turn = coturn_settings(config, "s")
+    turn = coturn_settings(config, "s", [])
     assert "external-ip=203.0.113.7/10.1.2.3" in turn and "allowed-peer-ip" not in turn
+
+
+def test_media_interfaces_are_real_and_never_loopback(tmp_path):
+    """Janus skips loopback, and falls back to every interface when none it is given exists."""
+    default = default_route_interface()
+    assert default and media_interfaces(parse_config({}, tmp_path)) == [default]
+    assert interface_address(default) is not None
+    with pytest.raises(ConfigError, match="loopback interface 'lo'"):
+        media_interfaces(parse_config({"live": {"ice_interfaces": ["lo"]}}, tmp_path))
+    with pytest.raises(ConfigError, match="'nosuch0', which is not a network interface"):
+        media_interfaces(parse_config({"live": {"ice_interfaces": ["nosuch0"]}}, tmp_path))
 
 
 def test_coturn_refuses_private_peers_and_keeps_only_what_it_needs(tmp_path):
     config = parse_config({"live": {"turn_port": 4000}}, tmp_path)
-    lines = coturn_settings(config, "SHARED").splitlines()
+    lines = coturn_settings(config, "SHARED", ["10.1.2.3"]).splitlines()
     for wanted in ("listening-ip=127.0.0.1", "listening-port=4000", "use-auth-secret", "static-auth-secret=SHARED",
                    "no-cli", "no-tls", "no-dtls", "no-tcp-relay", "no-multicast-peers", "no-software-attribute",
                    "denied-peer-ip=10.0.0.0-10.255.255.255", "denied-peer-ip=127.0.0.0-127.255.255.255",
                    "denied-peer-ip=192.168.0.0-192.168.255.255", "denied-peer-ip=169.254.0.0-169.254.255.255",
                    "denied-peer-ip=fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-                   "allowed-peer-ip=127.0.0.1", "log-file=stdout", "realm=crossline.local"):
+                   "allowed-peer-ip=10.1.2.3", "log-file=stdout", "realm=crossline.local"):
         assert wanted in lines, wanted
-    assert not any(line.startswith(("cli-", "web-admin", "prometheus", "user=")) for line in lines)
+    assert not any(line.startswith(("cli-", "web-admin", "prometheus", "user=", "allow-loopback")) for line in lines)
+    loopback = parse_config({"live": {"turn_allowed_peer_ips": ["127.0.0.1"]}}, tmp_path)
+    assert "allow-loopback-peers" in coturn_settings(loopback, "s", []).splitlines()
 
 
 def test_ice_servers_are_short_lived_and_signed_with_the_shared_secret(tmp_path):

@@ -160,18 +160,29 @@ def status_report(data_dir: Path) -> dict:
         "hub": {"healthy": _answers(f"http://{config.hub.host}:{config.hub.port}/_crossline/health"), "pid": state.get("hub_pid")},
         "gateway": {"healthy": _answers(f"{config.gateway_url}/health")},
         "synapse": {"healthy": _socket_answers(config.paths.synapse_socket, "/health"), "pid": state.get("synapse_pid")},
+        **(_live_status(config, state) if config.live.enabled else {}),
+    }
+
+
+def _live_status(config, state: dict) -> dict:
+    from crossline.live.engine import janus_answers, turn_answers
+
+    return {
+        "janus": {"healthy": janus_answers(config.paths.janus_socket), "pid": state.get("janus_pid")},
+        "coturn": {"healthy": turn_answers(config.live.turn_host, config.live.turn_port), "pid": state.get("coturn_pid")},
     }
 
 
 def cmd_status(data_dir: Path, as_json: bool) -> int:
     report = status_report(data_dir)
-    healthy = all(report[part]["healthy"] for part in ("hub", "gateway", "synapse"))
+    processes = [part for part in ("hub", "gateway", "synapse", "janus", "coturn") if part in report]
+    healthy = all(report[part]["healthy"] for part in processes)
     if as_json:
         print(json.dumps(report, indent=2))
     else:
         for key in ("hub_url", "homeserver_url", "server_name", "data_dir", "synapse_config"):
             print(f"{key:15} {report[key]}")
-        for process in ("hub", "gateway", "synapse"):
+        for process in processes:
             print(f"{process:15} {'healthy' if report[process]['healthy'] else 'NOT answering'}")
     return 0 if healthy else 1
 

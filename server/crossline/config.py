@@ -96,8 +96,8 @@ class LiveConfig:
     turnserver_binary: str = "/usr/bin/turnserver"
     # UDP ports Janus takes media on ("min-max").
     rtp_port_range: str = "20000-20999"
-    # The only network interfaces (or address prefixes) Janus offers media on.
-    ice_interfaces: tuple[str, ...] = ("lo",)
+    # The only network interfaces Janus offers media on. Empty: the default route's.
+    ice_interfaces: tuple[str, ...] = ()
     # Behind a 1:1 NAT (a cloud machine): the public address written into Janus's candidates.
     public_address: str = ""
     # coturn listens on this address and port (UDP and TCP), and people's browsers reach it at
@@ -106,9 +106,10 @@ class LiveConfig:
     turn_port: int = 3478
     turn_public_host: str = ""
     turn_relay_port_range: str = "49152-49999"
-    # Private addresses the relay may still send to (where Janus's media is); every other private,
-    # loopback and link-local range is refused so the relay is no way into the hub's network.
-    turn_allowed_peer_ips: tuple[str, ...] = ("127.0.0.1",)
+    # Private addresses the relay may still send to besides Janus's own media addresses (added at
+    # each start); every other private, loopback and link-local range is refused so the relay is
+    # no way into the hub's network.
+    turn_allowed_peer_ips: tuple[str, ...] = ()
     turn_credential_lifetime_seconds: int = 3600
     audio_bitrate: int = 16000
     max_publishers: int = 12
@@ -411,9 +412,9 @@ def _validate_live(config: Config, source: str) -> None:
     if live.turn_public_host and not re.fullmatch(r"[A-Za-z0-9.:-]+", live.turn_public_host):
         raise ConfigError(f"{source}: [live] turn_public_host must be a host name or IP address, "
                           f"not {live.turn_public_host!r}.")
-    if not live.ice_interfaces or not all(re.fullmatch(r"[A-Za-z0-9.:_-]+", name) for name in live.ice_interfaces):
-        raise ConfigError(f"{source}: [live] ice_interfaces must name at least one interface (such as [\"lo\"] "
-                          f"or [\"eth0\"]), not {list(live.ice_interfaces)!r}.")
+    if not all(re.fullmatch(r"[A-Za-z0-9._-]{1,15}", name) for name in live.ice_interfaces):
+        raise ConfigError(f"{source}: [live] ice_interfaces must be network interface names (such as [\"eth0\"]; "
+                          f"empty: the default route's), not {list(live.ice_interfaces)!r}.")
     if not 60 <= live.turn_credential_lifetime_seconds <= 86_400:
         raise ConfigError(f"{source}: [live] turn_credential_lifetime_seconds must be between 60 and 86400, "
                           f"not {live.turn_credential_lifetime_seconds}.")
@@ -489,8 +490,8 @@ janus_modules_dir = "{config.live.janus_modules_dir}"
 turnserver_binary = "{config.live.turnserver_binary}"
 # UDP ports Janus takes media on.
 rtp_port_range = "{config.live.rtp_port_range}"
-# The only interfaces Janus offers media on: ["lo"] keeps it on this machine; a public hub
-# names its network interface, e.g. ["eth0"].
+# The only network interfaces Janus offers media on, e.g. ["eth0"]. Empty: the default route's.
+# (Janus never uses loopback for media; each name must exist, or `crossline up` stops.)
 ice_interfaces = {json.dumps(list(config.live.ice_interfaces))}
 # Behind a 1:1 NAT (most cloud machines): the public IP address. Empty: none.
 public_address = "{config.live.public_address}"
@@ -500,7 +501,8 @@ turn_host = "{config.live.turn_host}"
 turn_port = {config.live.turn_port}
 turn_public_host = "{config.live.turn_public_host}"
 turn_relay_port_range = "{config.live.turn_relay_port_range}"
-# Private addresses coturn may relay to (where Janus's media is); every other private range is refused.
+# Private addresses coturn may relay to besides Janus's own (added at each start); every other
+# private range is refused.
 turn_allowed_peer_ips = {json.dumps(list(config.live.turn_allowed_peer_ips))}
 # How long a TURN credential handed to a browser or Matrix client stays valid.
 turn_credential_lifetime_seconds = {config.live.turn_credential_lifetime_seconds}

@@ -21,6 +21,7 @@ from crossline import secrets
 from crossline.config import BOT_LOCALPART, HUB_ADMIN_LOCALPART, Config, ConfigError
 from crossline.gateway.proxy import Gateway, Upstream, create_gateway
 from crossline.gateway.tokens import token_key
+from crossline.live import engine
 from crossline.matrix.homeserver import Homeserver, synapse_session
 from crossline.runtime import tune_for_serving
 from crossline.secrets import write_private_file
@@ -36,6 +37,7 @@ SYNAPSE_START_TIMEOUT_S = 90
 # request in progress, not idle.
 IDLE_CONNECTION_S = 75
 SYNAPSE_STOP_TIMEOUT_S = 20
+ENGINE_START_TIMEOUT_S = 30
 GATEWAY_STOP_TIMEOUT_S = 2.0
 
 
@@ -49,17 +51,20 @@ def _stop_when_parent_dies() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def check_port_free(host: str, port: int, what: str, config_file: Path) -> None:
+def check_port_free(host: str, port: int, what: str, config_file: Path, key: str = "port",
+                    kinds: tuple[int, ...] = (socket.SOCK_STREAM,)) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise ConfigError(
-                f"Port {port} on {host} is already in use, so {what} cannot listen there ({error.strerror}). "
-                f"Stop the program using it, or change [{what}] port in {config_file}."
-            ) from error
+    for kind in kinds:
+        with socket.socket(family, kind) as probe:
+            if kind == socket.SOCK_STREAM:  # a port in TIME_WAIT is free; a UDP port is in use or not
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                raise ConfigError(
+                    f"Port {port} on {host} is already in use, so {what} cannot listen there ({error.strerror}). "
+                    f"Stop the program using it, or change [{what}] {key} in {config_file}."
+                ) from error
 
 
 def socket_in_use(path: Path) -> bool:
@@ -86,6 +91,17 @@ async def wait_until_socket_free(path: Path, timeout_s: float, config_file: Path
         await asyncio.sleep(0.25)
 
 
+async def wait_until_janus_gone(config: Config) -> None:
+    """A Janus left by a hub that was killed gets SIGTERM from the kernel: let it finish."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + engine.STOP_TIMEOUT_S + 10
+    while await asyncio.to_thread(engine.janus_answers, config.paths.janus_socket, 1):
+        if loop.time() > deadline:
+            raise ConfigError(f"Another Janus is still answering on {config.paths.janus_socket}. Stop the "
+                              f"`crossline up` that uses the data directory of {config.paths.config_file}.")
+        await asyncio.sleep(0.25)
+
+
 def last_log_lines(path: Path, count: int = 20) -> str:
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
@@ -94,8 +110,8 @@ def last_log_lines(path: Path, count: int = 20) -> str:
         return "(no log written)\n"
 
 
-def write_run_state(config: Config, synapse_pid: int) -> None:
-    state = {"hub_pid": os.getpid(), "synapse_pid": synapse_pid}
+def write_run_state(config: Config, synapse_pid: int, **engine_pids: int | None) -> None:
+    state = {"hub_pid": os.getpid(), "synapse_pid": synapse_pid, **engine_pids}
     write_private_file(config.paths.run_state, json.dumps(state))
 
 
@@ -193,6 +209,8 @@ class Supervisor:
         self.config = config
         self.out = out
         self.synapse: subprocess.Popen | None = None
+        # Janus and coturn, when live sessions are enabled: started after Synapse, stopped first.
+        self.engines: list[engine.EngineProcess] = []
         self._stop = asyncio.Event()
 
     def say(self, text: str) -> None:
@@ -243,10 +261,41 @@ class Supervisor:
                 self.synapse.kill()
                 self.synapse.wait()
 
+    async def start_engines(self) -> None:
+        """Janus, then coturn; each must answer within ENGINE_START_TIMEOUT_S or the hub stops
+        with the last lines it printed."""
+        config = self.config
+        self.say("Starting Janus and coturn (live sessions) ...")
+        engine.write_engine_configs(config)
+        config.paths.janus_socket.unlink(missing_ok=True)  # left by a Janus that was killed
+        checks = [
+            (engine.janus_process(config), lambda: engine.janus_answers(config.paths.janus_socket, 1)),
+            (engine.coturn_process(config), lambda: engine.turn_answers(config.live.turn_host, config.live.turn_port, 1)),
+        ]
+        for process, answers in checks:
+            self.engines.append(process)
+            process.start()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + ENGINE_START_TIMEOUT_S
+            while not await asyncio.to_thread(answers):
+                if not process.running() or loop.time() > deadline:
+                    raise StartupError(process.failure())
+                await asyncio.sleep(0.2)
+        config.paths.janus_socket.chmod(0o600)  # made 0700 under the hub's umask; in a 0700 folder all the same
+
+    def stop_engines(self) -> None:
+        for process in reversed(self.engines):
+            process.stop()
+
     async def run(self) -> int:
         config = self.config
         check_port_free(config.synapse.host, config.synapse.port, "synapse", config.paths.config_file)
         check_port_free(config.hub.host, config.hub.port, "hub", config.paths.config_file)
+        if config.live.enabled:
+            engine.check_packages(config)
+            check_port_free(config.live.turn_host, config.live.turn_port, "live", config.paths.config_file,
+                            key="turn_port", kinds=(socket.SOCK_STREAM, socket.SOCK_DGRAM))
+            await wait_until_janus_gone(config)
         await wait_until_socket_free(config.paths.synapse_socket, SYNAPSE_STOP_TIMEOUT_S + 10, config.paths.config_file)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -263,13 +312,15 @@ class Supervisor:
                     config.paths.secrets_dir, secrets.APPSERVICE_AS_TOKEN))
                 await provisioning.register_appservice_user(BOT_LOCALPART)
                 await provisioning.lift_rate_limits(config.bot_user_id)
+            if config.live.enabled:
+                await self.start_engines()
             app = create_app(config)
             runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_CONNECTION_S)
             await runner.setup()
             await web.TCPSite(runner, config.hub.host, config.hub.port).start()
             gateway = GatewayThread(config, app[HUB])
             await gateway.start()
-            write_run_state(config, self.synapse.pid)
+            write_run_state(config, self.synapse.pid, **{f"{p.name.lower()}_pid": p.pid for p in self.engines})
             tune_for_serving()
             self.say(f"Crossline hub:  {config.hub_url}")
             self.say(f"Homeserver:     {config.homeserver_public_url}")
@@ -287,6 +338,7 @@ class Supervisor:
                 await gateway.cleanup()
             if runner is not None:
                 await runner.cleanup()
+            self.stop_engines()
             self.stop_synapse()
             config.paths.run_state.unlink(missing_ok=True)
 
@@ -296,6 +348,11 @@ class Supervisor:
                 self.say(self.synapse_failure())
                 self.say("The hub is stopping because Synapse is not running.")
                 return 1
+            for process in self.engines:
+                if not process.running():
+                    self.say(process.failure())
+                    self.say(f"The hub is stopping because {process.name} is not running.")
+                    return 1
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=1.0)
             except TimeoutError:

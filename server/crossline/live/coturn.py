@@ -9,6 +9,8 @@ software version in answers.
 
 from __future__ import annotations
 
+import ipaddress
+
 from crossline.config import Config, port_range
 from crossline.secrets import write_private_file
 
@@ -36,14 +38,18 @@ DENIED_PEER_RANGES = (
 )
 
 
-def coturn_settings(config: Config, shared_secret: str) -> str:
+def coturn_settings(config: Config, shared_secret: str, media_addresses: list[str]) -> str:
+    """`media_addresses`: where Janus's media is (its interfaces' addresses), which the relay may
+    reach even when they are private."""
     live, paths = config.live, config.paths
+    allowed = list(dict.fromkeys([*media_addresses, *live.turn_allowed_peer_ips]))
     low, high = port_range(live.turn_relay_port_range)  # type: ignore[misc] - validated at load
     lines = [
         "# Written by `crossline up` at each start. Edit Crossline's config instead.",
         f"listening-ip={live.turn_host}",
         f"listening-port={live.turn_port}",
-        f"relay-ip={live.turn_host}",
+        # Relays are made on Janus's own media addresses, from where Janus is reachable.
+        *(f"relay-ip={address}" for address in (media_addresses or [live.turn_host])),
         f"min-port={low}",
         f"max-port={high}",
         "use-auth-secret",
@@ -67,12 +73,15 @@ def coturn_settings(config: Config, shared_secret: str) -> str:
         "simple-log",
         *(f"external-ip={live.public_address}/{live.turn_host}" for _ in [1] if live.public_address),
         *(f"denied-peer-ip={denied}" for denied in DENIED_PEER_RANGES),
-        *(f"allowed-peer-ip={allowed}" for allowed in live.turn_allowed_peer_ips),
+        *(f"allowed-peer-ip={address}" for address in allowed),
+        # coturn refuses every loopback peer unless told otherwise; the denied ranges above then
+        # keep all of 127.0.0.0/8 refused except the addresses allowed just above.
+        *(["allow-loopback-peers"] if any(ipaddress.ip_address(a).is_loopback for a in allowed) else []),
     ]
     return "\n".join(lines) + "\n"
 
 
-def write_coturn_config(config: Config, shared_secret: str) -> None:
+def write_coturn_config(config: Config, shared_secret: str, media_addresses: list[str]) -> None:
     config.paths.coturn_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     config.paths.coturn_dir.chmod(0o700)
-    write_private_file(config.paths.coturn_config, coturn_settings(config, shared_secret))
+    write_private_file(config.paths.coturn_config, coturn_settings(config, shared_secret, media_addresses))

@@ -4,7 +4,7 @@ Only the VideoRoom plugin and the UNIX-socket transport are loaded: the plugins/
 folders Janus reads hold a link to those two modules and nothing else, so a plugin or transport
 that a package upgrade adds is never loaded. No event handler or logger either (their folders
 are empty), no admin API, no STUN or TURN server of Janus's own, ICE only on the configured
-interfaces. Log level 4 (info) does not print SDP or secrets; the hub scrubs addresses from
+interfaces (never loopback: Janus skips it). Log level 4 (info) does not print SDP or secrets; the hub scrubs addresses from
 what Janus prints (supervisor.py).
 """
 
@@ -49,12 +49,13 @@ def _jcfg(sections: dict[str, dict[str, object]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def janus_settings(config: Config, api_secret: str, admin_secret: str, modules: Path) -> dict[str, str]:
-    """File name -> content of every configuration file Janus reads."""
+def janus_settings(config: Config, api_secret: str, admin_secret: str, interfaces: list[str]) -> dict[str, str]:
+    """File name -> content of every configuration file Janus reads. `interfaces`: checked to exist
+    (live/interfaces.py), since Janus uses every interface when none of those it is given exists."""
     paths, live = config.paths, config.live
     janus_dir = paths.janus_dir
     nat: dict[str, object] = {
-        "ice_enforce_list": ",".join(live.ice_interfaces),
+        "ice_enforce_list": ",".join(interfaces),
         "ignore_mdns": True,
         "full_trickle": False,
         "ice_tcp": False,
@@ -97,12 +98,12 @@ def janus_settings(config: Config, api_secret: str, admin_secret: str, modules: 
     }
 
 
-def write_janus_config(config: Config, api_secret: str, admin_secret: str) -> None:
+def write_janus_config(config: Config, api_secret: str, admin_secret: str, interfaces: list[str]) -> None:
     modules = janus_modules_dir(config)
     janus_dir = config.paths.janus_dir
     janus_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     janus_dir.chmod(0o700)  # the API socket is in it
-    for name, content in janus_settings(config, api_secret, admin_secret, modules).items():
+    for name, content in janus_settings(config, api_secret, admin_secret, interfaces).items():
         write_private_file(janus_dir / name, content)
     for folder, wanted in (("plugins", [VIDEOROOM]), ("transports", [PFUNIX]), ("events", []), ("loggers", [])):
         target = janus_dir / folder
