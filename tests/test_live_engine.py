@@ -319,6 +319,14 @@ async def test_a_publisher_and_a_subscriber_through_the_real_videoroom(janus, br
     await janus.destroy_room(room)
     with pytest.raises(NotFound, match="no longer exists"):
         await janus.join_publisher(room, feed + 1, "Bea")
+    # What the engines wrote holds no session description, secret, room pin or credential.
+    janus_log, turn_log = config.paths.janus_log.read_text(), config.paths.coturn_log.read_text()
+    for text in ("a=ice-pwd", "a=fingerprint", "v=0", room.secret, room.pin, media_address,
+                 secrets.read_secret(config.paths.secrets_dir, secrets.JANUS_API_SECRET),
+                 secrets.read_secret(config.paths.secrets_dir, secrets.JANUS_ADMIN_SECRET)):
+        assert text not in janus_log, text
+    assert secrets.read_secret(config.paths.secrets_dir, secrets.TURN_SHARED_SECRET) not in turn_log
+    assert media_address not in turn_log
 
 
 async def test_each_room_event_arrives_once(janus):

@@ -130,6 +130,7 @@ class Janus:
             "description": description[:100], "secret": room.secret, "pin": room.pin, "is_private": True,
             "permanent": False, "publishers": max_publishers, "require_e2ee": True, "record": False,
             "lock_record": True, "audiolevel_ext": True, "audiolevel_event": True, "audio_active_packets": 50,
+            "audio_level_average": 25,
             "notify_joining": True, "audiocodec": "opus", "videocodec": "vp8", "opus_fec": True,
         })
         return room
