@@ -195,7 +195,7 @@ CHROMIUM_ARGS = [
 
 # A peer connection sending a loud tone (and, when asked, a canvas's video), its offer complete
 # with candidates (no trickle, as the hub's pages do).
-PUBLISH_OFFER = """async (withVideo) => {
+PUBLISH_OFFER = """async ([withVideo, name]) => {
   const context = new AudioContext();
   const tone = context.createOscillator();
   const gain = context.createGain();
@@ -205,7 +205,8 @@ PUBLISH_OFFER = """async (withVideo) => {
   tone.start();
   await context.resume();
   const pc = new RTCPeerConnection({iceServers: []});
-  window.publisher = pc;
+  window[name] = pc;
+  window[name + 'Gain'] = gain;
   pc.addTransceiver(sink.stream.getAudioTracks()[0], {direction: 'sendonly'});
   if (withVideo) {
     const canvas = document.createElement('canvas');
@@ -228,6 +229,12 @@ SUBSCRIBE_ANSWER = """async (offer) => {
   await new Promise(done => { if (pc.iceGatheringState === 'complete') done();
                               pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && done()); });
   return pc.localDescription.sdp;
+}"""
+
+RENEGOTIATE = """async (offer) => {
+  await window.subscriber.setRemoteDescription({type: 'offer', sdp: offer});
+  await window.subscriber.setLocalDescription(await window.subscriber.createAnswer());
+  return window.subscriber.localDescription.sdp;
 }"""
 
 PACKETS_RECEIVED = """async () => {
@@ -284,7 +291,7 @@ async def test_a_publisher_and_a_subscriber_through_the_real_videoroom(janus, br
     publisher = await janus.join_publisher(room, feed, "Anna")
     assert await _until(events, lambda e: e.feed_id == feed, "joined") == JanusEvent(room.room_id, feed, "joined")
 
-    offer = await browser_page.evaluate(PUBLISH_OFFER, True)
+    offer = await browser_page.evaluate(PUBLISH_OFFER, [True, "anna"])
     assert re.search(r"m=video [1-9]", offer)
     answer = await janus.publish(publisher, offer, audio_bitrate=16000, video=False, language="ru")
     assert "m=video 0 " in answer  # audio only unless video is asked for
@@ -292,9 +299,11 @@ async def test_a_publisher_and_a_subscriber_through_the_real_videoroom(janus, br
     candidates = [line for line in answer.splitlines() if line.startswith("a=candidate:")]
     media_address = interface_address(default_route_interface())
     assert candidates and all(f" {media_address} " in line for line in candidates), answer  # its one interface
-    await browser_page.evaluate("async (sdp) => window.publisher.setRemoteDescription({type: 'answer', sdp})", answer)
+    await browser_page.evaluate("async (sdp) => window.anna.setRemoteDescription({type: 'answer', sdp})", answer)
     await _until(events, lambda e: e.feed_id == feed and e.kind == "published", "published")
     await _until(events, lambda e: e.feed_id == feed and e.kind == "talking", "talking")
+    await browser_page.evaluate("() => { window.annaGain.gain.value = 0; }")
+    await _until(events, lambda e: e.feed_id == feed and e.kind == "stopped-talking", "stopped-talking")
 
     handle, sub_offer = await janus.subscribe(room, None, [feed])
     assert "m=audio" in sub_offer and "a=candidate:" in sub_offer
@@ -310,7 +319,22 @@ async def test_a_publisher_and_a_subscriber_through_the_real_videoroom(janus, br
     assert udp and all(a.startswith(media + ":") and low <= int(a.rsplit(":", 1)[1], 16) <= high for a in udp), udp
 
     same_handle, again = await janus.subscribe(room, handle, [feed])  # the same feeds: a fresh offer
-    assert same_handle == handle and "m=audio" in again
+    assert same_handle == handle and again.count("m=audio") == 1
+    await janus.start_subscription(handle, await browser_page.evaluate(RENEGOTIATE, again))
+
+    second = feed + 7
+    bea = await janus.join_publisher(room, second, "Bea")
+    bea_answer = await janus.publish(bea, await browser_page.evaluate(PUBLISH_OFFER, [False, "bea"]),
+                                     audio_bitrate=16000, video=False, language=None)
+    await browser_page.evaluate("async (sdp) => window.bea.setRemoteDescription({type: 'answer', sdp})", bea_answer)
+    await _until(events, lambda e: e.feed_id == second and e.kind == "published", "the second publisher")
+    same_handle, both = await janus.subscribe(room, handle, [feed, second])  # one more feed: an updated offer
+    assert same_handle == handle and both.count("m=audio") == 2
+    await janus.start_subscription(handle, await browser_page.evaluate(RENEGOTIATE, both))
+    _, one = await janus.subscribe(room, handle, [second])  # one fewer: her stream is ended in the offer
+    anna_section = one.split("m=audio")[1]
+    assert anna_section.startswith(" 0 ") or "a=inactive" in anna_section, one
+    await janus.start_subscription(handle, await browser_page.evaluate(RENEGOTIATE, one))
     await janus.moderate(room, feed, muted=True)
     await janus.moderate(room, feed, muted=False)
     await janus.kick(room, feed)

@@ -34,7 +34,6 @@ MAX_ID = 2**52
 KEEPALIVE_S = 20.0  # Janus drops a session after 60 s without a request
 REQUEST_TIMEOUT_S = 20.0
 RECEIVE_BUFFER = 1 << 21  # one SOCK_SEQPACKET message is one Janus message; offers for many feeds run long
-ROOM_KINDS = ("joined", "left", "talking", "stopped-talking", "published", "unpublished")
 
 
 class JanusError(CrosslineError):
@@ -54,7 +53,7 @@ class JanusRoom:
 class JanusEvent:
     room_id: int
     feed_id: int
-    kind: str  # one of ROOM_KINDS
+    kind: str  # "joined" | "left" | "talking" | "stopped-talking" | "published" | "unpublished"
 
 
 @dataclass
@@ -252,11 +251,6 @@ class Janus:
             with contextlib.suppress(CrosslineError, OSError):
                 await asyncio.wait_for(self._core("destroy"), 3)
         self._disconnect("closed")
-
-    async def info(self) -> dict[str, Any]:
-        """Janus's own description of itself (tests and status)."""
-        await self._connect()
-        return await self._send({"janus": "info"})
 
     # --- internals: room state -------------------------------------------------------------------
 
