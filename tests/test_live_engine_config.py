@@ -115,6 +115,7 @@ def test_public_address_and_interfaces_reach_janus_and_coturn(tmp_path):
                                     "turn_host": "10.1.2.3", "turn_allowed_peer_ips": []}}, tmp_path)
     main = janus_settings(config, "a", "b", ["eth0"])["janus.jcfg"]
     assert 'nat_1_1_mapping = "203.0.113.7"' in main and 'ice_enforce_list = "eth0"' in main
+    assert "ice_enforce_list" not in janus_settings(config, "a", "b", [])["janus.jcfg"]  # loopback-only machine
     turn = coturn_settings(config, "s", [])
     assert "external-ip=203.0.113.7/10.1.2.3" in turn and "allowed-peer-ip" not in turn
 
@@ -128,6 +129,20 @@ def test_media_interfaces_are_real_and_never_loopback(tmp_path):
         media_interfaces(parse_config({"live": {"ice_interfaces": ["lo"]}}, tmp_path))
     with pytest.raises(ConfigError, match="'nosuch0', which is not a network interface"):
         media_interfaces(parse_config({"live": {"ice_interfaces": ["nosuch0"]}}, tmp_path))
+
+
+def test_without_a_default_route_the_one_network_interface_is_used(tmp_path, monkeypatch):
+    import crossline.live.interfaces as interfaces
+
+    monkeypatch.setattr(interfaces, "default_route_interface", lambda: None)
+    expected = [name for _, name in __import__("socket").if_nameindex()
+                if name != "lo" and interfaces.interface_address(name)]
+    if len(expected) > 1:
+        with pytest.raises(ConfigError, match="no default route"):
+            media_interfaces(parse_config({}, tmp_path))
+    else:
+        assert media_interfaces(parse_config({}, tmp_path)) == expected
+    assert default_route_interface(tmp_path / "no-route-table") is None
 
 
 def test_coturn_refuses_private_peers_and_keeps_only_what_it_needs(tmp_path):

@@ -266,7 +266,9 @@ class Supervisor:
         with the last lines it printed."""
         config = self.config
         self.say("Starting Janus and coturn (live sessions) ...")
-        engine.write_engine_configs(config)
+        if not engine.write_engine_configs(config):
+            self.say("This machine has no network interface besides loopback, where Janus never offers media: "
+                     "live sessions will open but carry no audio or video.")
         config.paths.janus_socket.unlink(missing_ok=True)  # left by a Janus that was killed
         checks = [
             (engine.janus_process(config), lambda: engine.janus_answers(config.paths.janus_socket, 1)),

@@ -38,13 +38,15 @@ def check_packages(config: Config) -> None:
                           + MISSING_PACKAGES.format(config_file=config.paths.config_file))
 
 
-def write_engine_configs(config: Config) -> None:
+def write_engine_configs(config: Config) -> list[str]:
+    """Both engines' configuration files; returns the interfaces Janus offers media on."""
     secrets_dir = config.paths.secrets_dir
     interfaces = media_interfaces(config)
     write_janus_config(config, secrets.read_secret(secrets_dir, secrets.JANUS_API_SECRET),
                        secrets.read_secret(secrets_dir, secrets.JANUS_ADMIN_SECRET), interfaces)
     write_coturn_config(config, secrets.read_secret(secrets_dir, secrets.TURN_SHARED_SECRET),
                         media_addresses(interfaces))
+    return interfaces
 
 
 class EngineProcess:

@@ -42,16 +42,21 @@ def interface_address(name: str) -> str | None:
 
 
 def media_interfaces(config: Config) -> list[str]:
-    """The interfaces Janus is told to use; each exists, is not loopback and has an address."""
+    """The interfaces Janus is told to use; each exists, is not loopback and has an address. Empty
+    only on a machine with no interface but loopback (then Janus has nowhere to offer media)."""
     names = list(config.live.ice_interfaces)
+    known = {name for _, name in socket.if_nameindex()}
     if not names:
         found = default_route_interface()
         if found is None:
-            raise ConfigError(f"This machine has no default route, so live sessions do not know which network "
-                              f"interface to offer media on. Name one in [live] ice_interfaces in "
-                              f"{config.paths.config_file} (such as [\"eth0\"]).")
+            usable = sorted(name for name in known if (address := interface_address(name))
+                            and not ipaddress.ip_address(address).is_loopback)
+            if len(usable) > 1:
+                raise ConfigError(f"This machine has no default route, so live sessions do not know which network "
+                                  f"interface to offer media on ({', '.join(usable)}). Name one in [live] "
+                                  f"ice_interfaces in {config.paths.config_file}.")
+            return usable
         names = [found]
-    known = {name for _, name in socket.if_nameindex()}
     for name in names:
         address = interface_address(name) if name in known else None
         if address is None:

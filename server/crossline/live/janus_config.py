@@ -55,7 +55,7 @@ def janus_settings(config: Config, api_secret: str, admin_secret: str, interface
     paths, live = config.paths, config.live
     janus_dir = paths.janus_dir
     nat: dict[str, object] = {
-        "ice_enforce_list": ",".join(interfaces),
+        **({"ice_enforce_list": ",".join(interfaces)} if interfaces else {}),
         "ignore_mdns": True,
         "full_trickle": False,
         "ice_tcp": False,
