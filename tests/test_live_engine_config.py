@@ -28,6 +28,7 @@ from crossline.setup import init_data_dir
         ({"turn_relay_port_range": "80-90"}, "[live] turn_relay_port_range must be two ports"),
         ({"turn_port": 70000}, "[live] turn_port must be between 1 and 65535"),
         ({"turn_host": "turn.example.org"}, "[live] turn_host must be an IP address"),
+        ({"turn_host": "0.0.0.0"}, "set turn_public_host"),
         ({"public_address": "my-host"}, "[live] public_address must be an IP address"),
         ({"turn_allowed_peer_ips": ["10.0.0.0/8"]}, "turn_allowed_peer_ips: '10.0.0.0/8' is not an IP address"),
         ({"ice_interfaces": ["eth0; rm -rf"]}, "[live] ice_interfaces must be network interface names"),

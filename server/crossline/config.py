@@ -409,6 +409,9 @@ def _validate_live(config: Config, source: str) -> None:
         except ValueError as error:
             raise ConfigError(f"{source}: [live] turn_allowed_peer_ips: {address!r} is not an IP address "
                               "(such as \"127.0.0.1\").") from error
+    if ipaddress.ip_address(live.turn_host).is_unspecified and not live.turn_public_host:
+        raise ConfigError(f"{source}: [live] turn_host {live.turn_host} listens everywhere, so set turn_public_host "
+                          "to the name or address browsers reach coturn at.")
     if live.turn_public_host and not re.fullmatch(r"[A-Za-z0-9.:-]+", live.turn_public_host):
         raise ConfigError(f"{source}: [live] turn_public_host must be a host name or IP address, "
                           f"not {live.turn_public_host!r}.")
