@@ -164,7 +164,8 @@ class Janus:
                       language: str | None) -> str:
         known = self._handle(handle, "publisher")
         offer = offer_sdp if video else without_video(offer_sdp)
-        body: dict[str, Any] = {"request": "publish", "audiocodec": "opus", "bitrate": audio_bitrate}
+        # Opus is capped in the answer (below): VideoRoom's own "bitrate" is a REMB cap on video.
+        body: dict[str, Any] = {"request": "publish", "audiocodec": "opus"}
         mids = audio_mids(offer)
         if language and mids:
             body["descriptions"] = [{"mid": mid, "description": f"lang:{language}"} for mid in mids]
@@ -248,7 +249,7 @@ class Janus:
     async def close(self) -> None:
         self._closed = True
         if self._session is not None and self._sock is not None:
-            with contextlib.suppress(CrosslineError, OSError):
+            with contextlib.suppress(CrosslineError, OSError, TimeoutError):
                 await asyncio.wait_for(self._core("destroy"), 3)
         self._disconnect("closed")
 
