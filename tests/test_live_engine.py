@@ -237,6 +237,13 @@ RENEGOTIATE = """async (offer) => {
   return window.subscriber.localDescription.sdp;
 }"""
 
+SENT_AUDIO = """async () => {
+  const sent = {bytes: 0, target: 0};
+  (await window.anna.getStats()).forEach(r => { if (r.type === 'outbound-rtp' && r.kind === 'audio') {
+    sent.bytes += r.bytesSent; sent.target = r.targetBitrate || 0; } });
+  return sent;
+}"""
+
 PACKETS_RECEIVED = """async () => {
   let packets = 0;
   (await window.subscriber.getStats()).forEach(r => { if (r.type === 'inbound-rtp' && r.kind === 'audio') packets += r.packetsReceived; });
@@ -302,6 +309,8 @@ async def test_a_publisher_and_a_subscriber_through_the_real_videoroom(janus, br
     await browser_page.evaluate("async (sdp) => window.anna.setRemoteDescription({type: 'answer', sdp})", answer)
     await _until(events, lambda e: e.feed_id == feed and e.kind == "published", "published")
     await _until(events, lambda e: e.feed_id == feed and e.kind == "talking", "talking")
+    sent = await _wait_for(browser_page, SENT_AUDIO, lambda stats: stats["bytes"] > 20_000, "audio sent")
+    assert 0 < sent["target"] <= 16000, sent  # Chromium's Opus encoder follows the capped answer
     await browser_page.evaluate("() => { window.annaGain.gain.value = 0; }")
     await _until(events, lambda e: e.feed_id == feed and e.kind == "stopped-talking", "stopped-talking")
 
