@@ -194,3 +194,13 @@ def test_opus_is_capped_at_the_configured_bitrate():
     assert re.search(r"c=IN IP4 0.0.0.0\r\nb=AS:16\r\n", audio)
     without_fmtp = OFFER.replace("a=fmtp:111 minptime=10;useinbandfec=1;maxaveragebitrate=64000\r\n", "")
     assert "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 maxaveragebitrate=16000\r\n" in cap_opus_bitrate(without_fmtp, 16000)
+
+
+def test_status_leaves_out_the_engines_when_live_is_off(data_dir):
+    from crossline.cli import status_report
+
+    assert {"janus", "coturn"} <= set(status_report(data_dir))
+    path = data_dir / "crossline.toml"
+    path.write_text(path.read_text().replace("enabled = true", "enabled = false"))
+    report = status_report(data_dir)
+    assert "janus" not in report and "coturn" not in report
