@@ -339,10 +339,12 @@ async def test_a_publisher_and_a_subscriber_through_the_real_videoroom(janus, br
     await _until(events, lambda e: e.feed_id == second and e.kind == "published", "the second publisher")
     same_handle, both = await janus.subscribe(room, handle, [feed, second])  # one more feed: an updated offer
     assert same_handle == handle and both.count("m=audio") == 2
+    assert set(janus.subscription_streams(handle).values()) == {feed, second}  # each feed's m-lines by mid
     await janus.start_subscription(handle, await browser_page.evaluate(RENEGOTIATE, both))
     _, one = await janus.subscribe(room, handle, [second])  # one fewer: her stream is ended in the offer
     anna_section = one.split("m=audio")[1]
     assert anna_section.startswith(" 0 ") or "a=inactive" in anna_section, one
+    assert set(janus.subscription_streams(handle).values()) == {second}
     await janus.start_subscription(handle, await browser_page.evaluate(RENEGOTIATE, one))
     await janus.moderate(room, feed, muted=True)
     await janus.moderate(room, feed, muted=False)

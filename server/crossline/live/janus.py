@@ -62,6 +62,7 @@ class _Handle:
     role: str  # "control" | "publisher" | "subscriber"
     feed_id: int = 0  # a publisher's own feed
     feeds: list[int] = field(default_factory=list)  # what a subscriber receives
+    streams: dict[str, int] = field(default_factory=dict)  # a subscriber's offer: mid -> feed
 
 
 @dataclass
@@ -186,7 +187,7 @@ class Janus:
                 raise InvalidInput("Choose at least one participant to listen to.")
             handle = await self._attach(_Handle(room, "subscriber"))
             try:
-                _, jsep = await self._message(handle, {
+                data, jsep = await self._message(handle, {
                     "request": "join", "ptype": "subscriber", "room": room.room_id, "pin": room.pin,
                     "streams": [{"feed": feed} for feed in wanted]})
             except BaseException:
@@ -204,11 +205,18 @@ class Janus:
                     body["unsubscribe"] = [{"feed": feed} for feed in removed]
             else:
                 body = {"request": "configure", "update": True}
-            _, jsep = await self._message(handle, body)
+            data, jsep = await self._message(handle, body)
         if not jsep or jsep.get("type") != "offer":
             raise JanusError("The media server did not make an offer for these participants.")
         self._handles[handle].feeds = wanted
+        self._handles[handle].streams = {str(stream["mid"]): stream["feed_id"] for stream in data.get("streams") or []
+                                         if stream.get("active", True) and isinstance(stream.get("feed_id"), int)}
         return handle, jsep["sdp"]
+
+    def subscription_streams(self, handle: int) -> dict[str, int]:
+        """Which feed each m-line (by mid) of the subscriber's last offer carries, so a page can tell
+        whose audio a track is (Janus's msid names only the mid)."""
+        return dict(self._handle(handle, "subscriber").streams)
 
     async def start_subscription(self, handle: int, answer_sdp: str) -> None:
         self._handle(handle, "subscriber")
