@@ -1,10 +1,9 @@
-"""The consultation engine and the room command parser: plain data, no event loop."""
+"""The consultation engine: plain data, no event loop. (Room commands: test_room_parser.)"""
 
 from __future__ import annotations
 
 import pytest
 
-from crossline.domain import room_commands as rc
 from crossline.domain.consultations import (
     Consultation, Participant, Phase, Question, Refusal, Statement, StatementStatus, VoteValue,
     advance, check_design, moderate, submit_statement, vote, withdraw,
@@ -136,39 +135,3 @@ def test_design_checks():
         check_design("T", [{"en": "Q"}], [OTHER], [LEFT])
     with pytest.raises(Refusal, match="at least one side"):
         check_design("T", [{"en": "Q"}], [], [LEFT])
-
-
-@pytest.mark.parametrize(
-    "body, reply, command",
-    [
-        ("hello everyone", False, None),
-        ("> <@bot> Question 1\n\nThe bridge first", True, rc.Say(None, "The bridge first")),
-        ("!say 2 Open schools", False, rc.Say(2, "Open schools")),
-        ("!say Open schools", False, rc.Say(None, "Open schools")),
-        ("!agree 3", False, rc.Vote((3,), VoteValue.AGREE)),
-        ("!disagree 3, 5 7", False, rc.Vote((3, 5, 7), VoteValue.DISAGREE)),
-        ("!pass 4", False, rc.Vote((4,), VoteValue.PASS)),
-        ("!vote 4 yes", False, rc.Vote((4,), VoteValue.AGREE)),
-        ("!withdraw 2", False, rc.Withdraw(2)),
-        ("!approve 2", False, rc.Moderate(2, True, "")),
-        ("!reject 2 names a person", False, rc.Moderate(2, False, "names a person")),
-        ("!voting", False, rc.ChangePhase(Phase.VOTING)),
-        ("!open", False, rc.ChangePhase(Phase.COLLECTING)),
-        ("!close", False, rc.ChangePhase(Phase.CLOSED)),
-        ("!status", False, rc.Status()),
-        ("!help", False, rc.Help()),
-    ],
-)
-def test_room_commands(body, reply, command):
-    assert rc.parse(body, reply) == command
-
-
-@pytest.mark.parametrize(
-    "body, says",
-    [("!agree", "Write the statement number"), ("!agree three", "Write the statement number"),
-     ("!vote 3 maybe", "is not a vote"), ("!frobnicate", "do not know the command"),
-     ("!withdraw 1 2", "one statement number"), ("!say", "Write your statement")],
-)
-def test_bad_room_commands_say_what_to_write(body, says):
-    with pytest.raises(Refusal, match=says):
-        rc.parse(body, False)

@@ -1,12 +1,17 @@
-"""What a message in a consultation room asks the bot to do. Pure: text in, command out.
+"""What the text of a message in a consultation room asks the bot to do. Pure and total: any text
+gives a command, never an exception (a command it cannot take is a `Refused` with what to write).
 
-Ordinary conversation is not a command and is ignored. Commands start with "!"; a reply to one of
-the bot's question messages is a statement for that question.
+Ordinary conversation is `Plain`: it is a statement only in a reply to one of the bot's question
+messages (the caller knows what was replied to). Commands start with "!".
+
+No refusal repeats what the member wrote: the bot's answer must never carry her words (a mention
+of the whole room, a fake announcement, a link) with the bot's voice.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from crossline.domain.consultations import Phase, Refusal, VoteValue, parse_vote
@@ -15,13 +20,18 @@ HELP = (
     "How to take part:\n"
     "• Reply to a question to send a statement, or write: !say 1 your statement (1 = question number)\n"
     "• Vote: !agree 3, !disagree 3 or !pass 3 (3 = statement number; several at once: !agree 3 5)\n"
-    "• Change your vote by voting again; withdraw your statement: !withdraw 3\n"
+    "• Change your vote by voting again (or by editing your vote); withdraw your statement: !withdraw 3\n"
+    "• Edit a statement until it is approved; deleting it before then withdraws it\n"
     "Votes are encrypted like your messages; emoji reactions are not, so they do not count.\n"
     "• Report abuse privately: reply to the message with !report and a few words (your command is removed)"
 )
 FACILITATOR_HELP = (
     "Facilitators: !open (collect statements), !voting, !close, !approve 3, !reject 3 reason, !status"
 )
+UNKNOWN_COMMAND = "I do not know that command. Write !help to see what you can do."
+MAX_VOTES = 50
+# Statement numbers are small; a longer number is refused before any arithmetic on it.
+MAX_NUMBER_DIGITS = 6
 
 
 @dataclass(frozen=True)
@@ -63,10 +73,29 @@ class Help:
     pass
 
 
-Command = Say | Vote | Withdraw | Moderate | ChangePhase | Status | Help
+@dataclass(frozen=True)
+class Report:
+    """"!report reason" in a reply: the replied-to message is reported."""
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plain:
+    """Not a command: a statement when it replies to a question, otherwise conversation."""
+    text: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A command that cannot be taken as written; `message` says what to write instead."""
+    message: str
+
+
+Command = Say | Vote | Withdraw | Moderate | ChangePhase | Status | Help | Report | Plain | Refused
 
 _PHASE_WORDS = {"open": Phase.COLLECTING, "collect": Phase.COLLECTING, "voting": Phase.VOTING,
                 "vote-now": Phase.VOTING, "close": Phase.CLOSED}
+_SEPARATORS = re.compile(r"[\s,،、]+")  # spaces, commas (Latin, Arabic, ideographic)
 
 
 def strip_reply_fallback(body: str) -> str:
@@ -74,62 +103,122 @@ def strip_reply_fallback(body: str) -> str:
     lines = body.split("\n")
     while lines and lines[0].startswith(">"):
         lines.pop(0)
-    return "\n".join(lines).strip()
+    return "\n".join(lines)
 
 
-def parse(body: str, is_reply_to_question: bool) -> Command | None:
-    text = strip_reply_fallback(body) if is_reply_to_question else body.strip()
+def parse_text(text: str, is_reply: bool = False) -> Command:
+    text = _without_leading_format_characters(text.strip())
     if not text.startswith("!"):
-        return Say(None, text) if is_reply_to_question else None
+        return Plain(text)
     word, _, rest = text[1:].partition(" ")
-    word, rest = word.casefold(), rest.strip()
+    word, rest = word.strip().casefold(), rest.strip()
+    if "\n" in word:  # "!agree\n3"
+        word, _, more = word.partition("\n")
+        rest = f"{more} {rest}".strip()
     if word in ("agree", "disagree", "pass"):
-        return Vote(_numbers(rest, word), parse_vote(word))
+        return _vote(rest, word, word)
     if word == "vote":
         parts = rest.split()
         if len(parts) < 2:
-            raise Refusal("Write !vote, the statement number and your vote, for example: !vote 3 agree")
-        return Vote(_numbers(" ".join(parts[:-1]), "vote"), parse_vote(parts[-1]))
+            return Refused("Write !vote, the statement number and your vote, for example: !vote 3 agree")
+        return _vote(" ".join(parts[:-1]), parts[-1], "vote")
     if word in ("say", "statement", "s"):
-        match = re.match(r"^(\d+)\s+(.+)$", rest, re.S)
-        if match:
-            return Say(int(match.group(1)), match.group(2))
+        match = re.match(r"^(\S+)\s+(.+)$", rest, re.S)
+        number = _number(match.group(1)) if match else None
+        if isinstance(number, int):
+            return Say(number, match.group(2))
         if not rest:
-            raise Refusal("Write your statement after !say, for example: !say 1 Bridges should reopen")
+            return Refused("Write your statement after !say, for example: !say 1 Bridges should reopen")
         return Say(None, rest)
     if word == "withdraw":
-        return Withdraw(_one_number(rest, "withdraw"))
+        return _one_number(rest, lambda n: Withdraw(n), "withdraw")
     if word in ("approve", "reject"):
         number_text, _, reason = rest.partition(" ")
-        return Moderate(_one_number(number_text, word), word == "approve", reason.strip())
+        return _one_number(number_text, lambda n: Moderate(n, word == "approve", reason.strip()), word)
     if word in _PHASE_WORDS:
         return ChangePhase(_PHASE_WORDS[word])
     if word == "status":
         return Status()
     if word == "help":
         return Help()
-    raise Refusal(f"I do not know the command !{word}.\n{HELP}")
+    if word == "report":
+        if is_reply:
+            return Report(rest)
+        return Refused("To report a message, reply to it with !report and a few words.")
+    return Refused(UNKNOWN_COMMAND)
 
 
-def _numbers(text: str, word: str) -> tuple[int, ...]:
-    parts = [part for part in re.split(r"[\s,]+", text) if part]
-    if not parts or not all(part.isdigit() for part in parts):
-        raise Refusal(f"Write the statement number after !{word}, for example: !{word} 3")
-    if len(parts) > 50:
-        raise Refusal("At most 50 votes in one message.")
-    return tuple(int(part) for part in parts)
+def _vote(numbers_text: str, value_word: str, word: str) -> Command:
+    try:
+        value = parse_vote(value_word)
+    except Refusal:
+        return Refused("That is not a vote. Vote agree, disagree or pass, for example: !vote 3 agree")
+    numbers = _numbers(numbers_text, word)
+    return numbers if isinstance(numbers, Refused) else Vote(numbers, value)
 
 
-def _one_number(text: str, word: str) -> int:
+def _numbers(text: str, word: str) -> tuple[int, ...] | Refused:
+    parts = [part for part in _SEPARATORS.split(text) if part]
+    if not parts:
+        return Refused(f"Write the statement number after !{word}, for example: !{word} 3")
+    if len(parts) > MAX_VOTES:
+        return Refused(f"At most {MAX_VOTES} statement numbers in one message.")
+    numbers = [_number(part) for part in parts]
+    for number in numbers:
+        if isinstance(number, Refused):
+            return number
+    if any(number is None for number in numbers):
+        return Refused(f"Write the statement number after !{word}, for example: !{word} 3")
+    return tuple(numbers)
+
+
+def _one_number(text: str, make, word: str) -> Command:
     numbers = _numbers(text, word)
+    if isinstance(numbers, Refused):
+        return numbers
     if len(numbers) != 1:
-        raise Refusal(f"Write one statement number after !{word}.")
-    return numbers[0]
+        return Refused(f"Write one statement number after !{word}.")
+    return make(numbers[0])
+
+
+def _number(part: str) -> int | Refused | None:
+    """A statement number: decimal digits of one script (ASCII, Arabic-Indic, Persian, Devanagari,
+    Bengali, Thai, Myanmar, fullwidth...: every Unicode "Nd" digit), at most MAX_NUMBER_DIGITS of them.
+    Other numeric forms (superscripts, circled or Roman numerals, fractions, signs, decimal points)
+    are refused with what to write; None: not a number at all."""
+    if part.isdecimal():
+        zeros = {ord(c) - unicodedata.decimal(c) for c in part}
+        if len(zeros) != 1:
+            return Refused("Write each statement number in one kind of digits, for example: 3")
+        if len(part) > MAX_NUMBER_DIGITS:
+            return Refused(f"There is no statement with such a long number (at most {MAX_NUMBER_DIGITS} digits).")
+        return sum(unicodedata.decimal(c) * 10 ** i for i, c in enumerate(reversed(part)))
+    if any(unicodedata.category(c) in ("Nd", "No", "Nl") or c in "+-.٫" for c in part):
+        return Refused("Write statement numbers with plain digits, for example: !agree 3")
+    return None
+
+
+def _without_leading_format_characters(text: str) -> str:
+    """Right-to-left keyboards put direction marks (and some clients zero-width characters) before
+    the "!": they are invisible and must not hide a command."""
+    start = 0
+    while start < len(text) and (unicodedata.category(text[start]) == "Cf" or text[start].isspace()):
+        start += 1
+    return text[start:]
+
+
+# -- Until the room service reads events through room_events_parser (next commit) ------------
+
+
+def parse(body: str, is_reply_to_question: bool) -> Command | None:
+    command = parse_text(strip_reply_fallback(body) if is_reply_to_question else body, is_reply_to_question)
+    if isinstance(command, Refused):
+        raise Refusal(command.message)
+    if isinstance(command, Plain):
+        return Say(None, command.text.strip()) if is_reply_to_question else None
+    return None if isinstance(command, Report) else command
 
 
 def report_reason(body: str) -> str | None:
-    """The reason of a reply-to-report command ("!report" and optional words), or None when the
-    message is not one. Only meaningful in a reply: the reply names the reported message."""
-    text = strip_reply_fallback(body)
-    word, _, rest = text.partition(" ")
-    return rest.strip() if word.casefold() == "!report" else None
+    command = parse_text(strip_reply_fallback(body), is_reply=True)
+    return command.reason if isinstance(command, Report) else None
