@@ -163,9 +163,9 @@ def submit_statement_in(conn: Connection, hub: Hub, member: Member, consultation
     message) shows the statement to everyone, so no second announcement is queued."""
     if not (member.has("participant") or member.has("facilitator")):  # a facilitator seeds
         raise NotAllowed("Only participants write statements, and facilitators seed them.")
-    _not_under_pseudonym(conn, hub, member, consultation.id)
     existing = store.list_statements(conn, consultation.id)
     text, status, seeded = engine.submit_statement(consultation, as_participant(member), question_id, text, existing)
+    _claim_voice(conn, hub, member, consultation.id)
     statement = store.add_statement(conn, consultation.id, question_id, member.id, text, status, seeded, origin,
                                     hub.clock.now_ms())
     if status is StatementStatus.APPROVED and not announced_by_reply:
@@ -199,15 +199,15 @@ def _under_pseudonym() -> NotAllowed:
                       "pseudonym only in the consultation it was made for.")
 
 
-def _not_under_pseudonym(conn: Connection, hub: Hub, member: Member, consultation_id: int) -> None:
-    if pseudonyms.not_counted(conn, hub, [(member.id, consultation_id)]):
+def _claim_voice(conn: Connection, hub: Hub, member: Member, consultation_id: int) -> None:
+    """Her own voice in the consultation, claimed in this transaction (see services/pseudonyms)."""
+    if pseudonyms.claim_voices(conn, hub, [(member.id, consultation_id)]):
         raise _under_pseudonym()
 
 
 def cast_votes_in(conn: Connection, hub: Hub, member: Member, consultation: Consultation,
                 choices: Sequence[tuple[int, VoteValue]]) -> list[int]:
     require(member, "participant")
-    _not_under_pseudonym(conn, hub, member, consultation.id)
     voter = as_participant(member)
     now = hub.clock.now_ms()
     rows = []
@@ -216,6 +216,7 @@ def cast_votes_in(conn: Connection, hub: Hub, member: Member, consultation: Cons
         engine.vote(consultation, voter, statement, value, number)
         rows.append({"consultation_id": consultation.id, "statement_id": statement.id, "member_id": member.id,
                      "value": value, "voted_at": now})
+    _claim_voice(conn, hub, member, consultation.id)
     store.upsert_votes(conn, rows)
     return [number for number, _ in choices]
 
@@ -234,18 +235,13 @@ def cast_vote_batch(conn: Connection, hub: Hub, requests: Sequence[VoteRequest])
     Each request gets its own answer; a refused request changes nothing."""
     now = hub.clock.now_ms()
     snapshots: dict[int, tuple[Consultation, dict[int, Statement]] | CrosslineError] = {}
-    seen_submissions: set[tuple[int, str]] = set()
     applied_before = store.seen_submissions(
         conn, [(r.member.id, r.submission_id) for r in requests if r.submission_id])
-    rows: dict[tuple[int, int], dict] = {}
     results: list[list[int] | CrosslineError] = []
-    masked = pseudonyms.not_counted(conn, hub, list({(r.member.id, r.consultation_id) for r in requests}))
+    accepted: list[tuple[int, VoteRequest, list[tuple[Statement, VoteValue]]]] = []
     for request in requests:
         if not request.member.has("participant"):
             results.append(NotAllowed("Only participants vote."))
-            continue
-        if (request.member.id, request.consultation_id) in masked:
-            results.append(_under_pseudonym())
             continue
         if request.consultation_id not in snapshots:
             try:
@@ -261,8 +257,7 @@ def cast_vote_batch(conn: Connection, hub: Hub, requests: Sequence[VoteRequest])
         if request.member.side_id not in consultation.eligible_side_ids:
             results.append(NotAllowed("This consultation is not open to you."))
             continue
-        key = (request.member.id, request.submission_id or "")
-        if request.submission_id and (key in seen_submissions or key in applied_before):
+        if request.submission_id and (request.member.id, request.submission_id) in applied_before:
             results.append([])  # a retried request: already applied
             continue
         try:
@@ -275,14 +270,28 @@ def cast_vote_batch(conn: Connection, hub: Hub, requests: Sequence[VoteRequest])
         except CrosslineError as error:
             results.append(error)
             continue
+        accepted.append((len(results), request, chosen))
+        results.append([number for number, _ in request.choices])
+    # Last, just before writing: each voter's own voice claimed (or her pseudonym's found) in this
+    # transaction, so that a pseudonym made at this moment and these votes cannot both count.
+    masked = pseudonyms.claim_voices(conn, hub, list({(r.member.id, r.consultation_id) for _, r, _ in accepted}))
+    rows: dict[tuple[int, int], dict] = {}
+    seen_submissions: set[tuple[int, str]] = set()
+    for index, request, chosen in accepted:
+        key = (request.member.id, request.submission_id or "")
+        if (request.member.id, request.consultation_id) in masked:
+            results[index] = _under_pseudonym()
+            continue
+        if request.submission_id and key in seen_submissions:
+            results[index] = []  # the same request twice in one batch: applied once
+            continue
         for statement, value in chosen:
             # Within a batch too, the latest vote of a participant on a statement wins.
             rows[(statement.id, request.member.id)] = {
-                "consultation_id": consultation.id, "statement_id": statement.id, "member_id": request.member.id,
-                "value": value, "voted_at": now}
+                "consultation_id": request.consultation_id, "statement_id": statement.id,
+                "member_id": request.member.id, "value": value, "voted_at": now}
         if request.submission_id:
             seen_submissions.add(key)
-        results.append([number for number, _ in request.choices])
     store.upsert_votes(conn, list(rows.values()))
     store.record_submissions(conn, seen_submissions, now)
     return results

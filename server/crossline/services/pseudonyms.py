@@ -31,6 +31,7 @@ from crossline.storage import consultations as consultation_store
 from crossline.storage import members as member_store
 from crossline.storage import moderation as case_store
 from crossline.storage import pseudonyms as store
+from crossline.storage import voices
 
 LOCALPART_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 DAY_MS = 86_400_000
@@ -111,11 +112,26 @@ def random_text(length: int) -> str:
 def not_counted(conn, hub: Hub, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
     """Of these (member, consultation) pairs, those that must not vote or write, so that everyone
     counts once: a person who takes part there under a pseudonym (not under her own name too),
-    and a pseudonym anywhere but in its own consultation."""
+    and a pseudonym anywhere but in its own consultation. A check only: what writes a vote or a
+    statement uses claim_voices."""
+    return _not_counted(conn, hub, pairs, claim=False)
+
+
+def claim_voices(conn, hub: Hub, pairs: list[tuple[int, int]]) -> set[tuple[int, int]]:
+    """As not_counted, after claiming each person's own voice in the caller's transaction: from
+    here until it ends, a pseudonym of hers there cannot be made (its take of the same guard row
+    fails), and a pseudonym made a moment before is seen. Call it after every other check, just
+    before writing, so that a refused vote claims nothing."""
+    return _not_counted(conn, hub, pairs, claim=True)
+
+
+def _not_counted(conn, hub: Hub, pairs: list[tuple[int, int]], claim: bool) -> set[tuple[int, int]]:
     secret = _tag_secret(hub)
-    tagged = {(c, rules.person_tag(secret, m, c)): (m, c) for m, c in pairs}
-    masked = {tagged[key] for key in store.tags_taken(conn, list(tagged))}
     homes = store.consultations_of_pseudonyms(conn, {m for m, _ in pairs})
+    tagged = {(c, rules.person_tag(secret, m, c)): (m, c) for m, c in pairs}
+    if claim:  # a pseudonym's own voice is its row in pseudonyms: nothing to claim for it
+        voices.claim(conn, [key for key, (m, _) in tagged.items() if m not in homes])
+    masked = {tagged[key] for key in store.tags_taken(conn, list(tagged))}
     return masked | {(m, c) for m, c in pairs if m in homes and homes[m] != c}
 
 
@@ -136,6 +152,11 @@ async def _names_in_use(hub: Hub, conn) -> list[str]:
     return names
 
 
+def _took_part_herself() -> Conflict:
+    return Conflict("You have already taken part in this consultation under your own name, so a pseudonym now "
+                    "would count you twice.")
+
+
 async def create_pseudonym(hub: Hub, person: Member, consultation_id: int, display_name: str) -> NewPseudonym:
     require(person, "participant")
     # One answer for a draft, another line's consultation and a number that does not exist, as on
@@ -154,8 +175,7 @@ async def create_pseudonym(hub: Hub, person: Member, consultation_id: int, displ
             raise Conflict("You already have a pseudonym in this consultation: take part with it.")
         if consultation_store.member_votes(conn, consultation_id, person.id) or any(
                 s.author_member_id == person.id for s in consultation_store.list_statements(conn, consultation_id)):
-            raise Conflict("You have already taken part in this consultation under your own name, so a pseudonym "
-                           "now would count you twice.")
+            raise _took_part_herself()
         name = rules.check_display_name(display_name, await _names_in_use(hub, conn))
 
     password = random_text(24)
@@ -177,14 +197,17 @@ async def create_pseudonym(hub: Hub, person: Member, consultation_id: int, displ
                                                  "consultation": consultation_id})
     try:
         with hub.engine.begin() as conn:
+            voices.take(conn, consultation_id, tag)  # first: her own vote at this moment cannot count too
             pseudonym_id = member_store.add_member(conn, user_id, consultation.line_id, person.side_id,
                                                    frozenset({"participant"}), None, day, web_handle=handle)
             member_store.add_access_link(conn, token_hash(access), pseudonym_id, day)
             store.add_pseudonym(conn, pseudonym_id, consultation_id, tag, name, current.id, link, day)
-    except IntegrityError:  # the same person, twice at once: the account goes back, unused
+    except IntegrityError:  # she took part at this moment, here or as herself: the account goes back, unused
         with hub.engine.begin() as conn:
             store.add_to_pool(conn, user_id, ready=True)
-        raise Conflict("You already have a pseudonym in this consultation: take part with it.") from None
+            has_one = store.tag_taken(conn, consultation_id, tag)
+        raise (Conflict("You already have a pseudonym in this consultation: take part with it.") if has_one
+               else _took_part_herself()) from None
     # Named, made known to Synapse and invited later, in a batch (services/pseudonym_pool.py).
     return NewPseudonym(user_id, password, name, f"{hub.config.hub_url}/r/{access}")
 

@@ -365,6 +365,20 @@ pseudonyms = Table(
     UniqueConstraint("consultation_id", "person_tag", name="uq_pseudonyms_one_per_person"),
 )
 
+# One voice per person per consultation: her own or her pseudonym's, never both. Her own first
+# vote or statement there and the making of her pseudonym each insert the same key (the keyed
+# person tag of pseudonyms.person_tag), so of two at once the database lets one through: the
+# constraint holds where a check before writing would let both pass. No member id and no time:
+# only the hub, with the tag key, can tell whose a row is. Without a rowid on SQLite, so that the
+# rows' order on disk (by tag) says nothing about when they were written.
+consultation_voices = Table(
+    "consultation_voices",
+    metadata,
+    Column("consultation_id", Integer, ForeignKey("consultations.id", ondelete="CASCADE"), primary_key=True),
+    Column("person_tag", String(64), primary_key=True),
+    sqlite_with_rowid=False,
+)
+
 unmask_requests = Table(
     "unmask_requests",
     metadata,
