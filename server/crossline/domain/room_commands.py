@@ -206,19 +206,3 @@ def _without_leading_format_characters(text: str) -> str:
         start += 1
     return text[start:]
 
-
-# -- Until the room service reads events through room_events_parser (next commit) ------------
-
-
-def parse(body: str, is_reply_to_question: bool) -> Command | None:
-    command = parse_text(strip_reply_fallback(body) if is_reply_to_question else body, is_reply_to_question)
-    if isinstance(command, Refused):
-        raise Refusal(command.message)
-    if isinstance(command, Plain):
-        return Say(None, command.text.strip()) if is_reply_to_question else None
-    return None if isinstance(command, Report) else command
-
-
-def report_reason(body: str) -> str | None:
-    command = parse_text(strip_reply_fallback(body), is_reply=True)
-    return command.reason if isinstance(command, Report) else None

@@ -20,12 +20,15 @@ import asyncio
 import io
 import json
 import logging
+import random
+from dataclasses import dataclass, field
 
 import aiohttp
 from nio import (
     AsyncClient,
     AsyncClientConfig,
     MegolmEvent,
+    RedactionEvent,
     RoomGetEventResponse,
     RoomMessagesResponse,
     RoomMessageText,
@@ -43,7 +46,8 @@ from crossline.config import BOT_LOCALPART
 from crossline.matrix import cross_signing
 from crossline.matrix.homeserver import synapse_session
 from crossline.secrets import write_private_file
-from crossline.domain.room_commands import report_reason
+from crossline.domain import room_commands, room_messages
+from crossline.domain.room_events_parser import Message, clean_text, parse_event
 from crossline.services import moderation, reports
 from crossline.services.hub import Hub
 from crossline.services.room_events import RoomMessage, apply_room_messages_in
@@ -62,6 +66,13 @@ CONCURRENT_SENDS = 16
 SYNC_TIMELINE_LIMIT = 200
 GAP_PAGE = 100
 MAX_BACKOFF_S = 60.0
+# An answer that could not be sent waits before its next try: doubling from SEND_RETRY_FIRST_S up
+# to SEND_RETRY_MAX_S, times a random factor between 0.5 and 1.5 so that retries do not align.
+SEND_RETRY_FIRST_S = 1.0
+SEND_RETRY_MAX_S = 300.0
+# Refusals that a retry cannot change: the message is dropped (logged by its error code only).
+PERMANENT_SEND_ERRORS = frozenset({"M_TOO_LARGE", "M_FORBIDDEN", "M_BAD_JSON", "M_NOT_JSON", "M_UNKNOWN_TOKEN"})
+OUTBOX_PAGE = 200
 NEXT_BATCH = "next_batch"
 LIVE_KEY_EVENT = "org.crossline.live.key"
 WIDGET_EVENT = "im.vector.modular.widgets"
@@ -72,10 +83,52 @@ class BotError(Exception):
     pass
 
 
+@dataclass
+class UnreadableEvent:
+    """A timeline event that the bot's client failed on: handled as a failure, answered neutrally."""
+
+    event_id: str
+    sender: str
+    source: dict = field(default_factory=dict)
+
+
+class GuardedClient(AsyncClient):
+    """nio decrypts and parses timeline events inside `sync()`. An event whose decrypted content its
+    parser does not expect (a message without a msgtype raises KeyError there) would make every
+    sync raise and stop the bot in every room, for good. Here such an event becomes an
+    UnreadableEvent and the rest of the sync goes on."""
+
+    def _handle_timeline_event(self, event, room_id, room, encrypted_rooms):
+        try:
+            return super()._handle_timeline_event(event, room_id, room, encrypted_rooms)
+        except Exception as error:  # noqa: BLE001 - one event must not stop the sync
+            logger.warning("The bot's client failed on an event (%s); it is skipped", type(error).__name__)
+            return UnreadableEvent(str(getattr(event, "event_id", "")), str(getattr(event, "sender", "")))
+
+
+def send_failure_is_permanent(http_status: int | None, errcode: str | None) -> bool:
+    """A refusal that sending again cannot change: too large, forbidden, any other 4xx but 429."""
+    if errcode in PERMANENT_SEND_ERRORS:
+        return True
+    return http_status is not None and 400 <= http_status < 500 and http_status != 429 \
+        and errcode != "M_LIMIT_EXCEEDED"
+
+
+def outgoing_content(content: dict) -> dict:
+    """What the bot sends in a room: `m.mentions` always set (empty unless the message names
+    someone on purpose), and the whole content small enough for the homeserver once encrypted."""
+    if "body" not in content:
+        return content
+    mentions = content.get("m.mentions")
+    return room_messages.fit({**content, "m.mentions": mentions if isinstance(mentions, dict) else {}})
+
+
 class HubBot:
-    def __init__(self, hub: Hub, session: aiohttp.ClientSession):
+    def __init__(self, hub: Hub, session: aiohttp.ClientSession, rng: random.Random | None = None):
         self.hub = hub
         self.session = session
+        self.rng = rng or random.SystemRandom()
+        self.retry: dict[int, tuple[int, int]] = {}  # outbox id -> (failed tries, not before, ms)
         config = hub.config
         self.store_dir = config.data_dir / "bot" / "store"
         self.session_file = config.paths.secret(secrets.BOT_SESSION)
@@ -84,6 +137,8 @@ class HubBot:
         self.synced_once = asyncio.Event()
         self.outbox_ready = asyncio.Event()
         self.sending: dict[int, asyncio.Task] = {}  # outbox id -> its send under way
+        self.sending_messages: dict[int, bot_store.OutgoingMessage] = {}
+        self.retry_messages: dict[int, bot_store.OutgoingMessage] = {}
         # The bot's own messages are left out (nothing to apply); a generous limit makes gaps rare.
         self.sync_filter = {"room": {"timeline": {"limit": SYNC_TIMELINE_LIMIT, "not_senders": [config.bot_user_id]}}}
 
@@ -96,7 +151,7 @@ class HubBot:
             await self._appservice_login()
         saved = json.loads(self.session_file.read_text(encoding="utf-8"))
         pickle_key = secrets.read_secret(config.paths.secrets_dir, secrets.BOT_PICKLE_KEY)
-        client = AsyncClient(
+        client = GuardedClient(
             config.homeserver_url, saved["user_id"], device_id=saved["device_id"], store_path=str(self.store_dir),
             config=AsyncClientConfig(encryption_enabled=True, store_sync_tokens=False, pickle_key=pickle_key),
         )
@@ -207,14 +262,11 @@ class HubBot:
             messages = self._decrypted_from_earlier(conn)
             for room_id, events in timelines.items():
                 for event in events:
-                    if isinstance(event, RoomMessageText):
-                        # Only messages that arrived encrypted count: our Synapse module refuses
-                        # plaintext, and this refuses anything that slipped past it.
-                        if getattr(event, "decrypted", False):
-                            messages.append(self._room_message(room_id, event, replied.get(event.event_id)))
-                    elif isinstance(event, MegolmEvent):
+                    if isinstance(event, MegolmEvent):
                         bot_store.keep_pending(conn, event.event_id, room_id, event.source, self.hub.clock.now_ms())
                         undecrypted.append(event)
+                    elif _counts(event):
+                        messages.append(self._room_message(room_id, event, replied.get(event.event_id)))
             applied = apply_room_messages_in(conn, self.hub, messages)
             bot_store.set_state(conn, NEXT_BATCH, response.next_batch)
         self.outbox_ready.set()
@@ -241,12 +293,15 @@ class HubBot:
             await client.keys_claim(client.get_users_for_key_claiming())
         await client.send_to_device_messages()
 
-    def _room_message(self, room_id: str, event: RoomMessageText,
-                      replied: tuple[str, str] | None = None) -> RoomMessage:
-        reply_to = _reply_target(event)
+    def _room_message(self, room_id: str, event, replied: tuple[str, str] | None = None) -> RoomMessage:
+        if isinstance(event, UnreadableEvent):
+            return RoomMessage(event.event_id, room_id, event.sender, None)
         room = self.client.rooms.get(room_id)
-        name = (room.user_name(event.sender) if room else None) or event.sender
-        return RoomMessage(event.event_id, room_id, event.sender, event.body, reply_to, name, replied)
+        try:
+            name = room.user_name(event.sender) if room else None
+        except Exception:  # noqa: BLE001 - a display name is only for show
+            name = None
+        return RoomMessage(event.event_id, room_id, event.sender, event.source, name or event.sender, replied)
 
     async def _reported_messages(self, timelines: dict) -> dict[str, tuple[str, str]]:
         """For each "!report" reply in the batch: the reported message as the bot decrypts it now
@@ -254,9 +309,9 @@ class HubBot:
         found = {}
         for room_id, events in timelines.items():
             for event in events:
-                target = _reply_target(event) if isinstance(event, RoomMessageText) else None
-                if target and report_reason(event.body) is not None:
-                    seen = await self._decrypted_event(room_id, target)
+                parsed = parse_event(event.source) if _counts(event) else None
+                if isinstance(parsed, Message) and isinstance(parsed.command, room_commands.Report) and parsed.reply_to:
+                    seen = await self._decrypted_event(room_id, parsed.reply_to)
                     if seen:
                         found[event.event_id] = seen
         return found
@@ -270,21 +325,26 @@ class HubBot:
             event.room_id = room_id
             try:
                 event = self.client.decrypt_event(event)
-            except EncryptionError:
+            except Exception:  # noqa: BLE001 - undecryptable or unparseable: no evidence to attach
                 return None
-        return (event.sender, event.body) if isinstance(event, RoomMessageText) else None
+        if not isinstance(event, RoomMessageText) or not isinstance(event.body, str):
+            return None
+        return event.sender, clean_text(event.body)
 
     def _decrypted_from_earlier(self, conn: Connection) -> list[RoomMessage]:
         """Kept events whose keys have arrived since, decrypted now (and no longer kept)."""
         messages = []
         for event_id, room_id, source in bot_store.pending(conn):
-            encrypted = MegolmEvent.from_dict(source)
-            encrypted.room_id = room_id
             try:
+                encrypted = MegolmEvent.from_dict(source)
+                encrypted.room_id = room_id
                 decrypted = self.client.decrypt_event(encrypted)
             except EncryptionError:
-                continue
-            if isinstance(decrypted, RoomMessageText):
+                continue  # its key has not arrived yet
+            except Exception as error:  # noqa: BLE001 - answered as a failure below
+                logger.warning("The bot's client failed on a kept event (%s); it is skipped", type(error).__name__)
+                decrypted = UnreadableEvent(event_id, str(source.get("sender", "")))
+            if _counts(decrypted):
                 messages.append(self._room_message(room_id, decrypted))
             bot_store.drop_pending(conn, event_id)
         return messages
@@ -305,25 +365,35 @@ class HubBot:
                 task.cancel()  # a cancelled send is retried with the same transaction id
 
     async def flush_outbox(self) -> None:
-        """Starts sending what waits in the outbox. Answers go out without waiting for sends
-        already under way (up to CONCURRENT_SENDS at once): under load each send waits on the
-        homeserver, and one at a time the bot would fall behind. Anything else (questions,
-        announcements) waits for those, then goes alone, so it keeps its order in the room."""
+        """Starts sending what waits in the outbox, up to CONCURRENT_SENDS at once: under load each
+        send waits on the homeserver, and one at a time the bot would fall behind. Answers go out
+        in any order; anything else (questions, announcements) keeps its order in its room: it
+        waits for what is under way or waiting to be retried in that room, never for other rooms."""
         client = self.client
         if not self.synced_once.is_set():
             return  # room membership is not known yet: nothing could be encrypted for it
+        now = self.hub.clock.now_ms()
         with self.hub.engine.connect() as conn:
-            waiting = [m for m in bot_store.waiting_messages(conn)
-                       if m.room_id in client.rooms and m.id not in self.sending]
-        for message in waiting:
-            if message.purpose != "reply":
-                await asyncio.gather(*self.sending.values())
-                if not await self._send(message):
-                    return
-            elif len(self.sending) < CONCURRENT_SENDS:
-                self.sending[message.id] = asyncio.create_task(self._send(message))
-            else:
+            waiting = bot_store.waiting_messages(conn, OUTBOX_PAGE, rooms=list(client.rooms),
+                                                 skip_ids=[*self.sending, *self.retry])
+        busy_rooms = {m.room_id for m in self.sending_messages.values() if m.purpose != "reply"}
+        for message_id, (_, not_before) in list(self.retry.items()):
+            retried = self.retry_messages[message_id]
+            if not_before <= now:
+                waiting.append(retried)
+            elif retried.purpose != "reply":
+                busy_rooms.add(retried.room_id)
+        for message in sorted(waiting, key=lambda m: m.id):
+            if len(self.sending) >= CONCURRENT_SENDS:
                 return
+            if message.purpose != "reply":
+                if message.room_id in busy_rooms or any(m.room_id == message.room_id
+                                                        for m in self.sending_messages.values()):
+                    busy_rooms.add(message.room_id)
+                    continue
+                busy_rooms.add(message.room_id)
+            self.sending_messages[message.id] = message
+            self.sending[message.id] = asyncio.create_task(self._send(message))
 
     async def _report_file(self, report_id: int) -> dict:
         """A released report, uploaded encrypted (the homeserver stores ciphertext only), as the
@@ -344,20 +414,42 @@ class HubBot:
                 content = message.content
                 if message.purpose == "report":
                     content = await self._report_file(message.content["report_id"])
-                response = await self.client.room_send(message.room_id, "m.room.message", content,
+                response = await self.client.room_send(message.room_id, "m.room.message", outgoing_content(content),
                                                        tx_id=message.txn_id, ignore_unverified_devices=True)
             except Exception as error:  # noqa: BLE001 - the message stays queued and is retried
                 logger.warning("The bot could not send a message (%s)", type(error).__name__)
+                self._retry_later(message)
                 return False
             if not isinstance(response, RoomSendResponse):
-                logger.warning("The bot could not send a message: %s", getattr(response, "status_code", response))
+                errcode = getattr(response, "status_code", None)
+                transport = getattr(response, "transport_response", None)
+                if send_failure_is_permanent(getattr(transport, "status", None), errcode):
+                    logger.warning("The homeserver refused a bot message (%s); it is dropped", errcode)
+                    with self.hub.engine.begin() as conn:
+                        bot_store.drop_message(conn, message.id)
+                    self._forget_retry(message.id)
+                    return False
+                logger.warning("The bot could not send a message (%s); it will try again", errcode)
+                self._retry_later(message)
                 return False
             with self.hub.engine.begin() as conn:
                 bot_store.message_sent(conn, message, response.event_id)
+            self._forget_retry(message.id)
             return True
         finally:
             self.sending.pop(message.id, None)
+            self.sending_messages.pop(message.id, None)
             self.outbox_ready.set()
+
+    def _retry_later(self, message: bot_store.OutgoingMessage) -> None:
+        tries = self.retry.get(message.id, (0, 0))[0] + 1
+        delay_s = min(SEND_RETRY_MAX_S, SEND_RETRY_FIRST_S * 2 ** (tries - 1)) * (0.5 + self.rng.random())
+        self.retry[message.id] = (tries, self.hub.clock.now_ms() + int(delay_s * 1000))
+        self.retry_messages[message.id] = message
+
+    def _forget_retry(self, message_id: int) -> None:
+        self.retry.pop(message_id, None)
+        self.retry_messages.pop(message_id, None)
 
     # -- Live sessions (services/live.py) -------------------------------------------------------
 
@@ -406,6 +498,8 @@ async def whole_timeline(client: AsyncClient, room_id: str, timeline, since: str
     return list(reversed(gap)) + list(timeline.events)
 
 
-def _reply_target(event: RoomMessageText) -> str | None:
-    relates = event.source.get("content", {}).get("m.relates_to") or {}
-    return (relates.get("m.in_reply_to") or {}).get("event_id")
+def _counts(event) -> bool:
+    """Events the bot reads: what arrived encrypted and was decrypted (our Synapse module refuses
+    plaintext messages, and this refuses anything that slipped past it), what its client could not
+    read (answered as a failure), and deletions (never encrypted; the server vouches for them)."""
+    return getattr(event, "decrypted", False) or isinstance(event, (UnreadableEvent, RedactionEvent))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from crossline.storage import room_event_origins
 from crossline.storage.schema import bot_messages, bot_state, outbox, pending_events, processed_events
 
 
@@ -57,8 +58,16 @@ def queue_message(
     ))
 
 
-def waiting_messages(conn: Connection, limit: int = 50) -> list[OutgoingMessage]:
-    rows = conn.execute(select(outbox).order_by(outbox.c.id).limit(limit)).all()
+def waiting_messages(conn: Connection, limit: int = 50, rooms: list[str] | None = None,
+                     skip_ids: list[int] = ()) -> list[OutgoingMessage]:
+    """The oldest waiting messages, of `rooms` only if given, leaving out `skip_ids` (under way or
+    waiting for a retry), so that messages that cannot go now never hide those that can."""
+    query = select(outbox).order_by(outbox.c.id).limit(limit)
+    if rooms is not None:
+        query = query.where(outbox.c.room_id.in_(rooms))
+    if skip_ids:
+        query = query.where(outbox.c.id.not_in(list(skip_ids)))
+    rows = conn.execute(query).all()
     return [OutgoingMessage(r.id, r.room_id, r.txn_id, json.loads(r.content), r.purpose, r.consultation_id,
                             r.question_id) for r in rows]
 
@@ -69,6 +78,11 @@ def message_sent(conn: Connection, message: OutgoingMessage, event_id: str) -> N
     if message.purpose == "question":
         conn.execute(insert(bot_messages).values(
             event_id=event_id, consultation_id=message.consultation_id, question_id=message.question_id))
+
+
+def drop_message(conn: Connection, message_id: int) -> None:
+    """A message the homeserver refuses for good (too large, forbidden): never tried again."""
+    conn.execute(delete(outbox).where(outbox.c.id == message_id))
 
 
 def question_for_event(conn: Connection, event_id: str) -> tuple[int, int | None] | None:
@@ -92,4 +106,7 @@ def drop_pending(conn: Connection, event_id: str) -> None:
 
 
 def forget_processed_before(conn: Connection, before_ms: int) -> int:
+    """Processed marks, and the origins of room commands kept as long (edits of older messages
+    are then ignored)."""
+    room_event_origins.forget_before(conn, before_ms)
     return conn.execute(delete(processed_events).where(processed_events.c.processed_at < before_ms)).rowcount

@@ -221,6 +221,17 @@ pending_events = Table(
     Column("first_seen", BigInteger, nullable=False),
 )
 
+# Whose a room command was, and the statement it made: an edit counts only from the event's own
+# sender, and edits or deletes the statement it made. Kept as long as processed_events.
+room_event_origins = Table(
+    "room_event_origins",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    Column("statement_id", Integer, ForeignKey("statements.id", ondelete="CASCADE"), nullable=True),
+    Column("recorded_at", BigInteger, nullable=False, index=True),
+)
+
 # A consultation's report: drafts, then signed releases. A correction is a new version naming the
 # release it replaces; a released row is never changed.
 reports = Table(
