@@ -69,7 +69,9 @@ def test_synapse_gets_turn_uris_and_the_secret_by_path(data_dir):
     assert homeserver["turn_uris"] == ["turn:127.0.0.1:34999?transport=udp", "turn:127.0.0.1:34999?transport=tcp"]
     assert homeserver["turn_shared_secret_path"] == str(config.paths.secret(secrets.TURN_SHARED_SECRET))
     assert "turn_shared_secret" not in homeserver  # the secret itself is never copied into the file
-    assert homeserver["turn_user_lifetime"] == "3600s" and homeserver["turn_allow_guests"] is False
+    # The same short lifetime as the hub's own credentials (ten minutes unless configured).
+    assert homeserver["turn_user_lifetime"] == "600s" and homeserver["turn_allow_guests"] is False
+    assert config.live.turn_credential_lifetime_seconds == 600
 
 
 def test_synapse_gets_no_turn_when_live_is_off(tmp_path):

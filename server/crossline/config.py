@@ -110,7 +110,7 @@ class LiveConfig:
     # each start); every other private, loopback and link-local range is refused so the relay is
     # no way into the hub's network.
     turn_allowed_peer_ips: tuple[str, ...] = ()
-    turn_credential_lifetime_seconds: int = 3600
+    turn_credential_lifetime_seconds: int = 600  # ten minutes: a leaked credential soon stops working
     audio_bitrate: int = 16000
     max_publishers: int = 12
 
