@@ -138,7 +138,7 @@ def bot_vote(hub: Hub, i: int, user_id: str) -> str:
     """Her vote as the bot applies it from a sync batch; the bot's answer to her."""
     event_id = f"$race{i}"
     with hub.engine.begin() as conn:
-        apply_room_messages_in(conn, hub, [RoomMessage(event_id, ROOM, user_id, "!agree 3")])
+        apply_room_messages_in(conn, hub, [RoomMessage.text(event_id, ROOM, user_id, "!agree 3")])
     with hub.engine.connect() as conn:
         answers = [m.content["body"] for m in bot_store.waiting_messages(conn, limit=10 * PEOPLE)
                    if event_id in m.content.get("crossline.answered", [])]
