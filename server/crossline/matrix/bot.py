@@ -44,6 +44,7 @@ from sqlalchemy import Connection
 from crossline import secrets
 from crossline.config import BOT_LOCALPART
 from crossline.matrix import cross_signing
+from crossline.matrix.direct_rooms import DirectRooms
 from crossline.matrix.homeserver import synapse_session
 from crossline.secrets import write_private_file
 from crossline.domain import room_commands, room_messages
@@ -137,6 +138,7 @@ class HubBot:
         self.synced_once = asyncio.Event()
         self.outbox_ready = asyncio.Event()
         self.sending: dict[int, asyncio.Task] = {}  # outbox id -> its send under way
+        self.direct_rooms = DirectRooms(self)
         self.sending_messages: dict[int, bot_store.OutgoingMessage] = {}
         self.retry_messages: dict[int, bot_store.OutgoingMessage] = {}
         # The bot's own messages are left out (nothing to apply); a generous limit makes gaps rare.
@@ -267,9 +269,10 @@ class HubBot:
                         undecrypted.append(event)
                     elif _counts(event):
                         messages.append(self._room_message(room_id, event, replied.get(event.event_id)))
-            applied = apply_room_messages_in(conn, self.hub, messages)
+            applied = apply_room_messages_in(conn, self.hub, self.direct_rooms.apply_in(conn, messages))
             bot_store.set_state(conn, NEXT_BATCH, response.next_batch)
         self.outbox_ready.set()
+        await self.direct_rooms.after_sync(response.rooms.invite, set(response.rooms.join))
         for report in applied.reports:
             # Nobody else in the room should see who reported: her command goes (with no reason, which
             # everyone would see), she is told privately.

@@ -26,6 +26,7 @@ from crossline.storage import bot as bot_store
 from crossline.storage import consultations as store
 from crossline.storage import lines as line_store
 from crossline.storage import members as member_store
+from crossline.storage import pseudonyms as pseudonym_store
 
 # Smallest group whose vote counts are shown: below it, a count could identify how someone voted.
 MIN_SHOWN_GROUP = 5
@@ -338,10 +339,14 @@ def consultations_for(hub: Hub, member: Member | None) -> list[Consultation]:
     """What a participant can take part in: open consultations of her line that include her side
     (a pseudonym: only the one it was made for)."""
     require(member, "participant")
-    home = pseudonyms.own_consultation(hub, member.id)
     with hub.engine.connect() as conn:
-        return [c for c in store.list_consultations(conn, member.line_id)
-                if c.phase is not Phase.DRAFT and member.side_id in c.eligible_side_ids and home in (None, c.id)]
+        return consultations_for_in(conn, member)
+
+
+def consultations_for_in(conn: Connection, member: Member) -> list[Consultation]:
+    home = pseudonym_store.consultations_of_pseudonyms(conn, {member.id}).get(member.id)
+    return [c for c in store.list_consultations(conn, member.line_id)
+            if c.phase is not Phase.DRAFT and member.side_id in c.eligible_side_ids and home in (None, c.id)]
 
 
 def open_to(hub: Hub, member: Member | None, consultation_id: int) -> Consultation:
