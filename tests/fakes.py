@@ -126,6 +126,7 @@ class FakeJanus:
         self.calls: list[tuple] = []
         self.rooms: dict[int, object] = {}
         self.muted: dict[int, bool] = {}
+        self.streams: dict[int, dict[str, int]] = {}
         self.queue: asyncio.Queue = asyncio.Queue()
         self._next = 1000
 
@@ -156,7 +157,11 @@ class FakeJanus:
     async def subscribe(self, room, handle, feed_ids):
         handle = handle or self._id()
         self.calls.append(("subscribe", handle, list(feed_ids)))
+        self.streams[handle] = {str(mid): feed for mid, feed in enumerate(feed_ids)}
         return handle, "v=0 offer"
+
+    def subscription_streams(self, handle: int) -> dict[str, int]:
+        return dict(self.streams.get(handle, {}))
 
     async def start_subscription(self, handle: int, answer_sdp: str) -> None:
         self.calls.append(("start_subscription", handle))

@@ -52,6 +52,15 @@ def world(hub):
     return hub, people, made, service
 
 
+async def media_up(service, lid, *joined):
+    """What the adapter reports once a browser's media reaches Janus (webrtcup)."""
+    from types import SimpleNamespace
+
+    room_id = service.running[lid].room.room_id
+    for j in joined:
+        await service.handle_event(SimpleNamespace(room_id=room_id, feed_id=j["feed_id"], kind="published"))
+
+
 async def open_session(world):
     hub, people, made, service = world
     return service.open_for_consultation(people.facilitator, made.id, None)
@@ -149,6 +158,7 @@ async def test_interpreters_named_by_the_facilitator_publish_in_their_language(w
     assert joined["languages"] == ["ru"]
     await service.publish(people.interpreter, lid, "v=0 offer", False)
     assert service.janus.calls[-1][-1] == "ru"
+    await media_up(service, lid, joined)
     anna = await service.join(people.anna, lid, False, "listener", None)
     await service.subscribe(people.anna, lid, [joined["feed_id"], 123])
     assert service.janus.calls[-1][-1] == [joined["feed_id"]]
@@ -165,6 +175,7 @@ async def test_hands_alternate_sides_and_the_next_speaker_is_let_through(world):
     for who in ("anna", "carla", "bella", "dina"):
         joined[who] = await service.join(getattr(people, who), lid, False, "listener", None)
         await service.publish(getattr(people, who), lid, "v=0 offer", False)
+    await media_up(service, lid, *joined.values())
     for who in ("anna", "carla", "bella", "dina"):
         hub.clock.now += 1000
         await service.hand(getattr(people, who), lid, True)

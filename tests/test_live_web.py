@@ -8,6 +8,7 @@ import json
 import re
 import secrets
 from hashlib import sha256
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -100,8 +101,11 @@ async def test_a_facilitator_opens_a_session_and_participants_take_part(site):
     status, bella = await people["bella"].api(f"{api}/join", {"video": False, "role": "listener"})
     assert "bella-handle" not in json.dumps(bella)
     assert (await people["bella"].api(f"{api}/publish", {"sdp": "v=0 offer", "video": False}))[1] == {"sdp": "v=0 answer"}
+    live = client.app[LIVE]  # Janus reports her media up (webrtcup): only then is her feed listed
+    await live.handle_event(SimpleNamespace(room_id=live.running[lid].room.room_id, feed_id=bella["feed_id"],
+                                            kind="published"))
     status, offer = await people["anna"].api(f"{api}/subscribe", {"feeds": [bella["feed_id"]]})
-    assert (status, offer) == (200, {"sdp": "v=0 offer"})
+    assert (status, offer) == (200, {"sdp": "v=0 offer", "streams": {"0": bella["feed_id"]}})
     assert await people["anna"].api(f"{api}/subscribe/answer", {"sdp": "v=0 answer"}) == (200, {})
     assert await people["anna"].api(f"{api}/hand", {"raised": True}) == (200, {})
     status, state = await people["anna"].api(f"{api}/state?since=0")

@@ -181,10 +181,22 @@ class Janus:
     # --- subscribing -----------------------------------------------------------------------------
 
     async def subscribe(self, room: JanusRoom, handle: int | None, feed_ids: list[int]) -> tuple[int, str]:
-        wanted = list(dict.fromkeys(feed_ids))
+        """Feeds Janus does not have (not up yet, or just gone) are left out rather than failing
+        the whole request (Janus refuses a subscription naming any feed it lacks); if Janus still
+        refuses one (it went between), the request is made once more with what is left."""
+        try:
+            return await self._subscribe(room, handle, feed_ids)
+        except NotFound:
+            if handle is not None and handle not in self._handles:
+                raise
+            return await self._subscribe(room, handle, feed_ids)
+
+    async def _subscribe(self, room: JanusRoom, handle: int | None, feed_ids: list[int]) -> tuple[int, str]:
+        wanted = [feed for feed in dict.fromkeys(feed_ids)
+                  if (known_feed := self._feeds.get((room.room_id, feed))) is not None and known_feed.published]
         if handle is None:
             if not wanted:
-                raise InvalidInput("Choose at least one participant to listen to.")
+                raise Conflict("None of those participants is sending audio now: ask for the state again.")
             handle = await self._attach(_Handle(room, "subscriber"))
             try:
                 data, jsep = await self._message(handle, {

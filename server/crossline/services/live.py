@@ -87,7 +87,8 @@ class Present:
     facilitator: bool
     video: bool = False
     muted: bool = False
-    published: bool = False
+    answered: bool = False  # Janus answered her offer: her audio can be moderated
+    published: bool = False  # Janus reported her media up (webrtcup): listed for the others
     publisher: int | None = None
     subscriber: int | None = None
 
@@ -362,7 +363,9 @@ class LiveSessions:
             raise InvalidInput('"video" is true or false.')
         answer = await self._engine().publish(present.publisher, sdp, audio_bitrate=self.hub.config.live.audio_bitrate,
                                               video=video, language=present.language)
-        present.video, present.published = video, True
+        # Listed for the others only once Janus says her media is up (handle_event "published"):
+        # a feed Janus does not have would make everyone's subscription fail.
+        present.video, present.answered = video, True
         if present.muted:
             await self._engine().moderate(running.room, present.feed_id, True)
         self._bump(public_id)
@@ -379,7 +382,8 @@ class LiveSessions:
             raise Conflict("None of those feeds is in the session now: ask for the state again.")
         handle, offer = await self._engine().subscribe(running.room, present.subscriber, wanted)
         present.subscriber = handle
-        return {"sdp": offer}
+        # Which feed each m-line carries (by mid), so the page can tell whose track is whose.
+        return {"sdp": offer, "streams": self._engine().subscription_streams(handle)}
 
     async def subscribe_answer(self, member: Member | None, public_id: str, sdp: object) -> dict:
         found, running, present = await self._in_session(member, public_id)
@@ -470,7 +474,7 @@ class LiveSessions:
         await self._set_muted(running, self._target(running, participant_id), False)
 
     async def _set_muted(self, running: Running, present: Present, muted: bool) -> None:
-        if present.published:
+        if present.answered:
             await self._engine().moderate(running.room, present.feed_id, muted)
         present.muted = muted
         if muted:
@@ -492,9 +496,8 @@ class LiveSessions:
             if found.matrix_room:
                 store.stop_keys_to_room(conn, found.session.id)
         async with self._lock(found.session.public_id):
-            if present.published:
-                with contextlib.suppress(CrosslineError):
-                    await self._engine().kick(running.room, present.feed_id)
+            with contextlib.suppress(CrosslineError):  # her media may not be up yet: she goes all the same
+                await self._engine().kick(running.room, present.feed_id)
             await self._drop(found.session.public_id, running, present)
 
     async def end(self, found: Access) -> None:
@@ -604,6 +607,8 @@ class LiveSessions:
         elif event.kind == "left":
             async with self._lock(public_id):
                 await self._drop(public_id, running, present)
+        elif event.kind == "published":
+            present.published = True
         elif event.kind == "unpublished":
             present.published = False
             running.speaking.stopped(present.feed_id, now)
