@@ -163,7 +163,7 @@ async def test_a_whole_consultation_survives_a_killed_hub(world, tmp_path):
 
         # Voting opens: the bot posts the ballot.
         post_form(admin, page_path, f"{page_path}/phase", {"target": "voting"})
-        await dora.wait_notice(rf"^Statement 4: {re.escape(texts['web'])}")
+        await dora.wait_notice(rf"^Statement 4: “{re.escape(texts['web'])}”")
         assert "Vote recorded on statements 1, 2, 4" in await alice.command("!agree 1 2 4", "Vote recorded")
         assert "Vote recorded" in await bella.command("!disagree 1", "Vote recorded")
         assert "not open for voting" in await bella.command("!agree 3", "not open for voting")

@@ -427,4 +427,4 @@ def _announce_statement(conn: Connection, hub: Hub, consultation: Consultation, 
 
 
 def statement_line(statement: Statement) -> str:
-    return f"Statement {statement.number}: {statement.text}"
+    return room_messages.quoted_statement(statement.number, statement.text)
