@@ -99,11 +99,16 @@ def open_live_session(world, consultation_id: int) -> str:
     return url.rsplit("/", 1)[1]
 
 
-def join(person: Person, lid: str) -> None:
+def join(person: Person, lid: str, video: bool = False) -> None:
     person.page.goto(f"/live/{lid}")
+    if video:
+        person.page.check("#live-video")
     person.page.click("#live-join")
-    wait_for(lambda: person.live("live.publisher && live.publisher.connectionState") == "connected",
-             timeout_s=MEDIA_S, what=f"{person.name}'s microphone to reach Janus")
+    try:
+        wait_for(lambda: person.live("live.publisher && live.publisher.connectionState") == "connected",
+                 timeout_s=MEDIA_S, what=f"{person.name}'s microphone to reach Janus")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; her page says: {person.page.text_content('#live-status')}") from None
 
 
 def wait_to_hear(person: Person, frequencies: list[float], absent: list[float] = ()) -> dict:
@@ -125,6 +130,7 @@ class Live:
     kira: Person
     browsers: Browsers
     consultation_id: int
+    second: dict | None = None  # the second session: its id and facilitator page
 
 
 @pytest.fixture(scope="module")
@@ -369,6 +375,7 @@ def test_speaking_time_per_side_is_counted_within_ten_percent(live, world):
     fac = live.browsers.person("facilitator2", None, wav=tone_wav(live.browsers.wav_dir / "quiet.wav", 0.0, 1))
     sign_in_as_admin(fac)
     join(fac, lid)
+    live.second = {"lid": lid, "fac": fac}
     speakers = {}
     for index, (side, (frequency, seconds)) in enumerate(SPEAKING.items()):
         wav = pattern_wav(live.browsers.wav_dir / f"speaker{index}.wav", frequency, LEAD_SILENCE_S, seconds, 90)
@@ -397,3 +404,50 @@ def test_speaking_time_per_side_is_counted_within_ten_percent(live, world):
         assert abs(heard_s - seconds) <= 0.1 * seconds, what
         assert abs(counted[side] - seconds) <= 0.1 * seconds, what
 
+
+
+def test_someone_who_joins_after_others_left_is_heard(live):
+    """After the speakers of the speaking-time test left, the facilitator's subscription in Janus
+    lost their feeds; Ira, joining now, must still reach her."""
+    assert live.second, "runs after the speaking-time test, in its session"
+    join(live.ira, live.second["lid"])
+    wait_to_hear(live.second["fac"], [INTERPRETER])
+
+
+def inbound(person: Person, kind: str) -> dict:
+    return person.page.evaluate("""async (kind) => {
+      const found = {framesDecoded: 0, packetsReceived: 0};
+      const pc = window.crosslineLive.subscriber;
+      if (!pc) return found;
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === kind) {
+          found.framesDecoded += r.framesDecoded || 0; found.packetsReceived += r.packetsReceived || 0; } });
+      return found; }""", kind)
+
+
+def test_video_is_optional_end_to_end_encrypted_and_the_bitrate_capped(live):
+    assert live.second, "runs after the speaking-time test, in its session"
+    lid, fac, kira = live.second["lid"], live.second["fac"], live.kira
+    assert not fac.live("live.local.getVideoTracks().length"), "audio only unless she chooses video"
+    join(fac, lid)  # again, from a fresh page: a new subscriber handle in Janus
+    join(kira, lid, video=True)
+    # The facilitator's page decodes her video frames: they were decrypted (a frame that is not is dropped).
+    wait_for(lambda: inbound(fac, "video")["framesDecoded"] > 30, timeout_s=MEDIA_S, what="video frames decoded")
+    wait_for(lambda: fac.page.evaluate(
+        "Array.from(document.querySelectorAll('#live-videos video')).some((v) => v.videoWidth > 0)"),
+        what="her video shown")
+    # Opus is capped at the session's audio bitrate.
+    cap = kira.live("live.joined.audio_bitrate")
+    encodings = kira.live("live.publisher.getSenders().filter((s) => s.track && s.track.kind === 'audio')"
+                          "[0].getParameters().encodings")
+    assert encodings[0]["maxBitrate"] == cap
+
+
+def test_the_quick_exit_leaves_the_session_at_once(live):
+    lid, fac, kira = live.second["lid"], live.second["fac"], live.kira
+    feed = kira.live("live.joined.feed_id")
+    assert feed in [f["feed_id"] for f in fac.api(lid, "/state")["body"]["feeds"]]
+    kira.page.keyboard.press("Escape")
+    kira.page.wait_for_url("https://www.bbc.com/**")
+    wait_for(lambda: feed not in [f["feed_id"] for f in fac.api(lid, "/state")["body"]["feeds"]],
+             what="the hub to see her leave")

@@ -119,12 +119,24 @@
     live.local.getTracks().forEach(function (track) {
       var init = { direction: "sendonly", streams: [live.local] };
       if (track.kind === "audio") init.sendEncodings = [{ maxBitrate: live.joined.audio_bitrate }];
-      encrypt(pc.addTransceiver(track, init).sender, track.kind);
+      var transceiver = pc.addTransceiver(track, init);
+      onlyCodec(transceiver, track.kind === "audio" ? "audio/opus" : "video/vp8");
+      encrypt(transceiver.sender, track.kind);
     });
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
     var answer = await call("POST", "/publish", { sdp: capOpus(pc.localDescription.sdp), video: video });
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  }
+
+  function onlyCodec(transceiver, mimeType) {
+    // Opus and VP8 only: the clear header sizes of the frame format are VP8's, and a short offer
+    // fits in one message of Janus's UNIX-socket API (it drops anything over 8 KiB).
+    if (!transceiver.setCodecPreferences || !RTCRtpSender.getCapabilities) return;
+    var codecs = RTCRtpSender.getCapabilities(mimeType.split("/")[0]).codecs.filter(function (codec) {
+      return codec.mimeType.toLowerCase() === mimeType;
+    });
+    if (codecs.length) transceiver.setCodecPreferences(codecs);
   }
 
   function capOpus(sdp) {
@@ -136,7 +148,7 @@
     });
   }
 
-  // Which track is whose: the hub names each stream's feed ("streams": [{mid, feed_id}]) when it
+  // Which track is whose: the hub names each stream's feed ("streams": {mid: feed_id}) when it
   // can. Without that, feeds are added one per offer and the newly active m-line is the new feed's.
   var wanted = [];
   var syncing = null;
@@ -183,8 +195,9 @@
     var pc = live.subscriber;
     var before = pc.remoteDescription ? activeMids(pc.remoteDescription.sdp) : [];
     if (offer.streams) {
+      // {mid: feed_id} for every m-line of this offer.
       live.hubNamesStreams = true;
-      offer.streams.forEach(function (stream) { live.feedByMid[stream.mid] = stream.feed_id; });
+      Object.keys(offer.streams).forEach(function (mid) { live.feedByMid[mid] = offer.streams[mid]; });
     }
     var fresh = activeMids(offer.sdp).filter(function (mid) { return before.indexOf(mid) < 0; });
     if (!offer.streams) fresh.forEach(function (mid) { live.feedByMid[mid] = added[0]; });
