@@ -47,8 +47,12 @@ def world(hub):
     consultations.attach_room(hub, hub.facilitator, made.id, "!consultation:crossline.local")
     consultations.change_phase(hub, hub.facilitator, made.id, Phase.COLLECTING)
     counter = iter(range(1, 10_000))
+
+    async def sleep(seconds):  # a key rotation put off (EPOCH_MIN_INTERVAL_MS) runs on the fake clock
+        hub.clock.now += int(seconds * 1000)
+
     service = LiveSessions(hub, FakeJanus(), RecordingAnnouncer(),
-                           random_bytes=lambda n: next(counter).to_bytes(n, "big"), long_poll_s=60)
+                           random_bytes=lambda n: next(counter).to_bytes(n, "big"), long_poll_s=60, sleep=sleep)
     return hub, people, made, service
 
 
@@ -100,6 +104,7 @@ async def test_leaving_or_removal_starts_a_new_epoch_and_the_removed_cannot_retu
     await service.join(people.facilitator, lid, False, "listener", None)
     await service.publish(people.bella, lid, "v=0 offer", False)
     await service.leave(people.carla, lid)
+    await service.settle()
     state = await service.state(people.anna, lid, None)
     assert state["key"]["epoch"] == 2 and state["key"]["key"] != anna["key"]["key"]
     assert [k["epoch"] for k in state["previous_keys"]] == [1]
@@ -217,6 +222,7 @@ async def test_speaking_time_is_counted_per_side_and_kept_as_counts_when_the_ses
     state = await service.state(people.facilitator, lid, None)
     assert state["speaking_seconds_by_side"] == {"Left bank": 12, "Right bank": 4}
     await event(anna["feed_id"], "left", 3_000)  # a turn without a stop ends when she leaves
+    await service.settle()
     assert (await service.state(people.dina, lid, None))["key"]["epoch"] == 2
     hub.clock.now += 2_000
     await service.control(people.facilitator, lid, "end", None)

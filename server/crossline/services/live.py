@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from crossline import secrets
 from crossline.domain import live as rules
 from crossline.domain.live import NO_SIDE, HandQueue, LiveStatus, Owner, SpeakingTime
+from crossline.domain.ratelimit import Ratelimiter
 from crossline.domain.records import Member
 from crossline.errors import Conflict, CrosslineError, HomeserverError, InvalidInput, NotAllowed, NotFound
 from crossline.services.hub import Hub
@@ -44,9 +45,18 @@ LONG_POLL_S = 25.0
 MAX_SDP = 64 * 1024
 FEED_ID_LIMIT = 2**52  # feed ids stay exact in a JavaScript number
 ROLES = ("listener", "interpreter")
-ACTIONS = ("mute_all", "mute", "unmute", "remove", "lock", "unlock", "end", "next_speaker")
+ACTIONS = ("mute_all", "unmute_all", "mute", "unmute", "remove", "lock", "unlock", "end", "next_speaker")
+# A departure's new epoch (and its key event in the Matrix room) comes at most this often: one
+# rotation, after the interval, covers every departure meanwhile.
+EPOCH_MIN_INTERVAL_MS = 5_000
+JOINS_PER_MINUTE = 10  # per member: reloads and reconnections, not a way to flood the others
+HANDS_PER_MINUTE = 12  # per member: raising and lowering wakes every page's long poll
 LANGUAGE_CODE_MAX = 16
 NOT_FOUND = "There is no such live session, or it is not open to you."
+
+
+class TooFast(CrosslineError):
+    status = 429
 
 
 class Announcer(Protocol):
@@ -107,6 +117,14 @@ class Running:
     present: dict[str, Present] = field(default_factory=dict)
     hands: HandQueue = field(default_factory=HandQueue)
     speaking: SpeakingTime = field(default_factory=SpeakingTime)
+    # Kept per member (the hub's member id, never shown) for the whole session, so a reload,
+    # which makes a new participant id, neither unmutes her nor escapes a removal.
+    participant_members: dict[str, int] = field(default_factory=dict)  # every participant id given -> member
+    muted_members: set[int] = field(default_factory=set)
+    all_muted: bool = False  # mute all: whoever joins later starts muted, until unmute all
+    let_through: set[int] = field(default_factory=set)  # unmuted one by one since mute all
+    epoch_started_ms: int = 0
+    rotation_due: bool = False  # a departure waits for the next epoch (EPOCH_MIN_INTERVAL_MS)
 
     def by_member(self, member_id: int) -> Present | None:
         return next((p for p in self.present.values() if p.member_id == member_id), None)
@@ -129,7 +147,8 @@ class Access:
 
 class LiveSessions:
     def __init__(self, hub: Hub, janus: Any = None, announcer: Announcer | None = None,
-                 random_bytes: Callable[[int], bytes] = os.urandom, long_poll_s: float = LONG_POLL_S):
+                 random_bytes: Callable[[int], bytes] = os.urandom, long_poll_s: float = LONG_POLL_S,
+                 sleep: Callable[[float], Any] = asyncio.sleep):
         self.hub = hub
         self.janus = janus
         self.announcer = announcer
@@ -141,6 +160,10 @@ class LiveSessions:
         self.changed: dict[str, asyncio.Event] = {}
         self.locks: dict[str, asyncio.Lock] = {}
         self.background: set[asyncio.Task] = set()
+        self.sleep = sleep
+        self.rotations: set[asyncio.Task] = set()
+        self.join_limits = Ratelimiter(hub.clock, JOINS_PER_MINUTE, 60_000)
+        self.hand_limits = Ratelimiter(hub.clock, HANDS_PER_MINUTE, 60_000)
 
     # -- Who asks -------------------------------------------------------------------------------
 
@@ -302,18 +325,24 @@ class LiveSessions:
             raise NotAllowed("Only interpreters the facilitator named can join as interpreters.")
         if language is not None:
             check_language(language)
-        with self.hub.engine.connect() as conn:
-            removed = store.is_removed(conn, found.session.id, found.member.id)
-        rules.check_join(found.session.status, found.facilitator, removed)
+        self._limit(self.join_limits, found.member.id, "joined")
+        # Every change of who is in the session happens under its lock, with its status and her
+        # removal read under it: an end or a removal racing a join (a reload) wins.
         async with self._lock(public_id):
+            with self.hub.engine.connect() as conn:
+                session = store.get_session(conn, public_id)
+                removed = store.is_removed(conn, found.session.id, found.member.id)
+            rules.check_join(session.status, found.facilitator, removed)
             running = await self._running(found)
             earlier = running.by_member(found.member.id)
-            if earlier is not None:  # a reload or a second tab: the earlier connection leaves first
-                await self._drop(public_id, running, earlier)
+            if earlier is not None:  # a reload or a second tab: the earlier connection goes (same key)
+                await self._drop(public_id, running, earlier, new_epoch=False)
             present = self._present(found, running, role)
+            present.muted = self._starts_muted(running, found)
             present.publisher = await self._engine().join_publisher(running.room, present.feed_id,
                                                                     f"feed {present.feed_id}")
             running.present[present.participant_id] = present
+            running.participant_members[present.participant_id] = found.member.id
             with self.hub.engine.begin() as conn:
                 store.add_participant(conn, found.session.id, found.member.id)
         self._bump(public_id)
@@ -324,6 +353,20 @@ class LiveSessions:
                 "side": present.side, "key": {"epoch": epoch, "key": b64url(key)}, "ice_servers": self._ice_servers(),
                 "audio_bitrate": self.hub.config.live.audio_bitrate, "languages": languages,
                 "facilitator": found.facilitator}
+
+    def _limit(self, limiter: Ratelimiter, member_id: int, what: str) -> None:
+        allowed, when = limiter.can_do_action(member_id)
+        if not allowed:
+            seconds = max(1, (when - self.hub.clock.now_ms() + 999) // 1000)
+            raise TooFast(f"You have {what} too often just now: wait {seconds} s and try again.")
+
+    @staticmethod
+    def _starts_muted(running: Running, found: Access) -> bool:
+        if found.facilitator:
+            return False
+        if running.all_muted and found.member.id not in running.let_through:
+            running.muted_members.add(found.member.id)
+        return found.member.id in running.muted_members
 
     def _present(self, found: Access, running: Running, role: str) -> Present:
         with self.hub.engine.connect() as conn:
@@ -407,6 +450,7 @@ class LiveSessions:
         found, running, present = await self._in_session(member, public_id)
         if not isinstance(raised, bool):
             raise InvalidInput('"raised" is true or false.')
+        self._limit(self.hand_limits, found.member.id, "raised or lowered your hand")
         if raised:
             running.hands.raise_hand(present.participant_id, present.counted_side, self.hub.clock.now_ms())
         else:
@@ -417,11 +461,12 @@ class LiveSessions:
     async def leave(self, member: Member | None, public_id: str) -> dict:
         """Also what the quick exit sends: answered at once for anyone who may see the session."""
         await self.access(member, public_id)
-        running = self.running.get(public_id)
-        present = running.by_member(member.id) if running else None
-        if present is not None:
-            async with self._lock(public_id):
+        async with self._lock(public_id):
+            running = self.running.get(public_id)
+            present = running.by_member(member.id) if running else None
+            if present is not None:
                 await self._drop(public_id, running, present)
+        if present is not None:
             self._bump(public_id)
         return {}
 
@@ -434,7 +479,7 @@ class LiveSessions:
                 with contextlib.suppress(CrosslineError):
                     await self._engine().detach(handle)
         if new_epoch and running.present:
-            self._new_epoch(public_id, running)
+            self._rotate(public_id, running)
 
     # -- Facilitators' controls ------------------------------------------------------------------------
 
@@ -456,16 +501,24 @@ class LiveSessions:
         self._bump(public_id)
         return {}
 
-    def _target(self, running: Running, participant_id: object) -> Present:
-        present = running.present.get(participant_id) if isinstance(participant_id, str) else None
-        if present is None:
+    def _target(self, running: Running, participant_id: object) -> int:
+        """The member behind any participant id she has had in this session (a reload gives her a
+        new one; the facilitator may still be looking at the old)."""
+        member_id = running.participant_members.get(participant_id) if isinstance(participant_id, str) else None
+        if member_id is None:
             raise InvalidInput("That person is no longer in the session: the list has been refreshed.")
-        return present
+        return member_id
 
     async def _mute_all(self, found: Access, running: Running, _: object) -> None:
-        for present in running.present.values():
-            if not present.facilitator and not present.muted:
-                await self._set_muted(running, present, True)
+        running.all_muted, running.let_through = True, set()
+        for present in list(running.present.values()):
+            if not present.facilitator:
+                await self._set_muted(running, present.member_id, True)
+
+    async def _unmute_all(self, found: Access, running: Running, _: object) -> None:
+        running.all_muted = False
+        for member_id in list(running.muted_members):
+            await self._set_muted(running, member_id, False)
 
     async def _mute(self, found: Access, running: Running, participant_id: object) -> None:
         await self._set_muted(running, self._target(running, participant_id), True)
@@ -473,7 +526,17 @@ class LiveSessions:
     async def _unmute(self, found: Access, running: Running, participant_id: object) -> None:
         await self._set_muted(running, self._target(running, participant_id), False)
 
-    async def _set_muted(self, running: Running, present: Present, muted: bool) -> None:
+    async def _set_muted(self, running: Running, member_id: int, muted: bool) -> None:
+        """For the whole session: whichever entry of hers is present now or joins later."""
+        if muted:
+            running.muted_members.add(member_id)
+            running.let_through.discard(member_id)
+        else:
+            running.muted_members.discard(member_id)
+            running.let_through.add(member_id)
+        present = running.by_member(member_id)
+        if present is None or present.muted == muted:
+            return
         if present.answered:
             await self._engine().moderate(running.room, present.feed_id, muted)
         present.muted = muted
@@ -485,25 +548,38 @@ class LiveSessions:
         hand = running.hands.next_speaker()
         present = running.present.get(hand.participant_id) if hand else None
         if present is not None and present.muted:
-            await self._set_muted(running, present, False)
+            await self._set_muted(running, present.member_id, False)
 
     async def _remove(self, found: Access, running: Running, participant_id: object) -> None:
-        present = self._target(running, participant_id)
-        if present.member_id == found.member.id:
+        """Keyed by member, under the session's lock (so a join racing it is refused after it),
+        and a new epoch at once, so whatever entry of hers is present goes and no key she holds
+        stays current."""
+        member_id = self._target(running, participant_id)
+        if member_id == found.member.id:
             raise InvalidInput("To leave the session yourself, use Leave.")
-        with self.hub.engine.begin() as conn:
-            store.mark_removed(conn, found.session.id, present.member_id)
-            if found.matrix_room:
-                store.stop_keys_to_room(conn, found.session.id)
         async with self._lock(found.session.public_id):
-            with contextlib.suppress(CrosslineError):  # her media may not be up yet: she goes all the same
-                await self._engine().kick(running.room, present.feed_id)
-            await self._drop(found.session.public_id, running, present)
+            with self.hub.engine.begin() as conn:
+                store.mark_removed(conn, found.session.id, member_id)
+                if found.matrix_room:
+                    store.stop_keys_to_room(conn, found.session.id)
+            present = running.by_member(member_id)
+            if present is not None:
+                with contextlib.suppress(CrosslineError):  # her media may not be up yet: she goes all the same
+                    await self._engine().kick(running.room, present.feed_id)
+                await self._drop(found.session.public_id, running, present, new_epoch=False)
+            if self.running.get(found.session.public_id) is running:
+                self._new_epoch(found.session.public_id, running)
 
     async def end(self, found: Access) -> None:
         """The Janus room is destroyed, everyone's handles go with it, and who took part is
-        forgotten; each side's speaking seconds and head count stay for the report."""
-        session = found.session
+        forgotten; each side's speaking seconds and head count stay for the report. Under the
+        session's lock, so a join in progress either finishes first or finds the session ended."""
+        async with self._lock(found.session.public_id):
+            await self._end(found)
+
+    async def _end(self, found: Access) -> None:
+        with self.hub.engine.connect() as conn:
+            session = store.get_session(conn, found.session.public_id)
         rules.transition(session.status, LiveStatus.ENDED)
         running = self.running.pop(session.public_id, None)
         now = self.hub.clock.now_ms()
@@ -641,7 +717,30 @@ class LiveSessions:
         self._new_epoch(public_id, running)
         return running
 
+    def _rotate(self, public_id: str, running: Running) -> None:
+        """A departure's new epoch: now, or if the last began under EPOCH_MIN_INTERVAL_MS ago, once
+        that interval is over (one rotation then covers every departure meanwhile), so nobody can
+        force a stream of key changes and key events by leaving and joining."""
+        if running.rotation_due:
+            return  # the pending rotation comes after this departure: it covers it
+        wait_ms = running.epoch_started_ms + EPOCH_MIN_INTERVAL_MS - self.hub.clock.now_ms()
+        if wait_ms <= 0:
+            self._new_epoch(public_id, running)
+            return
+        running.rotation_due = True
+
+        async def later() -> None:
+            await self.sleep(wait_ms / 1000)
+            async with self._lock(public_id):
+                if running.rotation_due and self.running.get(public_id) is running:
+                    self._new_epoch(public_id, running)
+
+        task = asyncio.get_running_loop().create_task(later())
+        self.rotations.add(task)
+        task.add_done_callback(self.rotations.discard)
+
     def _new_epoch(self, public_id: str, running: Running) -> None:
+        running.rotation_due, running.epoch_started_ms = False, self.hub.clock.now_ms()
         with self.hub.engine.begin() as conn:
             epoch = store.next_epoch(conn, running.session_id)
             session = store.get_session(conn, public_id)
@@ -690,12 +789,14 @@ class LiveSessions:
         task.add_done_callback(self.background.discard)
 
     async def settle(self) -> None:
-        """Waits for what is being sent to Matrix (tests, and shutting down)."""
-        while self.background:
-            await asyncio.gather(*list(self.background), return_exceptions=True)
+        """Waits for pending key rotations and what is being sent to Matrix (tests, shutting down)."""
+        while self.background or self.rotations:
+            await asyncio.gather(*self.rotations, *self.background, return_exceptions=True)
 
     async def close(self) -> None:
         """At shutdown: every running room destroyed (their keys die with this process)."""
+        for task in list(self.rotations):
+            task.cancel()
         for public_id, running in list(self.running.items()):
             with contextlib.suppress(CrosslineError):
                 await self._engine().destroy_room(running.room)
