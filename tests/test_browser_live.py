@@ -117,7 +117,10 @@ def wait_to_hear(person: Person, frequencies: list[float], absent: list[float] =
         ok = found and all(found[f] for f in frequencies) and not any(found[f] for f in absent)
         return found if ok else None
 
-    return wait_for(check, timeout_s=MEDIA_S, what=f"{person.name} to hear {frequencies} and not {list(absent)}")
+    try:
+        return wait_for(check, timeout_s=MEDIA_S, what=f"{person.name} to hear {frequencies} and not {list(absent)}")
+    except AssertionError as error:
+        raise AssertionError(f"{error}; her page says: {person.page.text_content('#live-status')}") from None
 
 
 @dataclass
