@@ -12,12 +12,13 @@ import stat
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 from playwright.async_api import async_playwright
 
 from crossline import secrets
 from crossline.config import load_config, port_range
-from crossline.errors import InvalidInput, NotFound
+from crossline.errors import Conflict, InvalidInput, NotFound
 from crossline.live.engine import janus_answers, turn_answers
 from crossline.live.interfaces import default_route_interface, interface_address
 from crossline.live.janus import Janus, JanusEvent
@@ -91,41 +92,45 @@ def test_nothing_listens_beyond_loopback_and_janus_has_no_tcp_api(stack):
 
 
 class _RawJanus:
-    """Janus's API as any local program could speak it, one connection (a session belongs to it)."""
+    """Janus's API as any local program could speak it (WebSocket on its UNIX socket), one
+    connection (a session belongs to it)."""
 
-    def __init__(self, path: Path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.sock.settimeout(10)
-        self.sock.connect(str(path))
+    def __init__(self, http: aiohttp.ClientSession, sock: aiohttp.ClientWebSocketResponse):
+        self.http, self.sock = http, sock
 
-    def __call__(self, request: dict) -> dict:
-        self.sock.send(json.dumps({"transaction": "t", **request}).encode())
+    async def __call__(self, request: dict) -> dict:
+        await self.sock.send_str(json.dumps({"transaction": "t", **request}))
         while True:
-            reply = json.loads(self.sock.recv(1 << 20))
+            reply = await self.sock.receive_json(timeout=10)
             if reply.get("janus") != "ack":
                 return reply
 
 
-def test_janus_refuses_requests_without_the_api_secret_and_rooms_without_the_admin_key(config):
+async def test_janus_refuses_requests_without_the_api_secret_and_rooms_without_the_admin_key(config):
     path = config.paths.janus_socket
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    janus_api = _RawJanus(path)
+    async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(path))) as http, \
+            http.ws_connect("ws://janus/", protocols=("janus-protocol",)) as sock:
+        await _refusals(_RawJanus(http, sock), config)
+
+
+async def _refusals(janus_api: _RawJanus, config) -> None:
     for request in ({"janus": "create"}, {"janus": "create", "apisecret": "guess"}):
-        reply = janus_api(request)
+        reply = await janus_api(request)
         assert reply["janus"] == "error" and reply["error"]["code"] == 403, reply
     secret = secrets.read_secret(config.paths.secrets_dir, secrets.JANUS_API_SECRET)
-    session = janus_api({"janus": "create", "apisecret": secret})["data"]["id"]
-    handle = janus_api({"janus": "attach", "plugin": "janus.plugin.videoroom", "session_id": session,
-                               "apisecret": secret})["data"]["id"]
-    reply = janus_api({"janus": "message", "session_id": session, "handle_id": handle, "apisecret": secret,
+    session = (await janus_api({"janus": "create", "apisecret": secret}))["data"]["id"]
+    handle = (await janus_api({"janus": "attach", "plugin": "janus.plugin.videoroom", "session_id": session,
+                               "apisecret": secret}))["data"]["id"]
+    reply = await janus_api({"janus": "message", "session_id": session, "handle_id": handle, "apisecret": secret,
                               "body": {"request": "create", "room": 4242}})
     assert reply["plugindata"]["data"]["error_code"] == 429, reply  # admin_key missing
-    reply = janus_api({"janus": "message", "session_id": session, "handle_id": handle, "apisecret": secret,
+    reply = await janus_api({"janus": "message", "session_id": session, "handle_id": handle, "apisecret": secret,
                               "body": {"request": "rtp_forward", "room": 4242, "publisher_id": 1, "host": "192.0.2.1"}})
     assert "error_code" in reply["plugindata"]["data"], reply
-    info = janus_api({"janus": "info"})
+    info = await janus_api({"janus": "info"})
     assert list(info["plugins"]) == ["janus.plugin.videoroom"]
-    assert list(info["transports"]) == ["janus.transport.pfunix"]
+    assert list(info["transports"]) == ["janus.transport.websockets"]
     assert info["events"] == {} and info["loggers"] == {} and info["event_handlers"] is False
 
 
@@ -133,7 +138,7 @@ def test_every_engine_file_is_private(config):
     for folder in (config.paths.janus_dir, config.paths.coturn_dir):
         for path in [folder, *folder.rglob("*")]:
             if path.is_symlink():
-                assert Path(os.readlink(path)).name in ("libjanus_videoroom.so", "libjanus_pfunix.so")
+                assert Path(os.readlink(path)).name in ("libjanus_videoroom.so", "libjanus_websockets.so")
                 continue
             mode = stat.S_IMODE(path.stat().st_mode)
             assert mode == (0o700 if path.is_dir() else 0o600), f"{path} has mode {mode:o}"
@@ -382,10 +387,11 @@ async def test_each_room_event_arrives_once(janus):
 async def test_janus_errors_become_clear_crossline_errors(janus):
     room = await janus.create_room("Errors", max_publishers=2)
     try:
-        with pytest.raises(NotFound, match="not sending audio or video"):
-            await janus.subscribe(room, None, [999])
-        with pytest.raises(InvalidInput, match="at least one participant"):
-            await janus.subscribe(room, None, [])
+        # A feed Janus does not have (or whose media is not up) is left out, not sent to fail the
+        # whole subscription; with nothing left there is nothing to subscribe to.
+        for feeds in ([999], []):
+            with pytest.raises(Conflict, match="None of those participants is sending"):
+                await janus.subscribe(room, None, feeds)
         handle = await janus.join_publisher(room, 21, "A")
         with pytest.raises(InvalidInput, match="session description"):
             await janus.publish(handle, "v=0\r\nnot an sdp\r\n", audio_bitrate=16000, video=False, language=None)

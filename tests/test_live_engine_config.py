@@ -87,16 +87,18 @@ def test_janus_loads_only_videoroom_and_the_socket_transport(data_dir):
     write_janus_config(config, "API-SECRET", "ADMIN-KEY", [interface])
     janus_dir = config.paths.janus_dir
     assert sorted(p.name for p in (janus_dir / "plugins").iterdir()) == ["libjanus_videoroom.so"]
-    assert sorted(p.name for p in (janus_dir / "transports").iterdir()) == ["libjanus_pfunix.so"]
+    assert sorted(p.name for p in (janus_dir / "transports").iterdir()) == ["libjanus_websockets.so"]
     assert list((janus_dir / "events").iterdir()) == [] and list((janus_dir / "loggers").iterdir()) == []
     assert sorted(p.name for p in janus_dir.glob("*.jcfg")) == [
-        "janus.jcfg", "janus.plugin.videoroom.jcfg", "janus.transport.pfunix.jcfg"]
+        "janus.jcfg", "janus.plugin.videoroom.jcfg", "janus.transport.websockets.jcfg"]
     main = (janus_dir / "janus.jcfg").read_text()
     assert 'api_secret = "API-SECRET"' in main and f'ice_enforce_list = "{interface}"' in main
     assert 'rtp_port_range = "20000-20999"' in main and "broadcast = false" in main
     assert "stun_server" not in main and "turn_server" not in main and "nat_1_1_mapping" not in main
-    pfunix = (janus_dir / "janus.transport.pfunix.jcfg").read_text()
-    assert f'path = "{config.paths.janus_socket}"' in pfunix and "admin_enabled = false" in pfunix
+    # WebSocket on a UNIX socket only: no TCP port (no ws_port/ws_ip), no TLS server, no admin API.
+    transport = (janus_dir / "janus.transport.websockets.jcfg").read_text()
+    assert f'ws_unix = "{config.paths.janus_socket}"' in transport and "ws_port" not in transport
+    assert "wss = false" in transport and "admin_ws = false" in transport and "admin_wss = false" in transport
     videoroom = (janus_dir / "janus.plugin.videoroom.jcfg").read_text()
     assert 'admin_key = "ADMIN-KEY"' in videoroom and "lock_rtp_forward = true" in videoroom
     assert janus_dir.stat().st_mode & 0o777 == 0o700

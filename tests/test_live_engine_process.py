@@ -110,3 +110,32 @@ async def test_an_unreachable_janus_is_a_clear_error(tmp_path):
     with pytest.raises(JanusError, match="not running or cannot be reached"):
         await janus.create_room("x", 2)
     await janus.close()  # closing an adapter that never connected is fine
+
+
+def _offer(audio_lines: int) -> str:
+    """A browser-like offer with many audio m-lines: well over the 8 KB Janus's plain UNIX-socket
+    transport dropped (the hub then waited 20 s and gave up)."""
+    fingerprint = ":".join(f"{b:02X}" for b in range(32))
+    lines = ["v=0", "o=- 4611731400430051336 2 IN IP4 127.0.0.1", "s=-", "t=0 0",
+             "a=group:BUNDLE " + " ".join(str(i) for i in range(audio_lines)), "a=msid-semantic: WMS",
+             f"a=fingerprint:sha-256 {fingerprint}", "a=ice-ufrag:abcd", "a=ice-pwd:abcdefghijklmnopqrstuvwx"]
+    for mid in range(audio_lines):
+        lines += ["m=audio 9 UDP/TLS/RTP/SAVPF 111", "c=IN IP4 0.0.0.0", "a=setup:actpass", f"a=mid:{mid}",
+                  "a=sendonly", "a=rtcp-mux", "a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1",
+                  f"a=ssrc:{1000 + mid} cname:crossline-test",
+                  "a=candidate:1 1 udp 2122260223 192.0.2.2 40000 typ host"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+async def test_descriptions_longer_than_8_kb_reach_janus_and_come_back(own_janus):
+    config, processes, start = own_janus
+    offer = _offer(40)
+    assert len(offer.encode()) > 8192
+    janus = Janus(config.paths.janus_socket, "api-secret", "admin-key")
+    try:
+        room = await janus.create_room("Big", max_publishers=3)
+        handle = await janus.join_publisher(room, 41, "A")
+        answer = await janus.publish(handle, offer, audio_bitrate=16000, video=False, language="ru")
+        assert answer.startswith("v=0") and answer.count("m=audio") == 40 and len(answer.encode()) > 8192
+    finally:
+        await janus.close()

@@ -3,6 +3,8 @@ address removed before it is written), and whether each answers."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import ctypes
 import json
 import os
@@ -13,10 +15,13 @@ import threading
 from collections import deque
 from pathlib import Path
 
+import aiohttp
+
 from crossline import secrets
 from crossline.config import Config, ConfigError
 from crossline.live.coturn import write_coturn_config
 from crossline.live.interfaces import media_addresses, media_interfaces
+from crossline.live.janus import PROTOCOL
 from crossline.live.janus_config import MISSING_PACKAGES, write_janus_config
 from crossline.logs import ADDRESS, HIDDEN
 
@@ -129,15 +134,23 @@ def coturn_process(config: Config) -> EngineProcess:
 # --- whether each answers (for start-up and `crossline status`) -----------------------------------
 
 def janus_answers(socket_path: Path, timeout_s: float = 3) -> bool:
-    """Janus's API answers `info` on its socket (no secret is needed for that one request)."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as probe:
-            probe.settimeout(timeout_s)
-            probe.connect(str(socket_path))
-            probe.send(json.dumps({"janus": "info", "transaction": "status"}).encode())
-            return json.loads(probe.recv(1 << 20)).get("janus") == "server_info"
-    except (OSError, ValueError):
-        return False
+    """Janus's API answers `info` on its WebSocket socket (no secret is needed for that one
+    request). Asked from a thread of its own, so callers with or without an event loop can use it."""
+
+    async def ask() -> bool:
+        async with aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(socket_path))) as http, \
+                http.ws_connect("ws://janus/", protocols=(PROTOCOL,)) as sock:
+            await sock.send_str(json.dumps({"janus": "info", "transaction": "status"}))
+            return (await sock.receive_json(timeout=timeout_s)).get("janus") == "server_info"
+
+    def run() -> bool:
+        try:
+            return asyncio.run(asyncio.wait_for(ask(), timeout_s))
+        except (OSError, ValueError, TypeError, TimeoutError, aiohttp.ClientError):
+            return False
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
 
 
 STUN_MAGIC = 0x2112A442

@@ -1,4 +1,8 @@
-"""The hub's adapter to Janus's VideoRoom plugin, over Janus's UNIX-socket API.
+"""The hub's adapter to Janus's VideoRoom plugin, over Janus's WebSocket API on a UNIX socket.
+
+WebSocket rather than Janus's plain UNIX-socket transport (pfunix), which drops any message over
+8 KB: a browser's answer for a dozen feeds, or a video offer, is longer. Over a UNIX socket in
+the 0700 Janus folder, so Janus has no TCP port at all.
 
 One Janus session per adapter, kept alive; every handle (a control handle for rooms, and one
 publisher and one subscriber handle per participant) is attached in it, so the adapter sees
@@ -15,11 +19,12 @@ import contextlib
 import json
 import logging
 import secrets as _random
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from crossline import secrets
 from crossline.config import Config
@@ -33,7 +38,8 @@ PLUGIN = "janus.plugin.videoroom"
 MAX_ID = 2**52
 KEEPALIVE_S = 20.0  # Janus drops a session after 60 s without a request
 REQUEST_TIMEOUT_S = 20.0
-RECEIVE_BUFFER = 1 << 21  # one SOCK_SEQPACKET message is one Janus message; offers for many feeds run long
+MAX_MESSAGE = 1 << 21  # Janus's offers for many feeds run long; the hub's own SDPs are at most 64 KB
+PROTOCOL = "janus-protocol"  # the WebSocket subprotocol Janus requires
 
 
 class JanusError(CrosslineError):
@@ -100,7 +106,8 @@ class Janus:
         self._api_secret = api_secret
         self._admin_key = admin_key
         self._new_id, self._new_secret = new_id, new_secret
-        self._sock: socket.socket | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._sock: aiohttp.ClientWebSocketResponse | None = None
         self._session: int | None = None
         self._control: int | None = None
         self._tasks: list[asyncio.Task] = []
@@ -114,6 +121,7 @@ class Janus:
         self._gone: set[tuple[int, int]] = set()
         self._events: asyncio.Queue[JanusEvent] = asyncio.Queue()
         self._closed = False
+        self._closing: set[asyncio.Task] = set()
 
     @classmethod
     def from_config(cls, config: Config) -> "Janus":
@@ -272,6 +280,8 @@ class Janus:
             with contextlib.suppress(CrosslineError, OSError, TimeoutError):
                 await asyncio.wait_for(self._core("destroy"), 3)
         self._disconnect("closed")
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     # --- internals: room state -------------------------------------------------------------------
 
@@ -398,13 +408,13 @@ class Janus:
         # A keepalive is answered by its ack; a plugin message by its event, after an ack.
         self._pending[transaction] = (future, request["janus"] == "keepalive")
         try:
-            payload = json.dumps({**request, "transaction": transaction, "apisecret": self._api_secret}).encode()
+            payload = json.dumps({**request, "transaction": transaction, "apisecret": self._api_secret})
             async with self._send_lock:
-                await asyncio.get_running_loop().sock_sendall(sock, payload)
+                await sock.send_str(payload)
             reply = await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
         except TimeoutError as error:
             raise JanusError(f"The live-session media server did not answer within {REQUEST_TIMEOUT_S:.0f} s.") from error
-        except OSError as error:
+        except (OSError, aiohttp.ClientError) as error:
             self._disconnect("send failed")
             raise JanusError(UNREACHABLE) from error
         finally:
@@ -425,15 +435,14 @@ class Janus:
         async with self._connect_lock:
             if self._session is not None:
                 return
-            loop = asyncio.get_running_loop()
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            sock.setblocking(False)
+            http = aiohttp.ClientSession(connector=aiohttp.UnixConnector(path=str(self._socket_path)))
             try:
-                await loop.sock_connect(sock, str(self._socket_path))
-            except OSError as error:
-                sock.close()
+                sock = await http.ws_connect("ws://janus/", protocols=(PROTOCOL,), max_msg_size=MAX_MESSAGE,
+                                             autoping=True, timeout=aiohttp.ClientWSTimeout(ws_close=3))
+            except (OSError, aiohttp.ClientError, TimeoutError) as error:
+                await http.close()
                 raise JanusError(UNREACHABLE) from error
-            self._sock = sock
+            self._http, self._sock = http, sock
             self._tasks = [asyncio.create_task(self._receive(sock))]
             try:
                 self._session = (await self._send({"janus": "create"}))["data"]["id"]
@@ -450,8 +459,11 @@ class Janus:
             if task is not asyncio.current_task():
                 task.cancel()
         self._tasks = []
-        if self._sock is not None:
-            self._sock.close()
+        if self._http is not None:  # closed in the background: this runs from sync code too
+            closing = asyncio.get_running_loop().create_task(_close_quietly(self._sock, self._http))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+        self._http = None
         if self._session is not None and not self._closed:
             logger.warning("Lost the Janus session (%s): live sessions' media restart when people rejoin.", why)
         self._sock = self._session = self._control = None
@@ -463,21 +475,18 @@ class Janus:
         for room_id, feed_id in list(self._feeds):
             self._feed_event(room_id, feed_id, "left")
 
-    async def _receive(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        buffer = bytearray(RECEIVE_BUFFER)
+    async def _receive(self, sock: aiohttp.ClientWebSocketResponse) -> None:
         try:
-            while True:
-                size = await loop.sock_recv_into(sock, buffer)
-                if size == 0:
-                    break
+            async for frame in sock:
+                if frame.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    break  # closed, or an error (a message over MAX_MESSAGE)
                 try:
-                    message = json.loads(buffer[:size])
+                    message = json.loads(frame.data)
                 except ValueError:
-                    logger.warning("Janus sent a message that is not JSON (%d bytes); ignored.", size)
+                    logger.warning("Janus sent a message that is not JSON (%d bytes); ignored.", len(frame.data))
                     continue
                 self._dispatch(message)
-        except OSError:
+        except (OSError, aiohttp.ClientError):
             pass
         if self._sock is sock:
             self._disconnect("Janus closed the connection")
@@ -503,3 +512,10 @@ class Janus:
                 await self._core("keepalive")
             except CrosslineError as error:
                 logger.warning("Janus keepalive failed: %s", error.message)
+
+
+async def _close_quietly(sock: aiohttp.ClientWebSocketResponse | None, http: aiohttp.ClientSession) -> None:
+    with contextlib.suppress(OSError, aiohttp.ClientError, TimeoutError):
+        if sock is not None:
+            await sock.close()
+    await http.close()

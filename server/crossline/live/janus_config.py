@@ -1,6 +1,6 @@
 """Janus's configuration, generated into DATA_DIR/janus/ at each `crossline up`.
 
-Only the VideoRoom plugin and the UNIX-socket transport are loaded: the plugins/ and transports/
+Only the VideoRoom plugin and the WebSocket transport (serving only a UNIX socket, no TCP port) are loaded: the plugins/ and transports/
 folders Janus reads hold a link to those two modules and nothing else, so a plugin or transport
 that a package upgrade adds is never loaded. No event handler or logger either (their folders
 are empty), no admin API, no STUN or TURN server of Janus's own, ICE only on the configured
@@ -17,7 +17,8 @@ from crossline.config import Config, ConfigError
 from crossline.secrets import write_private_file
 
 VIDEOROOM = "libjanus_videoroom.so"
-PFUNIX = "libjanus_pfunix.so"
+# Not the plain UNIX-socket transport (pfunix): it drops any message over 8 KB.
+WEBSOCKETS = "libjanus_websockets.so"
 MODULE_SEARCH = ("/usr/lib/*/janus", "/usr/lib/janus", "/usr/local/lib/janus", "/opt/janus/lib/janus")
 MISSING_PACKAGES = ("Run `sudo apt-get install janus coturn` (Debian's packages), or set enabled = false "
                     "in [live] of {config_file} to run the hub without live sessions.")
@@ -30,9 +31,9 @@ def janus_modules_dir(config: Config) -> Path:
     else:
         candidates = [found for pattern in MODULE_SEARCH for found in sorted(Path("/").glob(pattern.lstrip("/")))]
     for candidate in candidates:
-        if (candidate / "plugins" / VIDEOROOM).exists() and (candidate / "transports" / PFUNIX).exists():
+        if (candidate / "plugins" / VIDEOROOM).exists() and (candidate / "transports" / WEBSOCKETS).exists():
             return candidate
-    raise ConfigError(f"Janus's VideoRoom plugin and UNIX-socket transport were not found (looked in "
+    raise ConfigError(f"Janus's VideoRoom plugin and WebSocket transport were not found (looked in "
                       f"{', '.join(str(c) for c in candidates) or ', '.join(MODULE_SEARCH)}). "
                       + MISSING_PACKAGES.format(config_file=config.paths.config_file))
 
@@ -86,9 +87,11 @@ def janus_settings(config: Config, api_secret: str, admin_secret: str, interface
             "nat": nat,
             "events": {"broadcast": False},
         }),
-        "janus.transport.pfunix.jcfg": _jcfg({
-            "general": {"enabled": True, "json": "compact", "path": str(paths.janus_socket), "type": "SOCK_SEQPACKET"},
-            "admin": {"admin_enabled": False},
+        # ws_unix instead of a port: the API is a UNIX socket in the 0700 folder; no TLS server,
+        # no admin API, no TCP listener of any kind.
+        "janus.transport.websockets.jcfg": _jcfg({
+            "general": {"json": "compact", "ws": True, "ws_unix": str(paths.janus_socket), "wss": False},
+            "admin": {"admin_ws": False, "admin_wss": False},
         }),
         # admin_key: rooms are created only by the hub; lock_rtp_forward: nobody can have a
         # room's media forwarded elsewhere without it.
@@ -105,7 +108,7 @@ def write_janus_config(config: Config, api_secret: str, admin_secret: str, inter
     janus_dir.chmod(0o700)  # the API socket is in it
     for name, content in janus_settings(config, api_secret, admin_secret, interfaces).items():
         write_private_file(janus_dir / name, content)
-    for folder, wanted in (("plugins", [VIDEOROOM]), ("transports", [PFUNIX]), ("events", []), ("loggers", [])):
+    for folder, wanted in (("plugins", [VIDEOROOM]), ("transports", [WEBSOCKETS]), ("events", []), ("loggers", [])):
         target = janus_dir / folder
         target.mkdir(exist_ok=True, mode=0o700)
         for entry in target.iterdir():
