@@ -144,6 +144,9 @@ async def test_a_reload_keeps_the_key_and_departures_rotate_it_at_most_once_per_
             await service.hand(people.facilitator, lid, raised)
     hub.clock.now += 60_000
     await service.join(people.anna, lid, False, "listener", None)  # the limit drains
+    version = (await service.state(people.anna, lid, None))["version"]
+    await service.hand(people.facilitator, lid, False)  # lowered already: nobody's page is woken
+    assert (await service.state(people.anna, lid, None))["version"] == version
 
 
 async def test_a_session_ending_during_a_join_keeps_nobody(world):

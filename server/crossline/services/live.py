@@ -450,6 +450,8 @@ class LiveSessions:
         found, running, present = await self._in_session(member, public_id)
         if not isinstance(raised, bool):
             raise InvalidInput('"raised" is true or false.')
+        if raised == running.hands.is_raised(present.participant_id):
+            return {}  # no change: nobody's page is woken
         self._limit(self.hand_limits, found.member.id, "raised or lowered your hand")
         if raised:
             running.hands.raise_hand(present.participant_id, present.counted_side, self.hub.clock.now_ms())
