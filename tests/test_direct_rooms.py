@@ -115,38 +115,19 @@ def test_the_in_suffix_is_read_in_any_digits_and_only_at_the_end():
         assert without_target(odd) == (odd, None)
 
 
-class _Event:
-    def __init__(self, source):
-        self.source = source
-
-
 def test_invitation_facts_read_the_stripped_state_whatever_its_shape():
+    from nio.responses import SyncResponse
+
     bot = "@crossline-bot:crossline.local"
-    state = [_Event({"type": "m.room.encryption", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}),
-             _Event({"type": "m.room.member", "state_key": bot, "sender": ANA,
-                     "content": {"membership": "invite", "is_direct": True}})]
-    assert invitation_facts(bot, state) == (ANA, True, True)
-    odd = [_Event({"type": "m.room.member", "state_key": bot, "sender": ANA, "content": "x"}), _Event(None),
-           object(), _Event({"type": "m.room.member", "state_key": bot, "sender": 5,
-                             "content": {"membership": "invite", "is_direct": "yes"}})]
-    assert invitation_facts(bot, odd) == (None, False, False)
 
+    def state(*events):
+        return SyncResponse._get_invite_state({"events": list(events)})  # as nio parses a sync
 
-def test_her_vote_where_she_took_a_pseudonym_is_refused_without_naming_it(dm):
-    from crossline.domain.pseudonyms import person_tag
-    from crossline.services import pseudonyms
-    from crossline.storage import pseudonyms as pseudonym_store
-    from crossline.storage import voices
-
-    first, second = dm.ids
-    with dm.engine.begin() as conn:
-        escrow = pseudonym_store.add_escrow(conn, b"k" * 32, 1, [], 0)
-        pseudonym = members.add_member(conn, "@p-river:crossline.local", 1, dm.ana.side_id,
-                                       frozenset({"participant"}), None, 0)
-        tag = person_tag(pseudonyms._tag_secret(dm), dm.ana.id, first)
-        pseudonym_store.add_pseudonym(conn, pseudonym, first, tag, "River Voice", escrow, b"sealed", 0)
-        voices.take(conn, first, tag)
-    answer = send(dm, f"!agree 1 in {first}")
-    assert "count once" in answer and "River" not in answer and "p-river" not in answer
-    assert "Vote recorded" in send(dm, f"!agree 1 in {second}")
-    assert votes_of(dm, dm.ana.id)[first] == {} and len(votes_of(dm, dm.ana.id)[second]) == 1
+    invite = {"type": "m.room.member", "state_key": bot, "sender": ANA,
+              "content": {"membership": "invite", "is_direct": True}}
+    encryption = {"type": "m.room.encryption", "state_key": "", "sender": ANA, "content": {"algorithm": "x"}}
+    assert invitation_facts(bot, state(encryption, invite)) == (ANA, True)
+    assert invitation_facts(bot, state({**invite, "content": {"membership": "invite"}})) == (ANA, False)
+    assert invitation_facts(bot, state({**invite, "content": {"membership": "invite", "is_direct": "yes"}})) == (ANA, False)
+    assert invitation_facts(bot, state({**invite, "state_key": "@other:x"}, encryption)) == (None, False)
+    assert invitation_facts(bot, [object(), None]) == (None, False)

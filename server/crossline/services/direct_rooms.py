@@ -15,6 +15,7 @@ matrix/direct_rooms.py; every sentence is in domain/direct_messages.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 
 from sqlalchemy import Connection
@@ -41,13 +42,14 @@ def _served(member: Member | None) -> bool:
     return member is not None and member.line_id is not None
 
 
-def invitation_refusal(hub: Hub, inviter: str | None, is_direct: bool, encrypted: bool) -> str | None:
-    """Why the bot declines this invitation (said to the inviter), or None to accept it."""
+def invitation_refusal(hub: Hub, inviter: str | None, is_direct: bool, private: bool) -> str | None:
+    """Why the bot declines an invitation (said to the inviter), or None to serve the room.
+    `private`: the room, once joined, is encrypted and holds just the inviter and the bot."""
     with hub.engine.connect() as conn:
         member = member_store.find_by_user_id(conn, inviter) if inviter else None
     if not _served(member):
         return say("not_a_member")
-    if not (is_direct and encrypted):
+    if not (is_direct and private):
         return say("not_private")
     return None
 
@@ -61,9 +63,30 @@ def _state_key(room_id: str) -> str:
     return "direct-room:" + hashlib.sha256(room_id.encode()).hexdigest()[:48]
 
 
+def _states(conn: Connection, room_ids: set[str]) -> dict[str, str]:
+    found = {room_id: bot_store.get_state(conn, _state_key(room_id)) for room_id in room_ids}
+    return {room_id: state for room_id, state in found.items() if state}
+
+
 def direct_rooms(conn: Connection, room_ids: set[str]) -> set[str]:
-    """Of these rooms, those the bot joined as a member's direct room (and has not left)."""
-    return {room_id for room_id in room_ids if bot_store.get_state(conn, _state_key(room_id)) == "joined"}
+    """Of these rooms, those the bot serves as a member's direct room."""
+    return {room_id for room_id, state in _states(conn, room_ids).items() if state == "joined"}
+
+
+def invited_in(conn: Connection, room_id: str, inviter: str | None, is_direct: bool) -> None:
+    """The bot joins an invitation's room to see what it is (its encryption and members are
+    known only from inside) and to say why, if it declines; this is kept until then."""
+    bot_store.set_state(conn, _state_key(room_id), json.dumps({"inviter": inviter, "direct": is_direct}))
+
+
+def invitations(conn: Connection, room_ids: set[str]) -> dict[str, tuple[str | None, bool]]:
+    """Of these rooms, those joined on an invitation not yet answered: (inviter, marked direct)."""
+    found = {}
+    for room_id, state in _states(conn, room_ids).items():
+        if state.startswith("{"):
+            kept = json.loads(state)
+            found[room_id] = (kept["inviter"], kept["direct"])
+    return found
 
 
 def joined_in(conn: Connection, hub: Hub, room_id: str) -> None:
