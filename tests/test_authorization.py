@@ -38,6 +38,7 @@ from crossline.config import load_config
 from crossline.domain.consultations import Phase, VoteValue
 from crossline.domain.moderation import Action, CaseStatus, Category
 from crossline.errors import HomeserverError, NotAllowed
+from crossline.live.janus import JanusEvent
 from crossline.services import consultations, moderation, pseudonym_pool, pseudonyms, reports
 from crossline.services.escrow_view import escrow_view
 from crossline.services.hub import Hub
@@ -491,6 +492,14 @@ async def _client(aiohttp_client, w: World):
     return client
 
 
+async def _media_up(client) -> None:
+    """What Janus reports once a browser's media is up (webrtcup): answered feeds become listed."""
+    live = client.app[LIVE]
+    for running in list(live.running.values()):
+        for present in [p for p in running.present.values() if p.answered and not p.published]:
+            await live.handle_event(JanusEvent(running.room.room_id, present.feed_id, "published"))
+
+
 async def _send(client, w: World, who: str, method: str, path: str, form, body):
     csrf_cookie = f"csrf-{who.replace(' ', '-')}"
     web_secret = secrets.read_secret(w.data_dir / "secrets", secrets.WEB_SECRET).encode()
@@ -564,6 +573,7 @@ async def test_every_role_opens_only_what_it_needs(aiohttp_client, template, tmp
                 w, client = template, shared
             for caller, step_path, step_body in live_steps(template, who, key):
                 await _send(client, w, caller, "POST", step_path, None, step_body)
+                await _media_up(client)
             methods = ("GET", "HEAD") if method == "GET" else (method,)
             for sent in methods:
                 status, location, text = await _send(client, w, who, sent, path, form, body)
