@@ -382,6 +382,8 @@ class HubBot:
         busy_rooms = {m.room_id for m in self.sending_messages.values() if m.purpose != "reply"}
         for message_id, (_, not_before) in list(self.retry.items()):
             retried = self.retry_messages[message_id]
+            if retried.room_id not in client.rooms:
+                continue  # the bot is no longer in that room: it waits, as on the first try
             if not_before <= now:
                 waiting.append(retried)
             elif retried.purpose != "reply":
