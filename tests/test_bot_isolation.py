@@ -43,8 +43,8 @@ def _consultation(hub: Hub, premoderation: bool = True) -> Hub:
         for n, name in enumerate(PEOPLE):
             members.add_member(conn, f"@{name}:crossline.local", 1, (left, right)[n % 2].id,
                                frozenset({"participant"}), None, 0)
-    consultation = service.create(hub, hub.facilitator, 1, "Bridges", [{"en": "What first?"}], None or
-                                  [left.id, right.id], premoderation=premoderation)
+    consultation = service.create(hub, hub.facilitator, 1, "Bridges", [{"en": "What first?"}], [left.id, right.id],
+                                  premoderation=premoderation)
     service.attach_room(hub, hub.facilitator, consultation.id, ROOM)
     hub.consultation_id = consultation.id
     service.change_phase(hub, hub.facilitator, consultation.id, Phase.COLLECTING)

@@ -125,7 +125,7 @@ async def test_failures_back_off_with_jitter_and_other_rooms_go_on(hub):
     assert len(set(delays)) == 3
 
 
-async def test_the_same_seed_gives_the_same_delays(hub, tmp_path):
+async def test_the_same_seed_gives_the_same_delays(hub):
     def delays(seed):
         bot = bot_with(hub, RecordingClient([], None), seed)
         message = bot_store.OutgoingMessage(1, "!a", "t", {}, "reply", None, None)

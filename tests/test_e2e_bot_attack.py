@@ -16,7 +16,7 @@ from nio import Api, JoinResponse, RoomRedactResponse, RoomSendResponse
 
 from crossline.domain.room_messages import WORD_JOINER
 from tests.conftest import ALICE, BELLA, issue_invitation
-from tests.support import WebSession, register_like_element, wait_for
+from tests.support import register_like_element, wait_for
 from tests.test_e2e_consultation import Voice, answered, post_form
 from tests.test_e2e_cross_line_room import encrypted_client, settle
 
