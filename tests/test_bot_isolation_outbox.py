@@ -9,10 +9,12 @@ import random
 from types import SimpleNamespace
 
 import pytest
-from nio import RoomSendError, RoomSendResponse
+from nio import AsyncClientConfig, RoomMessageText, RoomSendError, RoomSendResponse
 
 from crossline.domain.room_messages import MAX_CONTENT_BYTES, notice
-from crossline.matrix.bot import HubBot, outgoing_content, send_failure_is_permanent
+from crossline.matrix.bot import (
+    GuardedClient, HubBot, UnreadableEvent, _counts, outgoing_content, send_failure_is_permanent,
+)
 from crossline.storage import bot as bot_store
 from tests.fakes import make_unit_hub
 
@@ -137,3 +139,16 @@ async def test_the_same_seed_gives_the_same_delays(hub):
 
     assert delays(7) == delays(7) != delays(8)
     assert max(delays(7)) <= 300_000 * 1.5
+
+
+def test_an_event_the_client_library_fails_on_becomes_unreadable_not_a_stopped_sync(tmp_path):
+    class BrokenRoom:
+        def handle_event(self, event):
+            raise KeyError("msgtype")  # as nio's own parser does on a content it does not expect
+
+    client = GuardedClient("http://unused", "@crossline-bot:x", store_path=str(tmp_path),
+                           config=AsyncClientConfig(encryption_enabled=False))
+    event = RoomMessageText.from_dict({"event_id": "$e", "sender": "@ana:x", "origin_server_ts": 1, "type": "m.room.message",
+                                       "content": {"msgtype": "m.text", "body": "!agree 1"}})
+    unreadable = client._handle_timeline_event(event, "!r", BrokenRoom(), set())
+    assert unreadable == UnreadableEvent("$e", "@ana:x") and _counts(unreadable)
