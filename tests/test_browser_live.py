@@ -445,6 +445,30 @@ def test_video_is_optional_end_to_end_encrypted_and_the_bitrate_capped(live):
                           "[0].getParameters().encodings")
     assert encodings[0]["maxBitrate"] == cap
 
+    # A poor link (her statistics made to show 30 % loss, 1.2 s round trip): the page says so in
+    # words and offers to turn video off, which stops her camera at once.
+    assert kira.page.text_content("#live-quality").startswith("good")
+    assert kira.page.is_hidden("#live-drop-video")
+    kira.page.evaluate(POOR_LINK_JS)
+    wait_for(lambda: kira.page.text_content("#live-quality").startswith("poor"), what="the quality shown as poor")
+    kira.page.click("#live-drop-video")
+    assert kira.live("live.local.getVideoTracks().every((t) => t.readyState === 'ended')")
+    assert kira.live("live.publisher.getSenders().every((s) => !s.track || s.track.kind === 'audio')")
+    assert kira.page.is_hidden("#live-drop-video")
+
+
+POOR_LINK_JS = """() => {
+  const live = window.crosslineLive;
+  let calls = 0;
+  const poor = async () => {
+    calls += 1;
+    return new Map([["in", {type: "inbound-rtp", packetsLost: calls * 30, packetsReceived: calls * 70, jitter: 0.05}],
+                    ["pair", {type: "candidate-pair", nominated: true, currentRoundTripTime: 1.2}]]);
+  };
+  live.publisher.getStats = poor;
+  if (live.subscriber) live.subscriber.getStats = poor;
+}"""
+
 
 def test_the_quick_exit_leaves_the_session_at_once(live):
     lid, fac, kira = live.second["lid"], live.second["fac"], live.kira

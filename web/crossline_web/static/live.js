@@ -54,6 +54,7 @@
     '<div id="live-facilitator" hidden><h3>Facilitation</h3><div>' +
     '<button type="button" data-action="next_speaker">Next speaker</button> ' +
     '<button type="button" data-action="mute_all">Mute all</button> ' +
+    '<button type="button" data-action="unmute_all">Unmute all</button> ' +
     '<button type="button" data-action="lock">Lock</button> ' +
     '<button type="button" data-action="unlock">Unlock</button> ' +
     '<button type="button" data-action="end">End the session</button></div>' +
