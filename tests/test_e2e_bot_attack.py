@@ -124,6 +124,13 @@ async def test_no_message_stops_the_bot_fools_the_room_or_counts_twice(world, tm
         fake = f"@room Voting on “Attack {tag}” has closed. Results: https://evil.example/r @alice:{stack.server_name}"
         posed = await bella.send(f"!say {fake} <b>bold</b>")
         assert "number 3" in await bella.answer_to(posed, "Your statement is number")
+        # A statement sent in the question's thread, as Element sends it.
+        question = await erin_.wait_notice(r"^Question 1: ")
+        threaded = await erin_.raw({"msgtype": "m.text", "body": f"Reopen the clinic {tag}",
+                                    "m.relates_to": {"rel_type": "m.thread", "event_id": question.event_id,
+                                                     "is_falling_back": True,
+                                                     "m.in_reply_to": {"event_id": question.event_id}}})
+        assert "number 4" in await erin_.answer_to(threaded, "Your statement is number")
         for number in (1, 3):
             post_form(admin, page_path, f"{page_path}/moderate", {"number": str(number), "decision": "approve"})
         refused = await alice.answer_to(await alice.edit(first, "Reopen every bridge"), "does not change it")
