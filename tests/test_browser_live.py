@@ -250,6 +250,18 @@ def key_forms(key_b64url: str) -> list[str]:
             raw.hex(), raw.hex().upper()]
 
 
+def janus_process(data_dir: Path) -> Path:
+    """/proc/PID of the Janus that `crossline up` started for this data directory."""
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"janus") and str(data_dir).encode() in b" ".join(argv):
+            return entry
+    raise AssertionError("Janus is not running for this stack")
+
+
 def test_a_client_without_the_key_gets_packets_but_no_tone_and_janus_never_has_the_key(live, world):
     lena_feed = live.lena.live("live.joined.feed_id")
     live.kira.page.evaluate(KEYLESS_JS, [live.lid, lena_feed])
@@ -280,6 +292,9 @@ def test_a_client_without_the_key_gets_packets_but_no_tone_and_janus_never_has_t
     assert (janus_dir / "janus.log").exists()
     texts = {str(path): path.read_bytes().decode("latin-1") for path in janus_dir.rglob("*") if path.is_file()}
     texts["crossline up output"] = "".join(world.stack.output)
+    janus = janus_process(world.stack.data_dir)
+    for part in ("cmdline", "environ"):
+        texts[f"Janus's {part}"] = (janus / part).read_bytes().decode("latin-1")
     for entry in [state["key"], *state["previous_keys"], live.lena.live("live.joined.key")]:
         for shape in key_forms(entry["key"]):
             for where, text in texts.items():
