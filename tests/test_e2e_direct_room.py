@@ -106,6 +106,8 @@ async def test_a_participant_votes_privately_in_her_direct_room(world, tmp_path)
 
 
 async def test_a_member_of_no_line_and_a_group_room_are_declined_with_a_reason(world, tmp_path):
+    """A room marked direct but holding three people is declined with the reason; a room not marked
+    direct at all (as the hub's own rooms invite the bot) is never joined by the direct-room code."""
     stack = world.stack
     bot = stack.user_id("crossline-bot")
     voting_consultation(world, f"Water {secrets.token_hex(3)}")
@@ -115,7 +117,8 @@ async def test_a_member_of_no_line_and_a_group_room_are_declined_with_a_reason(w
         await settle(staff)
         await settle(alice)
         staff_room = await new_room(staff, [bot], is_direct=True)  # the hub's admin: staff, on no line
-        group = await new_room(alice, [bot, stack.user_id("bella")], is_direct=False)
+        group = await new_room(alice, [bot, stack.user_id("bella")], is_direct=True)
+        not_direct = await new_room(alice, [bot], is_direct=False)
         # The reason is said in the room, encrypted (a reason on the membership would be in clear).
         said = await Voice(staff, staff_room).wait_notice(r"^I serve members of a line of this hub only")
         assert said.decrypted and said.source["content"]["m.mentions"] == {}
@@ -132,6 +135,8 @@ async def test_a_member_of_no_line_and_a_group_room_are_declined_with_a_reason(w
         await served.wait_notice(r"^Hello\.")
         status = await served.command("!status", "is voting")
         assert "Your votes there" in status
+        # By now the bot has seen the invitation not marked direct in several syncs: still only invited.
+        assert bot_membership(stack, alice, not_direct).get("membership") == "invite"
     finally:
         await staff.close()
         await alice.close()

@@ -8,7 +8,8 @@ a member of a line, her client marked it direct (`is_direct`) and it is encrypte
 the bot; otherwise it says why, in the room, and leaves (Crossline's rooms refuse a reason on a
 membership event: it would be in clear). A direct room is served only while it stays private; when
 it stops being private the bot says so and leaves. Rooms the hub made are never touched here: only
-rooms joined on an invitation are.
+invitations marked direct are answered (the hub's own rooms invite the bot without that mark and
+join it themselves); an invitation to any other room is left unanswered.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class DirectRooms:
         hub = self.bot.hub
         for room_id, info in invites.items():
             inviter, is_direct = invitation_facts(hub.config.bot_user_id, info.invite_state)
+            if not is_direct:
+                # Not a direct room: the hub's own rooms invite the bot and then join it themselves
+                # (answering here would decline and leave a consultation room), and any other
+                # group room is simply never joined.
+                continue
             with hub.engine.begin() as conn:  # first: a crash after the join still answers it
                 service.invited_in(conn, room_id, inviter, is_direct)
             joined = await self.bot.client.join(room_id)
