@@ -353,9 +353,15 @@ async def test_a_publisher_and_a_subscriber_through_the_real_videoroom(janus, br
     await janus.start_subscription(handle, await browser_page.evaluate(RENEGOTIATE, one))
     await janus.moderate(room, feed, muted=True)
     await janus.moderate(room, feed, muted=False)
+    _, both = await janus.subscribe(room, handle, [feed, second])
+    await janus.start_subscription(handle, await browser_page.evaluate(RENEGOTIATE, both))
     await janus.kick(room, feed)
     assert await _until(events, lambda e: e.feed_id == feed and e.kind == "left", "left") == JanusEvent(
         room.room_id, feed, "left")
+    # Her feed left while subscribed: Janus dropped its streams itself, so asking for the others
+    # (or for one who arrived since) still gets an offer rather than "no offer".
+    _, after = await janus.subscribe(room, handle, [second, feed])
+    assert set(janus.subscription_streams(handle).values()) == {second} and after.startswith("v=0")
     await janus.destroy_room(room)
     with pytest.raises(NotFound, match="no longer exists"):
         await janus.join_publisher(room, feed + 1, "Bea")

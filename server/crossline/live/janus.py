@@ -216,27 +216,32 @@ class Janus:
         else:
             known = self._handle(handle, "subscriber")
             added = [feed for feed in wanted if feed not in known.feeds]
-            removed = [feed for feed in known.feeds if feed not in wanted]
+            # A feed that left is already out of the subscription (Janus removed its streams).
+            removed = [feed for feed in known.feeds if feed not in wanted and (room.room_id, feed) in self._feeds]
+            data, jsep = {}, None
             if added or removed:
                 body: dict[str, Any] = {"request": "update"}
                 if added:
                     body["subscribe"] = [{"feed": feed} for feed in added]
                 if removed:
                     body["unsubscribe"] = [{"feed": feed} for feed in removed]
-            else:
-                body = {"request": "configure", "update": True}
-            data, jsep = await self._message(handle, body)
+                data, jsep = await self._message(handle, body)
+            if not jsep:  # nothing Janus counts as a change: a fresh offer for what she has
+                data, jsep = await self._message(handle, {"request": "configure", "update": True})
         if not jsep or jsep.get("type") != "offer":
             raise JanusError("The media server did not make an offer for these participants.")
         self._handles[handle].feeds = wanted
-        self._handles[handle].streams = {str(stream["mid"]): stream["feed_id"] for stream in data.get("streams") or []
-                                         if stream.get("active", True) and isinstance(stream.get("feed_id"), int)}
+        if "streams" in data or not self._handles[handle].streams:
+            self._handles[handle].streams = {str(stream["mid"]): stream["feed_id"] for stream in data.get("streams") or []
+                                             if stream.get("active", True) and isinstance(stream.get("feed_id"), int)}
         return handle, jsep["sdp"]
 
     def subscription_streams(self, handle: int) -> dict[str, int]:
         """Which feed each m-line (by mid) of the subscriber's last offer carries, so a page can tell
         whose audio a track is (Janus's msid names only the mid)."""
-        return dict(self._handle(handle, "subscriber").streams)
+        known = self._handle(handle, "subscriber")
+        assert known.room is not None
+        return {mid: feed for mid, feed in known.streams.items() if (known.room.room_id, feed) in self._feeds}
 
     async def start_subscription(self, handle: int, answer_sdp: str) -> None:
         self._handle(handle, "subscriber")
