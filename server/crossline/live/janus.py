@@ -209,7 +209,9 @@ class Janus:
             try:
                 data, jsep = await self._message(handle, {
                     "request": "join", "ptype": "subscriber", "room": room.room_id, "pin": room.pin,
-                    "streams": [{"feed": feed} for feed in wanted]})
+                    # No offer of Janus's own when a publisher leaves: the hub would drop it and the
+                    # handle would wait for its answer, holding back the page's next update.
+                    "autoupdate": False, "streams": [{"feed": feed} for feed in wanted]})
             except BaseException:
                 await self._detach_quietly(handle)
                 raise
