@@ -22,14 +22,13 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 
-# Debian packages Crossline runs: Janus (with its browser library and tools) and coturn for live
-# sessions. Installed when missing, with sudo unless root; set [live] enabled = false to do without.
+# Debian packages Crossline runs: Janus and coturn for live sessions (the page speaks only to the
+# hub, so neither janus.js nor janus-tools is needed). Installed when missing, with sudo unless root;
+# set [live] enabled = false to do without.
 live_packages_missing() {
     local missing=""
     [ -x /usr/bin/janus ] || missing="$missing janus"
     [ -x /usr/bin/turnserver ] || missing="$missing coturn"
-    [ -f /usr/share/javascript/janus-gateway/janus.js ] || missing="$missing libjs-janus-gateway"
-    [ -x /usr/bin/janus-pp-rec ] || missing="$missing janus-tools"
     echo "$missing"
 }
 install_debian_packages() {
