@@ -412,7 +412,7 @@ def _announce_phase(conn: Connection, hub: Hub, consultation: Consultation) -> N
         _queue(conn, hub, consultation, key,
                f"Voting on “{consultation.title}” is open. Vote with !agree 3, !disagree 3 or !pass 3 "
                "(3 = statement number). Your latest vote counts. Votes typed here are seen by others in this room; "
-               "to vote privately use the web page your facilitator gives you.")
+               "to vote privately, start a direct chat with me or use the web page your facilitator gives you.")
         approved = [s for s in store.list_statements(conn, consultation.id) if s.status is StatementStatus.APPROVED]
         for part, lines in enumerate(room_messages.chunked([statement_line(s) for s in approved])):
             _queue(conn, hub, consultation, f"{key}-list{part}", "\n".join(lines))
