@@ -152,3 +152,18 @@ def test_an_event_the_client_library_fails_on_becomes_unreadable_not_a_stopped_s
                                        "content": {"msgtype": "m.text", "body": "!agree 1"}})
     unreadable = client._handle_timeline_event(event, "!r", BrokenRoom(), set())
     assert unreadable == UnreadableEvent("$e", "@ana:x") and _counts(unreadable)
+
+
+async def test_one_rooms_backlog_never_holds_back_another_rooms_answer(hub):
+    # 300 announcements queued in room !a (they go one at a time, in order), then one answer in !b.
+    client = RecordingClient(["!a", "!b"], lambda txn_id, attempt: (200, None))
+    bot = bot_with(hub, client)
+    for i in range(300):
+        queue(hub, "!a", f"notice-a{i}", purpose="notice")
+    queue(hub, "!a", "reply-a")
+    queue(hub, "!b", "reply-b")
+    await flush(bot)
+    assert set(client.attempts) == {"notice-a0", "reply-a", "reply-b"}
+    await flush(bot)
+    assert "notice-a1" in client.attempts and [t for _, t in client.sent if t.startswith("notice")] == \
+        ["notice-a0", "notice-a1"]

@@ -371,14 +371,15 @@ class HubBot:
         """Starts sending what waits in the outbox, up to CONCURRENT_SENDS at once: under load each
         send waits on the homeserver, and one at a time the bot would fall behind. Answers go out
         in any order; anything else (questions, announcements) keeps its order in its room: it
-        waits for what is under way or waiting to be retried in that room, never for other rooms."""
+        waits for what is under way or waiting to be retried in that room, never for other rooms
+        (the outbox is read per room, so one room's backlog never hides another room's messages)."""
         client = self.client
         if not self.synced_once.is_set():
             return  # room membership is not known yet: nothing could be encrypted for it
         now = self.hub.clock.now_ms()
         with self.hub.engine.connect() as conn:
-            waiting = bot_store.waiting_messages(conn, OUTBOX_PAGE, rooms=list(client.rooms),
-                                                 skip_ids=[*self.sending, *self.retry])
+            waiting = bot_store.next_per_room(conn, CONCURRENT_SENDS, OUTBOX_PAGE, rooms=list(client.rooms),
+                                              skip_ids=[*self.sending, *self.retry])
         busy_rooms = {m.room_id for m in self.sending_messages.values() if m.purpose != "reply"}
         for message_id, (_, not_before) in list(self.retry.items()):
             retried = self.retry_messages[message_id]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crossline.storage import room_event_origins
@@ -62,14 +62,36 @@ def waiting_messages(conn: Connection, limit: int = 50, rooms: list[str] | None 
                      skip_ids: list[int] = ()) -> list[OutgoingMessage]:
     """The oldest waiting messages, of `rooms` only if given, leaving out `skip_ids` (under way or
     waiting for a retry), so that messages that cannot go now never hide those that can."""
-    query = select(outbox).order_by(outbox.c.id).limit(limit)
+    return _outgoing(conn, _waiting(rooms, skip_ids).order_by(outbox.c.id).limit(limit))
+
+
+def next_per_room(conn: Connection, replies_per_room: int, limit: int, rooms: list[str],
+                  skip_ids: list[int] = ()) -> list[OutgoingMessage]:
+    """What may go next, read per room so that no room's backlog hides another room's messages:
+    the oldest waiting announcement of each room (they keep their order in their room) and its
+    `replies_per_room` oldest answers (they go in any order); round by round across rooms, oldest
+    first, at most `limit`."""
+    is_reply = outbox.c.purpose == "reply"
+    ranked = _waiting(rooms, skip_ids).add_columns(
+        func.row_number().over(partition_by=[outbox.c.room_id, is_reply], order_by=outbox.c.id).label("rank"),
+        is_reply.label("is_reply"),
+    ).subquery()
+    query = select(ranked).where(or_(ranked.c.rank == 1, and_(ranked.c.is_reply, ranked.c.rank <= replies_per_room)))
+    return _outgoing(conn, query.order_by(ranked.c.rank, ranked.c.id).limit(limit))
+
+
+def _waiting(rooms: list[str] | None, skip_ids: list[int]):
+    query = select(outbox)
     if rooms is not None:
         query = query.where(outbox.c.room_id.in_(rooms))
     if skip_ids:
         query = query.where(outbox.c.id.not_in(list(skip_ids)))
-    rows = conn.execute(query).all()
+    return query
+
+
+def _outgoing(conn: Connection, query) -> list[OutgoingMessage]:
     return [OutgoingMessage(r.id, r.room_id, r.txn_id, json.loads(r.content), r.purpose, r.consultation_id,
-                            r.question_id) for r in rows]
+                            r.question_id) for r in conn.execute(query).all()]
 
 
 def message_sent(conn: Connection, message: OutgoingMessage, event_id: str) -> None:
