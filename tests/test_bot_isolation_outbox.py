@@ -167,3 +167,26 @@ async def test_one_rooms_backlog_never_holds_back_another_rooms_answer(hub):
     await flush(bot)
     assert "notice-a1" in client.attempts and [t for _, t in client.sent if t.startswith("notice")] == \
         ["notice-a0", "notice-a1"]
+
+
+async def test_a_failing_pass_does_not_stop_the_sender(hub, caplog):
+    client = RecordingClient(["!a"], lambda txn_id, attempt: (200, None))
+    bot = bot_with(hub, client)
+    real_flush, failures = bot.flush_outbox, []
+
+    async def flush_failing_once():
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("secret words")
+        await real_flush()
+
+    bot.flush_outbox = flush_failing_once
+    stop = asyncio.Event()
+    sender = asyncio.create_task(bot._send_forever(stop))
+    queue(hub, "!a", "reply-a")
+    while "reply-a" not in client.attempts:
+        assert not sender.done(), "the sender stopped"
+        await asyncio.sleep(0.01)
+    stop.set()
+    await sender
+    assert "RuntimeError" in caplog.text and "secret" not in caplog.text

@@ -236,10 +236,7 @@ class HubBot:
                 raise
             except Exception as error:  # noqa: BLE001 - any failure is retried; only its type is logged
                 logger.warning("The bot's sync failed (%s); retrying in %.0f s", type(error).__name__, backoff)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=backoff)
-                except TimeoutError:
-                    pass
+                await _wait(stop, backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     async def sync_once(self, full_state: bool = False) -> None:
@@ -356,13 +353,18 @@ class HubBot:
         # Woken by the sync loop as soon as a batch is committed and whenever a send finishes;
         # the timeout picks up messages the web pages queue (questions, phase changes).
         try:
+            backoff = OUTBOX_POLL_S
             while not stop.is_set():
                 self.outbox_ready.clear()
-                await self.flush_outbox()
                 try:
-                    await asyncio.wait_for(self.outbox_ready.wait(), timeout=OUTBOX_POLL_S)
-                except TimeoutError:
-                    pass
+                    await self.flush_outbox()
+                    backoff = OUTBOX_POLL_S
+                except Exception as error:  # noqa: BLE001 - answers must not stop until a restart
+                    logger.warning("The bot's sender failed (%s); going on in %.0f s", type(error).__name__, backoff)
+                    await _wait(stop, backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    continue
+                await _wait(self.outbox_ready, OUTBOX_POLL_S)
         finally:
             for task in self.sending.values():
                 task.cancel()  # a cancelled send is retried with the same transaction id
@@ -485,6 +487,13 @@ class HubBot:
     async def close(self) -> None:
         if self.client is not None:
             await self.client.close()
+
+
+async def _wait(event: asyncio.Event, timeout_s: float) -> None:
+    try:
+        await asyncio.wait_for(event.wait(), timeout=timeout_s)
+    except TimeoutError:
+        pass
 
 
 async def whole_timeline(client: AsyncClient, room_id: str, timeline, since: str | None) -> list:
