@@ -74,6 +74,10 @@ SEND_RETRY_MAX_S = 300.0
 # Refusals that a retry cannot change: the message is dropped (logged by its error code only).
 PERMANENT_SEND_ERRORS = frozenset({"M_TOO_LARGE", "M_FORBIDDEN", "M_BAD_JSON", "M_NOT_JSON", "M_UNKNOWN_TOKEN"})
 OUTBOX_PAGE = 200
+# Events the bot cannot decrypt yet are kept for a while (services/housekeeping drops them after a
+# day), at most this many per room and per sender in a room, the oldest dropped first.
+PENDING_PER_ROOM = 500
+PENDING_PER_SENDER = 50
 NEXT_BATCH = "next_batch"
 LIVE_KEY_EVENT = "org.crossline.live.key"
 WIDGET_EVENT = "im.vector.modular.widgets"
@@ -252,6 +256,7 @@ class HubBot:
         assert isinstance(response, SyncResponse)
         await self._keys_housekeeping()
         undecrypted: list[MegolmEvent] = []
+        kept_rooms: set[str] = set()
         # One transaction for the whole batch and the position after it: one commit (one fsync)
         # however many messages arrived, and the position can never get ahead of the effects.
         timelines = {room_id: await whole_timeline(client, room_id, room.timeline, since)
@@ -264,8 +269,10 @@ class HubBot:
                     if isinstance(event, MegolmEvent):
                         bot_store.keep_pending(conn, event.event_id, room_id, event.source, self.hub.clock.now_ms())
                         undecrypted.append(event)
+                        kept_rooms.add(room_id)
                     elif _counts(event):
                         messages.append(self._room_message(room_id, event, replied.get(event.event_id)))
+            bot_store.cap_pending(conn, kept_rooms, PENDING_PER_ROOM, PENDING_PER_SENDER)
             applied = apply_room_messages_in(conn, self.hub, self.direct_rooms.apply_in(conn, messages))
             bot_store.set_state(conn, NEXT_BATCH, response.next_batch)
         self.outbox_ready.set()
@@ -335,6 +342,8 @@ class HubBot:
         """Kept events whose keys have arrived since, decrypted now (and no longer kept)."""
         messages = []
         for event_id, room_id, source in bot_store.pending(conn):
+            if not self._session_arrived(room_id, source.get("content")):
+                continue  # its key has not arrived yet: not worth a decryption attempt
             try:
                 encrypted = MegolmEvent.from_dict(source)
                 encrypted.room_id = room_id
@@ -348,6 +357,17 @@ class HubBot:
                 messages.append(self._room_message(room_id, decrypted))
             bot_store.drop_pending(conn, event_id)
         return messages
+
+    def _session_arrived(self, room_id: str, content) -> bool:
+        """False only when the event names its Megolm session and the client has no such session:
+        made-up session ids then cost a lookup per sync, not a decryption attempt."""
+        olm = getattr(self.client, "olm", None)
+        if olm is None or not isinstance(content, dict):
+            return True
+        sender_key, session_id = content.get("sender_key"), content.get("session_id")
+        if not (isinstance(sender_key, str) and isinstance(session_id, str)):
+            return True  # tried (and answered as unreadable) as before
+        return olm.inbound_group_store.get(room_id, sender_key, session_id) is not None
 
     async def _send_forever(self, stop: asyncio.Event) -> None:
         # Woken by the sync loop as soon as a batch is committed and whenever a send finishes;

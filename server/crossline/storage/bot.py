@@ -119,12 +119,42 @@ def keep_pending(conn: Connection, event_id: str, room_id: str, event: dict, now
                                                    first_seen=now_ms))
 
 
+def cap_pending(conn: Connection, rooms: set[str], per_room: int, per_sender: int) -> int:
+    """Keeps, in each of `rooms`, only its `per_room` newest kept events and each sender's
+    `per_sender` newest: nobody can make the bot keep (and retry) events without end, nor push
+    out other people's events with her own. Returns how many were dropped."""
+    if not rooms:
+        return 0
+    rows = conn.execute(select(pending_events.c.event_id, pending_events.c.room_id, pending_events.c.event)
+                        .where(pending_events.c.room_id.in_(list(rooms)))
+                        .order_by(pending_events.c.first_seen.desc(), pending_events.c.event_id.desc())).all()
+    in_room: dict[str, int] = {}
+    by_sender: dict[tuple[str, str], int] = {}
+    dropped = []
+    for event_id, room_id, event in rows:
+        sender = (room_id, str(json.loads(event).get("sender", "")))
+        in_room[room_id] = in_room.get(room_id, 0) + 1
+        by_sender[sender] = by_sender.get(sender, 0) + 1
+        if in_room[room_id] > per_room or by_sender[sender] > per_sender:
+            in_room[room_id] -= 1
+            by_sender[sender] -= 1
+            dropped.append(event_id)
+    for start in range(0, len(dropped), 500):
+        conn.execute(delete(pending_events).where(pending_events.c.event_id.in_(dropped[start:start + 500])))
+    return len(dropped)
+
+
 def pending(conn: Connection) -> list[tuple[str, str, dict]]:
     return [(r.event_id, r.room_id, json.loads(r.event)) for r in conn.execute(select(pending_events)).all()]
 
 
 def drop_pending(conn: Connection, event_id: str) -> None:
     conn.execute(delete(pending_events).where(pending_events.c.event_id == event_id))
+
+
+def forget_pending_before(conn: Connection, before_ms: int) -> int:
+    """Kept events whose keys never came: they are not answered and no longer retried."""
+    return conn.execute(delete(pending_events).where(pending_events.c.first_seen < before_ms)).rowcount
 
 
 def forget_processed_before(conn: Connection, before_ms: int) -> int:
