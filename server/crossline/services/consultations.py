@@ -8,6 +8,7 @@ transaction as the change it announces.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from crossline.domain import consultations as engine
 from crossline.domain import room_messages
 from crossline.domain.consultations import Consultation, Participant, Phase, Refusal, Statement, StatementStatus, VoteValue
 from crossline.domain.records import Line, Member, Side
-from crossline.errors import CrosslineError, NotAllowed, NotFound
+from crossline.errors import Conflict, CrosslineError, NotAllowed, NotFound
 from crossline.services import pseudonyms
 from crossline.services import rooms as room_service
 from crossline.services.hub import Hub
@@ -27,6 +28,7 @@ from crossline.storage import consultations as store
 from crossline.storage import lines as line_store
 from crossline.storage import members as member_store
 from crossline.storage import pseudonyms as pseudonym_store
+from crossline.storage import room_event_origins as origins
 
 # Smallest group whose vote counts are shown: below it, a count could identify how someone voted.
 MIN_SHOWN_GROUP = 5
@@ -121,15 +123,29 @@ def change_phase_in(conn: Connection, hub: Hub, actor: Member, consultation: Con
 
 
 def moderate(hub: Hub, actor: Member | None, consultation_id: int, number: int, approve: bool,
-             reason: str) -> Statement:
+             reason: str, seen: str | None = None) -> Statement:
     require(actor, "facilitator")
     with hub.engine.begin() as conn:
-        return moderate_in(conn, hub, actor, get(conn, consultation_id), number, approve, reason)
+        return moderate_in(conn, hub, actor, get(conn, consultation_id), number, approve, reason, seen)
+
+
+def text_revision(text: str) -> str:
+    """What a facilitator's approval names besides the number: the words she read."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def moderate_in(conn: Connection, hub: Hub, actor: Member, consultation: Consultation, number: int, approve: bool,
-              reason: str) -> Statement:
+              reason: str, seen: str | None = None) -> Statement:
+    """`seen`: the text_revision of the words the facilitator approves (the web form's). Without
+    it (`!approve N` in the room), a statement its author edited is not approved: the number alone
+    would approve words nobody reviewed (read it, then approve it on the consultation's page)."""
     statement = _statement(conn, consultation, number)
+    if approve and seen is not None and seen != text_revision(statement.text):
+        raise Conflict(f"Statement {number} was changed by its author after you read it, so it was not approved. "
+                       "Read it again and decide.")
+    if approve and seen is None and origins.statement_edited(conn, statement.id):
+        raise Conflict(f"Statement {number} was edited by its author, so it was not approved here. Read its words on "
+                       "the consultation's page and approve it there.")
     status, reason = engine.moderate(consultation, as_participant(actor), statement, approve, reason)
     store.set_statement_status(conn, statement.id, status, reason)
     statement = Statement(statement.id, statement.number, statement.question_id, statement.author_member_id,
@@ -195,8 +211,12 @@ def cast_votes(hub: Hub, member: Member, consultation_id: int, choices: Sequence
         return cast_votes_in(conn, hub, member, get(conn, consultation_id), choices)
 
 
+class CountsUnderPseudonym(NotAllowed):
+    """Said to her alone: in a room, it would tell everyone that she holds a pseudonym."""
+
+
 def _under_pseudonym() -> NotAllowed:
-    return NotAllowed("In this consultation you count once: under your pseudonym if you took one here, and a "
+    return CountsUnderPseudonym("In this consultation you count once: under your pseudonym if you took one here, and a "
                       "pseudonym only in the consultation it was made for.")
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from crossline.domain import consultations as engine
 from crossline.domain import room_commands as commands
 from crossline.domain import room_messages
-from crossline.domain.consultations import Consultation, Phase, Refusal, StatementStatus
+from crossline.domain.consultations import Consultation, Phase, Refusal, StatementStatus, VoteValue
 from crossline.domain.records import Member
 from crossline.domain.room_events_parser import Edit, Ignore, Message, Redaction, parse_event
 from crossline.errors import CrosslineError
@@ -74,10 +74,18 @@ class Report:
 
 
 @dataclass(frozen=True)
+class Hidden:
+    """A command whose answer would out her (she counts under a pseudonym here): the caller removes
+    it from the room, and nothing about it is said there."""
+    message: RoomMessage
+
+
+@dataclass(frozen=True)
 class AppliedBatch:
     new: int
     reports: list[Report]
     failed: int = 0
+    hidden: tuple[RoomMessage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,7 @@ def apply_room_messages_in(conn: Connection, hub: Hub, messages: list[RoomMessag
     not answered in the room (that would tell everyone who reported): the caller removes the
     command and tells the reporter privately."""
     answers: dict[str, list[tuple[RoomMessage, _Answer]]] = defaultdict(list)
-    applied, failed, reports = 0, 0, []
+    applied, failed, reports, hidden = 0, 0, [], []
     for message in messages:
         if message.sender == hub.config.bot_user_id:
             continue
@@ -109,14 +117,16 @@ def apply_room_messages_in(conn: Connection, hub: Hub, messages: list[RoomMessag
             outcome = _Answer(COULD_NOT_HANDLE)
         if isinstance(outcome, Report):
             reports.append(outcome)
+        elif isinstance(outcome, Hidden):
+            hidden.append(outcome.message)
         elif isinstance(outcome, _Answer):
             answers[message.room_id].append((message, outcome))
     for room_id, answered in answers.items():
         _queue_answers(conn, hub, room_id, answered)
-    return AppliedBatch(applied, reports, failed)
+    return AppliedBatch(applied, reports, failed, tuple(hidden))
 
 
-def _handle(conn: Connection, hub: Hub, message: RoomMessage) -> _Answer | Report | None:
+def _handle(conn: Connection, hub: Hub, message: RoomMessage) -> _Answer | Report | Hidden | None:
     if message.event is None:
         raise ValueError("the bot's client could not read this event")
     parsed = parse_event(message.event)
@@ -147,7 +157,7 @@ def _report(conn: Connection, hub: Hub, message: RoomMessage, reported_event_id:
 
 
 def _message(conn: Connection, hub: Hub, consultation: Consultation, message: RoomMessage,
-             parsed: Message) -> _Answer | None:
+             parsed: Message) -> _Answer | Hidden | None:
     replied = bot_store.question_for_event(conn, parsed.reply_to) if parsed.reply_to else None
     question_id = replied[1] if replied and replied[0] == consultation.id else None
     command = parsed.command
@@ -165,10 +175,19 @@ def _message(conn: Connection, hub: Hub, consultation: Consultation, message: Ro
         with conn.begin_nested():
             text, statement_id = _apply(conn, hub, consultation, member, command, question_id)
             if isinstance(command, (commands.Say, commands.Vote)):
-                origins.record(conn, message.event_id, member.id, statement_id, hub.clock.now_ms())
+                origins.record(conn, message.event_id, message.room_id, member.id, statement_id, _cast(command),
+                               hub.clock.now_ms())
             return _Answer(text)
     except CrosslineError as error:
-        return _Answer(error.message)
+        return _refused(message, error)
+
+
+def _refused(message: RoomMessage, error: CrosslineError) -> _Answer | Hidden:
+    return Hidden(message) if isinstance(error, service.CountsUnderPseudonym) else _Answer(error.message)
+
+
+def _cast(command: commands.Command) -> list[tuple[int, VoteValue]]:
+    return [(n, command.value) for n in command.numbers] if isinstance(command, commands.Vote) else []
 
 
 def _apply(conn: Connection, hub: Hub, consultation: Consultation, member: Member, command: commands.Command,
@@ -207,30 +226,41 @@ def _vote(conn: Connection, hub: Hub, consultation: Consultation, member: Member
     return f"{said} on statement{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}: {command.value.value}."
 
 
-def _edit(conn: Connection, hub: Hub, consultation: Consultation, message: RoomMessage, edit: Edit) -> _Answer | None:
+def _edit(conn: Connection, hub: Hub, consultation: Consultation, message: RoomMessage,
+          edit: Edit) -> _Answer | Hidden | None:
     """An edit counts only from the edited event's own sender (clients show no one else's either),
-    and only for an event that was a vote or a statement."""
+    in the room of that event, and only for an event that was a vote or a statement. An edited vote
+    replaces that message's votes: numbers it no longer names are withdrawn."""
     origin = origins.origin(conn, edit.original_event_id)
     member = service.member_by_user_id(conn, message.sender)
-    if origin is None or member is None or origin.member_id != member.id:
+    if origin is None or member is None or origin.member_id != member.id or origin.room_id != message.room_id:
         return None
     command = edit.command
     if origin.statement_id is not None:
         return _Answer(_edit_statement(conn, consultation, member, origin.statement_id, command))
     if isinstance(command, commands.Refused):
         return _Answer(command.message)
-    if not isinstance(command, commands.Vote):
-        return _Answer("An edited vote must still be a vote, for example: !agree 3. Nothing was changed.")
+    cast = _cast(command)
+    dropped = [(n, v) for n, v in origin.votes if n not in {number for number, _ in cast}]
     try:
         with conn.begin_nested():
-            return _Answer(_vote(conn, hub, consultation, member, command, "✓ Vote changed"))
+            if consultation.phase is not Phase.VOTING:
+                raise Refusal("Voting is not open, so your edit changes no vote.")
+            said = _vote(conn, hub, consultation, member, command, "✓ Vote changed") if cast else ""
+            origins.drop_votes(conn, consultation.id, member.id, dropped)
+            origins.set_votes(conn, edit.original_event_id, cast)
     except CrosslineError as error:
-        return _Answer(error.message)
+        return _refused(message, error)
+    withdrawn = (f"Your vote on statement{'s' if len(dropped) > 1 else ''} {', '.join(str(n) for n, _ in dropped)} "
+                 "is withdrawn: your edited message no longer names it.") if dropped else ""
+    return _Answer("\n".join(line for line in (said, withdrawn) if line) or "Your edit changes no vote.")
 
 
 def _edit_statement(conn: Connection, consultation: Consultation, member: Member, statement_id: int,
                     command: commands.Command) -> str:
-    statement = next(s for s in store.list_statements(conn, consultation.id) if s.id == statement_id)
+    statement = _own_statement(conn, consultation, statement_id)
+    if statement is None:
+        return "That message's statement belongs to another consultation, so your edit changes nothing here."
     number = statement.number
     if statement.status is not StatementStatus.PENDING:
         return (f"Statement {number} is {statement.status.value}, so your edit does not change it. "
@@ -254,9 +284,12 @@ def _redaction(conn: Connection, consultation: Consultation, message: RoomMessag
     else's deletion (a moderator's) changes nothing here: moderation has its own commands."""
     origin = origins.origin(conn, redacted)
     member = service.member_by_user_id(conn, message.sender)
-    if origin is None or origin.statement_id is None or member is None or origin.member_id != member.id:
+    if (origin is None or origin.statement_id is None or member is None or origin.member_id != member.id
+            or origin.room_id != message.room_id):
         return None
-    statement = next(s for s in store.list_statements(conn, consultation.id) if s.id == origin.statement_id)
+    statement = _own_statement(conn, consultation, origin.statement_id)
+    if statement is None:
+        return None
     if statement.status is StatementStatus.PENDING:
         try:
             with conn.begin_nested():
@@ -269,6 +302,10 @@ def _redaction(conn: Connection, consultation: Consultation, message: RoomMessag
         return _Answer(f"Statement {statement.number} was approved before its message was deleted, so it stays. "
                        f"To withdraw it, write !withdraw {statement.number}.", as_reply=False)
     return None
+
+
+def _own_statement(conn: Connection, consultation: Consultation, statement_id: int):
+    return next((s for s in store.list_statements(conn, consultation.id) if s.id == statement_id), None)
 
 
 def _queue_answers(conn: Connection, hub: Hub, room_id: str, answered: list[tuple[RoomMessage, _Answer]]) -> None:
@@ -305,7 +342,7 @@ def _status(conn: Connection, consultation: Consultation) -> str:
     statements = store.list_statements(conn, consultation.id)
     approved = sum(1 for s in statements if s.status is StatementStatus.APPROVED)
     pending = sum(1 for s in statements if s.status is StatementStatus.PENDING)
-    lines = [f"“{consultation.title}” is {consultation.phase.label}.", f"{approved} statements approved, {pending} waiting."]
+    lines = [f"“{room_messages.member_words(consultation.title)}” is {consultation.phase.label}.", f"{approved} statements approved, {pending} waiting."]
     if consultation.phase is Phase.VOTING:
         lines.append("Vote with !agree N, !disagree N or !pass N.")
     return "\n".join(lines)

@@ -230,6 +230,9 @@ room_event_origins = Table(
     Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
     Column("statement_id", Integer, ForeignKey("statements.id", ondelete="CASCADE"), nullable=True),
     Column("recorded_at", BigInteger, nullable=False, index=True),
+    Column("room_id", String(255), nullable=True),  # None: recorded before 0010
+    Column("votes", Text, nullable=True),  # a vote event's votes, JSON [[number, value], ...]
+    Column("edited", Boolean, nullable=False, server_default="0"),  # a statement's words edited
 )
 
 # A consultation's report: drafts, then signed releases. A correction is a new version naming the

@@ -44,7 +44,8 @@ async def create(request: web.Request) -> web.Response:
 def _context(request: web.Request) -> dict:
     found = service.facilitator_view(request.app[HUB], staff_member(request), int(request.match_info["cid"]))
     return {"consultation": found.consultation, "line": found.line, "statements": found.statements,
-            "reasons": found.reasons, "next_phase": NEXT_PHASE.get(found.consultation.phase),
+            "reasons": found.reasons, "revisions": {s.id: service.text_revision(s.text) for s in found.statements},
+            "next_phase": NEXT_PHASE.get(found.consultation.phase),
             "participation": found.participation,
             "live_sessions": request.app[LIVE].sessions_for_consultation(staff_member(request), found.consultation.id)}
 
@@ -87,5 +88,5 @@ async def moderate(request: web.Request) -> web.Response:
     form = await request.post()
     consultation_id = int(request.match_info["cid"])
     service.moderate(request.app[HUB], actor, consultation_id, form_int(form.get("number"), "The statement"),
-                     form.get("decision") == "approve", str(form.get("reason", "")))
+                     form.get("decision") == "approve", str(form.get("reason", "")), str(form.get("seen", "")) or None)
     raise web.HTTPSeeOther(f"/consultations/{consultation_id}#statements")
