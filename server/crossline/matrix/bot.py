@@ -283,6 +283,9 @@ class HubBot:
             await client.room_redact(report.message.room_id, report.message.event_id)
             await moderation.acknowledge_room_report(self.hub, report.case_id, report.message.sender,
                                                      report.status_token)
+        for message in applied.hidden:
+            # She counts under her pseudonym here: her command as herself would tell the room so.
+            await client.room_redact(message.room_id, message.event_id)
         for event in undecrypted:
             try:
                 await client.request_room_key(event)
