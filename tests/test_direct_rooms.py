@@ -96,11 +96,11 @@ def test_a_message_is_applied_once_and_conversation_is_not_answered(dm):
 
 def test_someone_with_no_line_is_refused_and_nothing_is_recorded(dm):
     assert send(dm, "!agree 1", sender="@facilitator:crossline.local") == say("not_a_member")
-    assert service.invitation_refusal(dm, "@fac:crossline.local", True, True) == say("not_a_member")
-    assert service.invitation_refusal(dm, "@stranger:elsewhere.org", True, True) == say("not_a_member")
-    assert service.invitation_refusal(dm, ANA, False, True) == say("not_private")
-    assert service.invitation_refusal(dm, ANA, True, False) == say("not_private")
-    assert service.invitation_refusal(dm, ANA, True, True) is None
+    assert service.invitation_refusal(dm, "@fac:crossline.local", True, True, DM) == say("not_a_member")
+    assert service.invitation_refusal(dm, "@stranger:elsewhere.org", True, True, DM) == say("not_a_member")
+    assert service.invitation_refusal(dm, ANA, False, True, DM) == say("not_private")
+    assert service.invitation_refusal(dm, ANA, True, False, DM) == say("not_private")
+    assert service.invitation_refusal(dm, ANA, True, True, DM) is None
 
 
 def test_the_in_suffix_is_read_in_any_digits_and_only_at_the_end():
@@ -131,3 +131,32 @@ def test_invitation_facts_read_the_stripped_state_whatever_its_shape():
     assert invitation_facts(bot, state({**invite, "content": {"membership": "invite", "is_direct": "yes"}})) == (ANA, False)
     assert invitation_facts(bot, state({**invite, "state_key": "@other:x"}, encryption)) == (None, False)
     assert invitation_facts(bot, [object(), None]) == (None, False)
+
+
+def test_a_member_is_served_in_one_direct_room_at_a_time(dm):
+    # Ana's first direct room is served; any further one she invites the bot to is declined,
+    # whoever else is served, until the bot no longer serves her first one.
+    with dm.engine.begin() as conn:
+        service.joined_in(conn, dm, "!first:crossline.local", ANA)
+    assert service.invitation_refusal(dm, ANA, True, True, "!first:crossline.local") is None
+    for i in range(3):
+        assert service.invitation_refusal(dm, ANA, True, True, f"!more{i}:crossline.local") == say("already_served")
+    assert service.invitation_refusal(dm, "@bea:crossline.local", True, True, "!bea:crossline.local") is None
+    with dm.engine.begin() as conn:
+        service.left_in(conn, "!first:crossline.local")
+    assert service.invitation_refusal(dm, ANA, True, True, "!more0:crossline.local") is None
+
+
+def test_the_rooms_of_a_sync_are_read_in_one_query(dm):
+    from sqlalchemy import event
+
+    rooms = {f"!r{i}:crossline.local" for i in range(300)}
+    with dm.engine.begin() as conn:
+        for i, room_id in enumerate(sorted(rooms)):
+            if i % 2:
+                service.invited_in(conn, room_id, ANA, True)
+    statements = []
+    with dm.engine.connect() as conn:
+        event.listen(conn, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        invited, direct = service.rooms_by_state(conn, rooms | {DM})
+    assert len(invited) == 150 and direct == {DM} and len(statements) == 1

@@ -21,6 +21,8 @@ ENGLISH = {
                     "be one, ask a facilitator.",
     "not_private": "I talk privately only in a direct, encrypted room with just you and me, so I am not joining "
                    "this one. Start a direct chat with me (encryption on) and invite no one else.",
+    "already_served": "You already have a private room with me, so I am not staying in this one: vote and ask "
+                      "there. If you left it, start a new direct chat with me.",
     "leaving": "This room is no longer a private, encrypted room with just one member and me, so I am leaving "
                "it. Start a new direct chat with me to vote privately.",
     "none_voting": "None of your consultations is voting now. Write !status to see their phases.",

@@ -9,7 +9,8 @@ the bot; otherwise it says why, in the room, and leaves (Crossline's rooms refus
 membership event: it would be in clear). A direct room is served only while it stays private; when
 it stops being private the bot says so and leaves. Rooms the hub made are never touched here: only
 invitations marked direct are answered (the hub's own rooms invite the bot without that mark and
-join it themselves); an invitation to any other room is left unanswered.
+join it themselves); an invitation to any other room is left unanswered. A member is served in one
+direct room at a time: another one she invites the bot to is declined with a word and left.
 """
 
 from __future__ import annotations
@@ -70,15 +71,14 @@ class DirectRooms:
                 logger.warning("The bot could not join a room it was invited to: %s",
                                getattr(joined, "status_code", joined))
         with hub.engine.connect() as conn:
-            invited = service.invitations(conn, joined_room_ids)
-            direct = service.direct_rooms(conn, joined_room_ids)
+            invited, direct = service.rooms_by_state(conn, joined_room_ids)
         for room_id, (inviter, is_direct) in invited.items():
-            refusal = service.invitation_refusal(hub, inviter, is_direct, self._private(room_id))
+            refusal = service.invitation_refusal(hub, inviter, is_direct, self._private(room_id), room_id)
             if refusal:
                 await self._leave(room_id, refusal)
             else:
                 with hub.engine.begin() as conn:
-                    service.joined_in(conn, hub, room_id)  # serves it, and queues the welcome
+                    service.joined_in(conn, hub, room_id, inviter)  # serves it, and queues the welcome
         for room_id in direct:
             if not self._private(room_id):
                 await self._leave(room_id, service.leaving_message())

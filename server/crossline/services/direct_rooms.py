@@ -42,15 +42,19 @@ def _served(member: Member | None) -> bool:
     return member is not None and member.line_id is not None
 
 
-def invitation_refusal(hub: Hub, inviter: str | None, is_direct: bool, private: bool) -> str | None:
+def invitation_refusal(hub: Hub, inviter: str | None, is_direct: bool, private: bool, room_id: str) -> str | None:
     """Why the bot declines an invitation (said to the inviter), or None to serve the room.
-    `private`: the room, once joined, is encrypted and holds just the inviter and the bot."""
+    `private`: the room, once joined, is encrypted and holds just the inviter and the bot. A member
+    is served in one direct room at a time, so that nobody can make the bot serve thousands."""
     with hub.engine.connect() as conn:
         member = member_store.find_by_user_id(conn, inviter) if inviter else None
+        served = served_room_of(conn, inviter) if inviter else None
     if not _served(member):
         return say("not_a_member")
     if not (is_direct and private):
         return say("not_private")
+    if served not in (None, room_id):
+        return say("already_served")
     return None
 
 
@@ -58,19 +62,33 @@ def leaving_message() -> str:
     return say("leaving")
 
 
+def _digest(text: str) -> str:
+    # The bot's key-value state holds 64 characters; a room or user id can be longer.
+    return hashlib.sha256(text.encode()).hexdigest()[:48]
+
+
 def _state_key(room_id: str) -> str:
-    # The bot's key-value state holds 64 characters; a room id can be longer.
-    return "direct-room:" + hashlib.sha256(room_id.encode()).hexdigest()[:48]
+    return "direct-room:" + _digest(room_id)
+
+
+def _member_key(user_id: str) -> str:
+    return "direct-of:" + _digest(user_id)
 
 
 def _states(conn: Connection, room_ids: set[str]) -> dict[str, str]:
-    found = {room_id: bot_store.get_state(conn, _state_key(room_id)) for room_id in room_ids}
-    return {room_id: state for room_id, state in found.items() if state}
+    keys = {_state_key(room_id): room_id for room_id in room_ids}
+    return {keys[key]: state for key, state in bot_store.get_states(conn, list(keys)).items() if state}
 
 
 def direct_rooms(conn: Connection, room_ids: set[str]) -> set[str]:
     """Of these rooms, those the bot serves as a member's direct room."""
-    return {room_id for room_id, state in _states(conn, room_ids).items() if state == "joined"}
+    return rooms_by_state(conn, room_ids)[1]
+
+
+def served_room_of(conn: Connection, user_id: str) -> str | None:
+    """The direct room the bot serves this member in, if any."""
+    room_id = bot_store.get_state(conn, _member_key(user_id))
+    return room_id if room_id and room_id in direct_rooms(conn, {room_id}) else None
 
 
 def invited_in(conn: Connection, room_id: str, inviter: str | None, is_direct: bool) -> None:
@@ -81,17 +99,28 @@ def invited_in(conn: Connection, room_id: str, inviter: str | None, is_direct: b
 
 def invitations(conn: Connection, room_ids: set[str]) -> dict[str, tuple[str | None, bool]]:
     """Of these rooms, those joined on an invitation not yet answered: (inviter, marked direct)."""
-    found = {}
+    return rooms_by_state(conn, room_ids)[0]
+
+
+def rooms_by_state(conn: Connection, room_ids: set[str]) -> tuple[dict[str, tuple[str | None, bool]], set[str]]:
+    """Of these rooms, in one read: those joined on an invitation not yet answered (inviter,
+    marked direct), and those served as a member's direct room."""
+    invited, direct = {}, set()
     for room_id, state in _states(conn, room_ids).items():
         if state.startswith("{"):
             kept = json.loads(state)
-            found[room_id] = (kept["inviter"], kept["direct"])
-    return found
+            invited[room_id] = (kept["inviter"], kept["direct"])
+        elif state == "joined":
+            direct.add(room_id)
+    return invited, direct
 
 
-def joined_in(conn: Connection, hub: Hub, room_id: str) -> None:
-    """The bot has joined her direct room: it is served from now on, and greets her."""
+def joined_in(conn: Connection, hub: Hub, room_id: str, member_user_id: str | None = None) -> None:
+    """The bot has joined her direct room: it is served from now on (her one direct room), and
+    greets her."""
     bot_store.set_state(conn, _state_key(room_id), "joined")
+    if member_user_id:
+        bot_store.set_state(conn, _member_key(member_user_id), room_id)
     bot_store.queue_message(conn, room_id, f"dm-welcome-{room_id}",
                             room_messages.notice(say("welcome", help=say("help"))), "notice", hub.clock.now_ms())
 

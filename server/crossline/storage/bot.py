@@ -28,6 +28,15 @@ def get_state(conn: Connection, key: str) -> str | None:
     return conn.execute(select(bot_state.c.value).where(bot_state.c.key == key)).scalar()
 
 
+def get_states(conn: Connection, keys: list[str]) -> dict[str, str]:
+    """The values of these keys that are set, in one query per 500 keys."""
+    found = {}
+    for start in range(0, len(keys), 500):
+        found.update(conn.execute(select(bot_state.c.key, bot_state.c.value)
+                                  .where(bot_state.c.key.in_(keys[start:start + 500]))).all())
+    return found
+
+
 def set_state(conn: Connection, key: str, value: str) -> None:
     if conn.execute(update(bot_state).where(bot_state.c.key == key).values(value=value)).rowcount == 0:
         conn.execute(insert(bot_state).values(key=key, value=value))
