@@ -73,7 +73,16 @@ def test_web_refusals_say_why_and_retries_count_once(world):
     status, text = post(left, page, f"{page}/statements", {"question_id": question_id, "text": "no id"})
     assert status == 400 and "out of date" in text
 
-    post(world.admin, f"/consultations/{cid}", f"/consultations/{cid}/moderate", {"number": "1", "decision": "approve"})
+    # The approval names the words the facilitator read: words changed since (a stale revision)
+    # are refused with the reason, and nothing is approved.
+    status, text = post(world.admin, f"/consultations/{cid}", f"/consultations/{cid}/moderate",
+                        {"number": "1", "decision": "approve", "seen": "0123456789abcdef"})
+    assert status == 409 and "changed by its author after you read it" in text
+    assert "pending" in world.admin.get(f"/consultations/{cid}")[1]
+    seen = re.search(r'name="seen" value="([0-9a-f]{16})"', world.admin.get(f"/consultations/{cid}")[1]).group(1)
+    status, text = post(world.admin, f"/consultations/{cid}", f"/consultations/{cid}/moderate",
+                        {"number": "1", "decision": "approve", "seen": seen})
+    assert status == 200 and "approved" in text
     phase(world, cid, "voting")
     status, text = post(left, page, f"{page}/votes", {"number": "7", "value": "agree", "submission_id": "vote-none-1"})
     assert status == 409 and "no statement 7" in text
