@@ -10,7 +10,7 @@ from crossline.domain.consultations import Phase, StatementStatus
 from crossline.domain.room_messages import WORD_JOINER
 from crossline.errors import Conflict
 from crossline.services import consultations as service
-from crossline.services import pseudonyms
+from crossline.services import direct_rooms, pseudonyms
 from crossline.services.room_events import RoomMessage, apply_room_messages_in
 from crossline.storage import bot as bot_store
 from crossline.storage import consultations as store
@@ -20,6 +20,7 @@ from tests.test_bot_isolation import _consultation, _voting, answer, answers, ap
 from tests.test_one_vote import members_get, postgres_url, race  # noqa: F401 - fixtures
 
 OTHER_ROOM = "!elsewhere:crossline.local"
+ANA_DIRECT = "!ana-and-the-bot:crossline.local"
 
 
 def _queued_bodies(hub) -> list[str]:
@@ -77,6 +78,8 @@ async def test_a_pseudonym_holder_is_never_named_in_the_room(three_people, race)
     hub = race
     (ana_id, ana_user, _, name), (_, bea_user, _, _) = hub.people[0], hub.people[1]
     await pseudonyms.create_pseudonym(hub, members_get(hub, ana_id), hub.consultation.id, name)
+    with hub.engine.begin() as conn:
+        direct_rooms.joined_in(conn, hub, ANA_DIRECT, ana_user)
     batch = [RoomMessage.text("$ana-vote", one_vote.ROOM, ana_user, "!agree 1", sender_name="Ana"),
              RoomMessage.text("$bea-vote", one_vote.ROOM, bea_user, "!agree 1", sender_name="Bea")]
     with hub.engine.begin() as conn:
@@ -89,6 +92,9 @@ async def test_a_pseudonym_holder_is_never_named_in_the_room(three_people, race)
     assert in_room and all("$ana" not in str(m.content.get("crossline.answered")) for m in in_room)
     assert all(name_part not in m.content["body"] for m in in_room for name_part in ("Ana", ana_user, "pseudonym"))
     assert any("Vote recorded" in m.content["body"] for m in in_room)  # Bea's vote, recorded and confirmed
+    # She alone is told why, in her direct room with the bot.
+    (private,) = [m for m in queued if m.room_id == ANA_DIRECT and m.purpose == "reply"]
+    assert "removed" in private.content["body"] and "pseudonym" in private.content["body"]
 
 
 def test_a_vote_edited_to_other_numbers_replaces_the_original_votes(tmp_path):

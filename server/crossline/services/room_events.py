@@ -76,8 +76,9 @@ class Report:
 @dataclass(frozen=True)
 class Hidden:
     """A command whose answer would out her (she counts under a pseudonym here): the caller removes
-    it from the room, and nothing about it is said there."""
+    it from the room, and nothing about it is said there; she is told in her direct room, if any."""
     message: RoomMessage
+    text: str
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ def apply_room_messages_in(conn: Connection, hub: Hub, messages: list[RoomMessag
             reports.append(outcome)
         elif isinstance(outcome, Hidden):
             hidden.append(outcome.message)
+            _tell_privately(conn, hub, outcome)
         elif isinstance(outcome, _Answer):
             answers[message.room_id].append((message, outcome))
     for room_id, answered in answers.items():
@@ -183,7 +185,17 @@ def _message(conn: Connection, hub: Hub, consultation: Consultation, message: Ro
 
 
 def _refused(message: RoomMessage, error: CrosslineError) -> _Answer | Hidden:
-    return Hidden(message) if isinstance(error, service.CountsUnderPseudonym) else _Answer(error.message)
+    return Hidden(message, error.message) if isinstance(error, service.CountsUnderPseudonym) else _Answer(error.message)
+
+
+def _tell_privately(conn: Connection, hub: Hub, hidden: Hidden) -> None:
+    # Imported here: services/direct_rooms builds on this module.
+    from crossline.services.direct_rooms import served_room_of
+    room_id = served_room_of(conn, hidden.message.sender)
+    if room_id:
+        bot_store.queue_message(conn, room_id, f"private-{hidden.message.event_id}",
+                                room_messages.notice(f"Your message in a consultation room was removed. {hidden.text}"),
+                                "reply", hub.clock.now_ms())
 
 
 def _cast(command: commands.Command) -> list[tuple[int, VoteValue]]:
