@@ -150,3 +150,20 @@ def test_status_shows_the_title_as_member_words(tmp_path):
         conn.exec_driver_sql("UPDATE consultations SET title = '@room see https://evil.example'")
     status = answer(hub, msg("ana", "!status"))
     assert f"@{WORD_JOINER}room" in status and "https://evil.example" not in status
+
+
+def test_a_statement_edited_or_deleted_from_another_consultations_room_is_left_alone(tmp_path):
+    hub = _consultation(make_unit_hub(tmp_path), premoderation=True)
+    with hub.engine.connect() as conn:
+        sides = list(store.get_consultation(conn, hub.consultation_id).eligible_side_ids)
+    other = service.create(hub, hub.facilitator, 1, "Schools", [{"en": "Which?"}], sides, premoderation=True)
+    service.attach_room(hub, hub.facilitator, other.id, OTHER_ROOM)
+    said = msg("ana", "!say Reopen the bridge")
+    apply(hub, [said])
+    moved = edit("ana", said.event_id, "Close the bridge")
+    moved = RoomMessage(moved.event_id, OTHER_ROOM, moved.sender, moved.event)
+    deleted = redaction("ana", said.event_id)
+    deleted = RoomMessage(deleted.event_id, OTHER_ROOM, deleted.sender, deleted.event)
+    batch = apply(hub, [moved, deleted])
+    assert batch.failed == 0 and moved.event_id not in answers(hub) and deleted.event_id not in answers(hub)
+    assert _statement(hub, 1).text == "Reopen the bridge" and _statement(hub, 1).status is StatementStatus.PENDING
