@@ -167,3 +167,20 @@ def test_a_statement_edited_or_deleted_from_another_consultations_room_is_left_a
     batch = apply(hub, [moved, deleted])
     assert batch.failed == 0 and moved.event_id not in answers(hub) and deleted.event_id not in answers(hub)
     assert _statement(hub, 1).text == "Reopen the bridge" and _statement(hub, 1).status is StatementStatus.PENDING
+
+
+async def test_a_pseudonym_holders_statement_as_herself_is_not_answered_in_the_room(three_people, race):
+    hub = race
+    ana_id, ana_user, _, name = hub.people[0]
+    collecting = service.create(hub, hub.facilitator, 1, "Later", [{"en": "Q"}], hub.sides, False)
+    service.attach_room(hub, hub.facilitator, collecting.id, OTHER_ROOM)
+    service.change_phase(hub, hub.facilitator, collecting.id, Phase.COLLECTING)
+    await pseudonyms.create_pseudonym(hub, members_get(hub, ana_id), collecting.id, name)
+    said = RoomMessage.text("$ana-say", OTHER_ROOM, ana_user, "!say Let the buses run", sender_name="Ana")
+    with hub.engine.begin() as conn:
+        applied = apply_room_messages_in(conn, hub, [said])
+        assert not store.list_statements(conn, collecting.id)
+    assert [m.event_id for m in applied.hidden] == ["$ana-say"]
+    with hub.engine.connect() as conn:
+        assert not [m for m in bot_store.waiting_messages(conn, 1000) if "$ana-say" in m.content.get(
+            "crossline.answered", [])]
