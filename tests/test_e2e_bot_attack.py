@@ -131,8 +131,14 @@ async def test_no_message_stops_the_bot_fools_the_room_or_counts_twice(world, tm
                                                      "is_falling_back": True,
                                                      "m.in_reply_to": {"event_id": question.event_id}}})
         assert "number 4" in await erin_.answer_to(threaded, "Your statement is number")
+        # The facilitator approves what she read on the page (statement 1 was edited: its form
+        # carries the revision she saw).
+        page = admin.get(page_path)[1]
         for number in (1, 3):
-            post_form(admin, page_path, f"{page_path}/moderate", {"number": str(number), "decision": "approve"})
+            seen = re.search(rf'name="number" value="{number}">\s*<input type="hidden" name="seen" value="([0-9a-f]+)"',
+                             page).group(1)
+            post_form(admin, page_path, f"{page_path}/moderate", {"number": str(number), "decision": "approve",
+                                                                  "seen": seen})
         refused = await alice.answer_to(await alice.edit(first, "Reopen every bridge"), "does not change it")
         assert "approved" in refused and statement_of(data_dir, consultation_id, 1)[0] == f"Reopen the bridge {tag}"
 
