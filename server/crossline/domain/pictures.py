@@ -1,0 +1,171 @@
+"""Pictures the hub accepts, made safe to keep: decoded and re-encoded so that nothing but the
+pixels survives, and a reading of what a picture would reveal about the person who took it.
+
+A phone photo carries where it was taken (EXIF GPS, XMP), the phone's make, model and serial
+(EXIF, maker notes), and often comments or text chunks an app wrote. An anonymous report must not
+tell moderators where the reporter lives, so every accepted picture is rebuilt from its pixels
+alone (`clean`); `location_in` tells the bot whether a picture sent in a room would give her away.
+
+Pure: bytes in, bytes out, limits as arguments, no I/O, no global Pillow settings changed.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageCms, ImageOps
+
+from crossline.errors import InvalidInput
+
+# Pillow format name -> MIME type. Only these decoders are ever tried on untrusted bytes.
+ACCEPTED = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+ACCEPTED_WORDS = "a JPEG, PNG or WebP picture"
+GPS_IFD = 0x8825
+EXIF_IFD = 0x8769
+# IFD0 Make and Model; Exif IFD MakerNote, body and lens serial numbers, owner name.
+DEVICE_TAGS = (0x010F, 0x0110)
+DEVICE_EXIF_TAGS = (0x927C, 0xA431, 0xA435, 0xA430)
+GPS_POSITION_TAGS = (1, 2, 3, 4)  # latitude ref, latitude, longitude ref, longitude
+XMP_PLACE_MARKERS = (b"GPSLatitude", b"GPSLongitude", b"LocationCreated", b"LocationShown")
+XMP_DEVICE_MARKERS = (b"tiff:Model", b"tiff:Make", b"SerialNumber")
+# Modes kept as they are; every other mode (CMYK, palette, 16-bit, YCbCr, ...) is converted.
+KEPT_MODES = {"JPEG": ("L", "RGB"), "PNG": ("L", "LA", "RGB", "RGBA"), "WEBP": ("RGB", "RGBA")}
+QUALITY = 92
+
+
+@dataclass(frozen=True)
+class Revealed:
+    """What a picture's metadata tells about where and with what it was taken. True as a whole
+    when it reveals a place (`if location_in(data):`)."""
+
+    place: bool = False   # a GPS position (EXIF GPS IFD or XMP location)
+    device: bool = False  # the camera or phone: make, model, maker note or serial number
+
+    def __bool__(self) -> bool:
+        return self.place
+
+
+def location_in(data: bytes, max_pixels: int = 50_000_000) -> Revealed:
+    """Whether the picture in `data` reveals where it was taken (`.place`) and the device that
+    took it (`.device`). Never says where: only whether. Bytes that are not a readable JPEG, PNG or
+    WebP, or a picture above `max_pixels`, reveal nothing this function can read: Revealed()."""
+    try:
+        with _opened(data, max_pixels) as image:
+            exif = image.getexif()  # for PNG this may read past the pixels to a late eXIf chunk
+            xmp = _xmp(image)
+    except InvalidInput:
+        return Revealed()
+    gps = exif.get_ifd(GPS_IFD)
+    place = any(tag in gps for tag in GPS_POSITION_TAGS) or any(m in xmp for m in XMP_PLACE_MARKERS)
+    device = (any(tag in exif for tag in DEVICE_TAGS) or any(tag in exif.get_ifd(EXIF_IFD) for tag in DEVICE_EXIF_TAGS)
+              or any(m in xmp for m in XMP_DEVICE_MARKERS))
+    return Revealed(place=place, device=device)
+
+
+def clean(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[str, bytes]:
+    """The picture in `data` rebuilt from its pixels alone, as (MIME type, bytes) in its own format.
+
+    The EXIF orientation is applied to the pixels first, colours are converted to sRGB when an
+    ICC profile says otherwise, and then nothing else is kept: no EXIF, XMP, IPTC, GPS, maker
+    note, comment, ICC profile or text chunk. Refused with InvalidInput (saying what to do): more
+    than `max_bytes` or `max_pixels`, not a JPEG, PNG or WebP, unreadable or cut short, animated."""
+    if len(data) > max_bytes:
+        raise InvalidInput(f"A picture is too large ({_megabytes(len(data))}; at most {_megabytes(max_bytes)}). "
+                           "Send a screenshot or a smaller copy instead.")
+    with _opened(data, max_pixels) as image:
+        if getattr(image, "n_frames", 1) > 1:
+            # Keeping the first frame only could drop exactly what she wanted moderators to see.
+            raise InvalidInput("Animated pictures are not accepted: send a screenshot of the moment that matters.")
+        kind = image.format
+        try:
+            pixels = _pixels(image, kind)
+        except Exception as error:  # noqa: BLE001 - see _opened: hostile bytes may fail anywhere
+            raise _unreadable() from error
+    # A new image made from the pixels alone has no `info` to carry anything over.
+    bare = Image.frombytes(pixels.mode, pixels.size, pixels.tobytes())
+    out = io.BytesIO()
+    if kind == "JPEG":
+        bare.save(out, "JPEG", quality=QUALITY)
+    elif kind == "PNG":
+        bare.save(out, "PNG", optimize=True)
+    else:
+        bare.save(out, "WEBP", quality=QUALITY)
+    return ACCEPTED[kind], out.getvalue()
+
+
+class _opened:
+    """Image.open restricted to the accepted formats, with Pillow's bomb checks turned into a clear
+    refusal and the pixel limit checked from the header, before any pixel is decoded."""
+
+    def __init__(self, data: bytes, max_pixels: int):
+        self.data, self.max_pixels = data, max_pixels
+
+    def __enter__(self) -> Image.Image:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                self.image = Image.open(io.BytesIO(self.data), formats=list(ACCEPTED))
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                raise _too_many_pixels(self.max_pixels) from None
+            except Image.UnidentifiedImageError:
+                raise InvalidInput(f"A picture must be {ACCEPTED_WORDS}; this file is not one.") from None
+            except Exception as error:  # noqa: BLE001 - a decoder fed hostile bytes may raise anything
+                raise _unreadable() from error
+        width, height = self.image.size
+        if width * height > self.max_pixels:
+            self.image.close()
+            raise _too_many_pixels(self.max_pixels)
+        return self.image
+
+    def __exit__(self, *_exc) -> None:
+        self.image.close()
+
+
+def _pixels(image: Image.Image, kind: str) -> Image.Image:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        image.load()  # raises on a truncated file (Pillow's LOAD_TRUNCATED_IMAGES stays off)
+        upright = ImageOps.exif_transpose(image)
+    upright = _in_srgb(upright, image.info.get("icc_profile"))
+    if upright.mode in KEPT_MODES[kind]:
+        return upright
+    has_alpha = "A" in upright.mode or "transparency" in upright.info
+    wanted = "RGBA" if has_alpha and "RGBA" in KEPT_MODES[kind] else "RGB"
+    if upright.mode in ("I;16", "I;16B", "I;16L", "I"):
+        return upright.convert("I").point(lambda value: value * (1 / 256)).convert("L")  # 16-bit grey: 8-bit
+    if upright.mode in ("1", "F"):
+        wanted = "L"
+    return upright.convert(wanted)
+
+
+def _in_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
+    """Colours as the profile meant them, in sRGB, so dropping the profile changes nothing seen."""
+    if not icc or image.mode not in ("RGB", "RGBA", "CMYK"):
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode=mode)
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image  # a broken profile: the pixels as they are are the best reading there is
+
+
+def _xmp(image: Image.Image) -> bytes:
+    xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp") or b""
+    return xmp.encode("utf-8", "replace") if isinstance(xmp, str) else bytes(xmp)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+def _too_many_pixels(max_pixels: int) -> InvalidInput:
+    return InvalidInput(f"A picture has too many pixels (at most {max_pixels // 1_000_000} megapixels). "
+                        "Send a screenshot or a smaller copy instead.")
+
+
+def _unreadable() -> InvalidInput:
+    return InvalidInput(f"A picture could not be read (it may be damaged or cut short). Send it again as "
+                        f"{ACCEPTED_WORDS}, or send a screenshot of it.")
