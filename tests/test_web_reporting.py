@@ -18,10 +18,11 @@ from crossline.web.keys import HUB, TEMPLATES
 from crossline.web.ratelimit import LIMITS
 from crossline.web.ratelimit import REPORTS_PER_ADDRESS as PER_ADDRESS
 from tests.fakes import FakeClock
+from tests.pictures_support import tiny_png
 from crossline.web.ratelimit import (FREE_DISK_FLOOR_BYTES, SCREENSHOT_BYTES_PER_HOUR, STATUS_ADDITIONS_PER_ADDRESS,
                                      STATUS_ADDITIONS_PER_LINK, STATUS_ADDITIONS_WINDOW_MS)
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = tiny_png()  # a real picture: every accepted one is decoded and re-encoded
 
 
 @pytest.fixture

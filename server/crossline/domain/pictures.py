@@ -12,6 +12,7 @@ Pure: bytes in, bytes out, limits as arguments, no I/O, no global Pillow setting
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from crossline.errors import InvalidInput
 
 # Pillow format name -> MIME type. Only these decoders are ever tried on untrusted bytes.
 ACCEPTED = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
-ACCEPTED_WORDS = "a JPEG, PNG or WebP picture"
+ACCEPTED_WORDS = "a PNG, JPEG or WebP image"
 GPS_IFD = 0x8825
 EXIF_IFD = 0x8769
 # IFD0 Make and Model; Exif IFD MakerNote, body and lens serial numbers, owner name.
@@ -72,7 +73,7 @@ def clean(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[str, bytes]:
     note, comment, ICC profile or text chunk. Refused with InvalidInput (saying what to do): more
     than `max_bytes` or `max_pixels`, not a JPEG, PNG or WebP, unreadable or cut short, animated."""
     if len(data) > max_bytes:
-        raise InvalidInput(f"A picture is too large ({_megabytes(len(data))}; at most {_megabytes(max_bytes)}). "
+        raise InvalidInput(f"A picture is too large ({_megabytes(len(data))}; at most {_megabytes(max_bytes)} each). "
                            "Send a screenshot or a smaller copy instead.")
     with _opened(data, max_pixels) as image:
         if getattr(image, "n_frames", 1) > 1:
@@ -83,8 +84,10 @@ def clean(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[str, bytes]:
             pixels = _pixels(image, kind)
         except Exception as error:  # noqa: BLE001 - see _opened: hostile bytes may fail anywhere
             raise _unreadable() from error
-    # A new image made from the pixels alone has no `info` to carry anything over.
-    bare = Image.frombytes(pixels.mode, pixels.size, pixels.tobytes())
+        # A new image given the pixels alone has no `info` (nor anything else) to carry over.
+        bare = Image.new(pixels.mode, pixels.size)
+        bare.paste(pixels)
+        del pixels
     out = io.BytesIO()
     if kind == "JPEG":
         bare.save(out, "JPEG", quality=QUALITY)
@@ -127,8 +130,8 @@ def _pixels(image: Image.Image, kind: str) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         image.load()  # raises on a truncated file (Pillow's LOAD_TRUNCATED_IMAGES stays off)
-        upright = ImageOps.exif_transpose(image)
-    upright = _in_srgb(upright, image.info.get("icc_profile"))
+    ImageOps.exif_transpose(image, in_place=True)  # in place: one copy fewer of a large photo
+    upright = _in_srgb(image, image.info.get("icc_profile"))
     if upright.mode in KEPT_MODES[kind]:
         return upright
     has_alpha = "A" in upright.mode or "transparency" in upright.info
@@ -158,7 +161,7 @@ def _xmp(image: Image.Image) -> bytes:
 
 
 def _megabytes(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f} MB"
+    return f"{math.ceil(size * 10 / 1024 / 1024) / 10:g} MB"  # rounded up: 5 MB and a byte is not "5 MB"
 
 
 def _too_many_pixels(max_pixels: int) -> InvalidInput:
