@@ -1,0 +1,132 @@
+"""Pictures sent with a report, through the real report form (issue 24): what is stored (unsealed
+from the database) and what a moderator is served carry none of the upload's metadata, look the
+same (a sideways phone photo stays upright), and a bomb or an oversized file is refused with a
+sentence and nothing stored."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+from hashlib import sha256
+
+import pytest
+from PIL import Image, ImageChops, ImageStat
+from sqlalchemy import func, select
+
+from crossline.clock import token_hash
+from crossline.services import moderation as service
+from crossline.storage import members, sessions
+from crossline.storage import moderation as store
+from crossline.storage.schema import audit_log, moderation_cases, moderation_evidence
+from crossline.web.keys import HUB
+from crossline.web.security import SESSION_COOKIE
+from tests import pictures_support as pics
+from tests.test_web_reporting import add, client, send  # noqa: F401 - the form helpers and their fixture
+
+UPLOADS = {"jpeg_gps_maker_note": (pics.jpeg_with_gps, "image/jpeg"),
+           "png_text_and_exif_chunks": (pics.png_with_text_chunks, "image/png"),
+           "webp_exif_and_xmp": (pics.webp_with_exif_and_xmp, "image/webp"),
+           "jpeg_orientation_6": (pics.jpeg_turned, "image/jpeg")}
+
+
+def moderator_cookie(client) -> dict:
+    hub = client.app[HUB]
+    with hub.engine.begin() as conn:
+        member = members.add_member(conn, "@mona:crossline.local", None, None, frozenset({"moderator"}), None, 0)
+        sessions.add_session(conn, token_hash("mona-session"), member, 0, int(time.time() * 1000) + 86_400_000)
+    return {SESSION_COOKIE: "mona-session"}
+
+
+def stored_pictures(client, case_id: int) -> list[tuple[int, str, bytes]]:
+    """(evidence id, mime, bytes unsealed) of the pictures stored for a case."""
+    hub = client.app[HUB]
+    with hub.engine.connect() as conn:
+        rows = store.list_evidence(conn, case_id)
+    return [(row[0], row[2], service.unseal(hub, row[3])) for row in rows if row[2] != "text/plain"]
+
+
+def counts(client) -> tuple[int, int]:
+    with client.app[HUB].engine.connect() as conn:
+        return (conn.execute(select(func.count()).select_from(moderation_cases)).scalar(),
+                conn.execute(select(func.count()).select_from(moderation_evidence)).scalar())
+
+
+def looks_the_same(picture: bytes, expected: Image.Image) -> None:
+    with Image.open(io.BytesIO(picture)) as seen:
+        assert seen.size == expected.size
+        difference = ImageChops.difference(seen.convert("RGB"), expected.convert("RGB"))
+        # JPEG and WebP loss blurs colour at the quadrants' edges, no more: a turned or mirrored
+        # picture differs by 165 to 200 in some colour on average.
+        assert max(ImageStat.Stat(difference).mean) < 8
+
+
+@pytest.mark.parametrize("name", UPLOADS)
+async def test_a_reported_picture_is_stored_and_served_without_its_metadata(client, name):
+    make, mime = UPLOADS[name]
+    upload = make()
+    assert pics.has_metadata(upload)  # the fixture does carry what must go
+    status, page = await send(client, {"category": "threats", "text": "A note left at my door"}, [upload])
+    assert status == 200, page
+    case_id = int(re.search(r'id="case-number">(\d+)<', page).group(1))
+    [(evidence_id, stored_mime, stored)] = stored_pictures(client, case_id)
+    response = await client.get(f"/moderation/cases/{case_id}/evidence/{evidence_id}", cookies=moderator_cookie(client))
+    assert response.status == 200
+    served = await response.read()
+    assert stored_mime == mime and response.content_type == mime and served == stored
+    for picture in (stored, served):
+        assert pics.has_metadata(picture) == []
+        looks_the_same(picture, pics.scene())  # upright: red top left, green top right, blue bottom left
+    # The audit log holds the hash of what is stored, not of the upload.
+    with client.app[HUB].engine.connect() as conn:
+        details = conn.execute(select(audit_log.c.details).where(audit_log.c.case_id == case_id)).scalar()
+    assert json.loads(details)["images"] == [sha256(stored).hexdigest()]
+    assert sha256(upload).hexdigest() not in details
+
+
+async def test_a_sideways_photo_is_turned_so_a_person_sees_it_upright(client):
+    upload = pics.jpeg_turned(6)
+    with Image.open(io.BytesIO(upload)) as raw:
+        assert raw.size == (48, 64)  # the sensor's pixels: portrait, scene on its side
+    status, page = await send(client, {"category": "threats", "text": "Photo taken upright"}, [upload])
+    assert status == 200, page
+    case_id = int(re.search(r'id="case-number">(\d+)<', page).group(1))
+    [(_id, _mime, stored)] = stored_pictures(client, case_id)
+    with Image.open(io.BytesIO(stored)) as seen:
+        assert seen.size == (64, 48) and 0x0112 not in seen.getexif()  # width and height swapped, no tag left
+        red, green, blue = seen.convert("RGB").getpixel((4, 4)), seen.convert("RGB").getpixel((60, 4)), \
+            seen.convert("RGB").getpixel((4, 44))
+    assert red[0] > 180 > red[1] and green[1] > 120 > green[0] and blue[2] > 160 > blue[0]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (pics.png_bomb(), "too many pixels"),            # 10 gigapixels declared: Pillow's own bomb error
+    (pics.png_bomb(8000, 8000), "too many pixels"),  # 64 megapixels: under Pillow's limit, over the hub's
+    (pics.tiny_png() + b"\x00" * (5 * 1024 * 1024), "too large"),  # a real PNG, 5 MB and a bit
+    (pics.jpeg_with_gps()[:600], "could not be read"),  # cut short
+    (b"GIF89a" + b"\x00" * 64, "PNG, JPEG or WebP"),
+])
+async def test_a_bomb_an_oversized_or_broken_picture_is_refused_and_nothing_is_stored(client, bad, message):
+    before = counts(client)
+    status, page = await send(client, {"category": "threats", "text": "Kept words"}, [pics.tiny_png(), bad])
+    assert status == 400 and message in page and "Kept words" in page  # what she typed is given back
+    assert counts(client) == before  # not the case, not her words, not the good picture
+
+
+async def test_a_picture_added_on_the_status_page_is_cleaned_too_and_a_bad_one_adds_nothing(client):
+    status, page = await send(client, {"category": "other", "text": "What happened"})
+    case_id = int(re.search(r'id="case-number">(\d+)<', page).group(1))
+    link = re.search(r'id="status-link" readonly value="[^"]*(/report/status/[^"]+)"', page).group(1)
+    before = counts(client)
+    status, page = await add(client, link, "More", [pics.jpeg_with_gps(), pics.png_bomb()])
+    assert status == 400 and "too many pixels" in page and counts(client) == before
+    status, page = await add(client, link, "More", [pics.webp_with_exif_and_xmp()])
+    assert status == 200, page
+    [(_id, mime, stored)] = stored_pictures(client, case_id)
+    assert mime == "image/webp" and pics.has_metadata(stored) == []
+    with client.app[HUB].engine.connect() as conn:
+        details = [json.loads(d) for d in conn.execute(select(audit_log.c.details).where(
+            audit_log.c.case_id == case_id).order_by(audit_log.c.seq)).scalars()]
+    assert details[-1]["images"] == [sha256(stored).hexdigest()]
+    assert service.verify_audit(client.app[HUB])[1] is None  # the chain still holds
