@@ -1,0 +1,149 @@
+"""The pure picture module (domain/pictures.py): every accepted picture comes out rebuilt from its
+pixels alone, upright and in sRGB; what cannot safely be read is refused with what to do; and
+`location_in` says whether a picture reveals a place or a device, never where."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageCms, PngImagePlugin
+
+from crossline.domain.pictures import ACCEPTED, Revealed, clean, location_in
+from crossline.errors import InvalidInput
+from tests import pictures_support as pics
+
+LIMITS = {"max_bytes": 5 * 1024 * 1024, "max_pixels": 50_000_000}
+MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "YCbCr")
+
+
+def can_save(mode: str, fmt: str) -> bool:
+    try:
+        pics.encoded(Image.new(mode, (2, 2)), fmt)
+    except (OSError, ValueError, KeyError):
+        return False
+    return True
+
+
+# Every mode Pillow can write in each accepted format: what a phone, an app or an attacker may send.
+SAVABLE = [(mode, fmt) for fmt in ACCEPTED for mode in MODES if can_save(mode, fmt)]
+
+
+def test_every_accepted_format_takes_many_modes():
+    assert {fmt for _mode, fmt in SAVABLE} == set(ACCEPTED)
+    assert {"P", "CMYK", "LA", "RGBA", "I;16"} <= {mode for mode, _fmt in SAVABLE}
+
+
+@pytest.mark.parametrize("make", [pics.jpeg_with_gps, pics.png_with_text_chunks, pics.webp_with_exif_and_xmp,
+                                  pics.jpeg_turned])
+def test_location_and_device_are_read_then_gone_after_cleaning(make):
+    upload = make()
+    assert location_in(upload) == Revealed(place=True, device=True) and location_in(upload)
+    mime, cleaned = clean(upload, **LIMITS)
+    assert location_in(cleaned) == Revealed() and not location_in(cleaned)
+    assert pics.has_metadata(cleaned) == []
+    assert mime == Image.MIME[Image.open(io.BytesIO(upload)).format]
+
+
+def test_what_a_picture_reveals_is_told_apart():
+    model_only = Image.Exif()
+    model_only[0x0110] = pics.MODEL
+    assert location_in(pics.encoded(pics.scene(), "JPEG", exif=model_only.tobytes())) == Revealed(device=True)
+    xmp_place = pics.XMP.replace(b' tiff:Model="SecretPhone X9"', b"")
+    assert location_in(pics.encoded(pics.scene(), "WEBP", xmp=xmp_place)) == Revealed(place=True)
+    assert location_in(pics.tiny_png()) == Revealed()
+    # Nothing readable: nothing revealed, and never an exception the bot would have to catch.
+    for data in (b"", b"junk", b"\xff\xd8\xff" + b"\x00" * 10, pics.png_bomb(), pics.jpeg_with_gps()[:300]):
+        assert location_in(data) == Revealed()
+
+
+def test_a_sideways_photo_comes_out_upright():
+    _mime, cleaned = clean(pics.jpeg_turned(6), **LIMITS)
+    with Image.open(io.BytesIO(cleaned)) as seen:
+        assert seen.size == (64, 48) and seen.convert("RGB").getpixel((4, 4))[0] > 180  # red, top left
+
+
+def test_an_icc_profile_is_applied_then_dropped():
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    for fmt in ACCEPTED:
+        _mime, cleaned = clean(pics.encoded(pics.scene(), fmt, icc_profile=srgb), **LIMITS)
+        with Image.open(io.BytesIO(cleaned)) as seen:
+            assert "icc_profile" not in seen.info and seen.convert("RGB").getpixel((4, 4))[0] > 180
+        assert b"sRGB" not in cleaned
+
+
+def test_palette_transparency_and_cmyk_survive_as_a_person_sees_them():
+    palette = Image.new("P", (8, 8), 0)
+    palette.putpalette([255, 0, 0, 0, 0, 255])
+    palette.paste(1, (0, 0, 4, 8))
+    _mime, cleaned = clean(pics.encoded(palette, "PNG", transparency=1), **LIMITS)
+    with Image.open(io.BytesIO(cleaned)) as seen:
+        assert seen.mode == "RGBA" and seen.getpixel((0, 0))[3] == 0 and seen.getpixel((7, 0)) == (255, 0, 0, 255)
+    mime, cleaned = clean(pics.encoded(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG"), **LIMITS)
+    with Image.open(io.BytesIO(cleaned)) as seen:
+        red = seen.getpixel((4, 4))
+        assert mime == "image/jpeg" and seen.mode == "RGB" and red[0] > 200 and red[1] < 60
+
+
+def animated(fmt: str) -> bytes:
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    return pics.encoded(frames[0], fmt, save_all=True, append_images=frames[1:])
+
+
+@pytest.mark.parametrize("data, message", [
+    (pics.tiny_png() + b"\x00" * (5 * 1024 * 1024), r"too large \(5.1 MB; at most 5 MB each\)\. Send a screenshot"),
+    (pics.png_bomb(), r"too many pixels \(at most 50 megapixels\)"),
+    (pics.png_bomb(8000, 8000), "too many pixels"),
+    (pics.jpeg_with_gps()[:600], r"could not be read .* Send it again as a PNG, JPEG or WebP"),
+    (pics.png_with_text_chunks()[:-40], "could not be read"),
+    (b"GIF89a" + b"\x00" * 64, "must be a PNG, JPEG or WebP image"),
+    (pics.encoded(pics.scene(), "BMP"), "must be a PNG, JPEG or WebP image"),  # a real picture, not accepted
+    (pics.encoded(pics.scene(), "TIFF"), "must be a PNG, JPEG or WebP image"),
+    (animated("PNG"), "Animated pictures are not accepted: send a screenshot"),
+    (animated("WEBP"), "Animated pictures are not accepted"),
+])
+def test_what_cannot_be_kept_safely_is_refused_saying_what_to_do(data, message):
+    with pytest.raises(InvalidInput, match=message):
+        clean(data, **LIMITS)
+
+
+def test_the_limits_are_the_callers():
+    with pytest.raises(InvalidInput, match="too many pixels"):
+        clean(pics.tiny_png(), max_bytes=10_000, max_pixels=63)  # 8 x 8
+    with pytest.raises(InvalidInput, match="too large"):
+        clean(pics.tiny_png(), max_bytes=50, max_pixels=64)
+    assert clean(pics.tiny_png(), max_bytes=10_000, max_pixels=64)[0] == "image/png"
+
+
+def planted(image: Image.Image, fmt: str) -> bytes:
+    """The picture saved with every kind of metadata its format can carry."""
+    exif = pics.exif_with_location()
+    exif[0x0112] = 1
+    params = {"exif": exif.tobytes()}
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Comment", pics.COMMENT)
+        info.add_itxt("XML:com.adobe.xmp", pics.XMP.decode())
+        params["pnginfo"] = info
+    elif fmt == "JPEG":
+        params["comment"] = pics.COMMENT.encode()
+    else:
+        params["xmp"] = pics.XMP
+    return pics.encoded(image, fmt, **params)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SAVABLE), st.integers(1, 40), st.integers(1, 40), st.integers(0, 2 ** 32))
+def test_any_small_picture_in_any_mode_comes_out_without_metadata(mode_and_format, width, height, seed):
+    mode, fmt = mode_and_format
+    noise = Image.frombytes("RGBA", (width, height), random.Random(seed).randbytes(width * height * 4))
+    upload = planted(noise.convert(mode), fmt)
+    mime, cleaned = clean(upload, **LIMITS)
+    assert mime == ACCEPTED[fmt]
+    assert pics.has_metadata(cleaned) == [] and location_in(cleaned) == Revealed()
+    with Image.open(io.BytesIO(cleaned)) as seen:
+        assert seen.format == fmt and seen.size == (width, height)
+    assert clean(cleaned, **LIMITS)[0] == mime  # what is stored is itself acceptable
