@@ -56,6 +56,9 @@ class FakeHomeserver:
     async def reports(self, kind: str, offset: int, limit: int = 100) -> list[dict]:
         return self.matrix_reports[kind][offset:offset + limit]
 
+    async def lift_rate_limits(self, user_id: str) -> None:
+        pass
+
     @asynccontextmanager
     async def acting_as(self, user_id: str, valid_for_ms: int, now_ms: int):
         yield f"token-of-{user_id}"

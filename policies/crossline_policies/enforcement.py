@@ -16,7 +16,7 @@ the person's Matrix client as the error message, so it says what happened and wh
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,10 @@ ODD_ENCRYPTED = (
 ALIASES = (
     "Room addresses are not available on Crossline: an address is stored in clear and lets "
     "people find the room by name. Invite people to the room instead."
+)
+NO_AVATARS = (
+    "Pictures for profiles and rooms are not available on Crossline: the server would keep them "
+    "unencrypted for anyone to fetch. Nothing was changed."
 )
 ONE_EMOJI = (
     "Reactions travel unencrypted, so Crossline rooms accept a single emoji as a reaction and "
@@ -144,17 +148,6 @@ def check_create_room(request: Mapping[str, Any]) -> str | None:
         refusal = check_event(RoomEvent(event_type, content, state_key))
         if refusal:
             return refusal
-    return None
-
-
-def check_invite(inviter: str, invitee: str, known_user_ids: Collection[str]) -> str | None:
-    if inviter not in known_user_ids:
-        return "Only members of this Crossline hub can invite people. Ask a facilitator."
-    if invitee not in known_user_ids:
-        return (
-            f"{invitee} is not a member of this Crossline hub. "
-            "A facilitator can send them an invitation from the hub first."
-        )
     return None
 
 
@@ -406,6 +399,10 @@ _IMAGE_INFO = {"mimetype", "size", "w", "h", "thumbnail_url", "thumbnail_info", 
 
 
 def _avatar(content: Mapping[str, Any]) -> str | None:
+    # Any uploaded picture would be clear media anyone could fetch (issue 26): a room picture can
+    # only be removed. The shape checks below stay for the day the hub offers its own set.
+    if content.get("url") or _mapping(content.get("info")).get("thumbnail_url"):
+        return NO_AVATARS
     refusal = _setting(content, {"url", "info"}, "picture")
     if refusal:
         return refusal

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from synapse.api.errors import Codes, SynapseError
 from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.types import UserID
 
-from crossline_policies import enforcement
+from crossline_policies import contact, enforcement
 
 logger = logging.getLogger(__name__)
 
@@ -35,28 +36,66 @@ class ModuleConfig:
     exempt_users: frozenset[str]
     live_widget_sender: str = ""
     live_page_prefix: str = ""
+    # How long after she declines someone's invitation that person cannot invite her again.
+    decline_pause_ms: int = 7 * 24 * 3600 * 1000
 
 
 class KnownMembers:
-    """The hub's list of member accounts, re-read whenever the hub rewrites the file."""
+    """The hub's directory of accounts (`contact.Directory`), re-read whenever the hub rewrites the file."""
 
     def __init__(self, path: Path):
         self._path = path
-        self._mtime_ns: int | None = None
-        self._user_ids: frozenset[str] = frozenset()
+        self._version: tuple[int, int, int] | None = None
+        self._directory = contact.Directory()
 
-    def current(self) -> frozenset[str]:
+    def current(self) -> contact.Directory:
         try:
-            mtime_ns = self._path.stat().st_mtime_ns
+            stat = self._path.stat()
         except FileNotFoundError:
             # Fail closed: without the hub's list nobody can be invited.
             logger.warning("Crossline known-members file %s is missing", self._path)
-            return frozenset()
-        if mtime_ns != self._mtime_ns:
-            data = json.loads(self._path.read_text(encoding="utf-8"))
-            self._user_ids = frozenset(data["user_ids"])
-            self._mtime_ns = mtime_ns
-        return self._user_ids
+            return contact.Directory()
+        # The hub replaces the file whole (a new inode each time): two writes within one tick of
+        # the file system's clock still differ.
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if version != self._version:
+            self._directory = contact.parse_directory(json.loads(self._path.read_text(encoding="utf-8")))
+            self._version = version
+        return self._directory
+
+
+# She left the room right after joining it from the invitation: a decline as much as a rejection.
+QUICK_LEAVE_MS = 10 * 60 * 1000
+
+# Synapse's tables (room_memberships, events, local_current_membership), read-only. A decline is
+# her own leave that follows the inviter's invitation with nothing between but her joining (and
+# then leaving within QUICK_LEAVE_MS of the invitation).
+_SHARED_ROOM_SQL = """
+SELECT 1 FROM local_current_membership a JOIN local_current_membership b ON a.room_id = b.room_id
+WHERE a.user_id = ? AND b.user_id = ? AND a.membership = 'join' AND b.membership = 'join' LIMIT 1
+"""
+_DECLINE_SQL = """
+SELECT 1 FROM room_memberships inv
+JOIN events ie ON ie.event_id = inv.event_id
+JOIN room_memberships lv ON lv.room_id = inv.room_id AND lv.user_id = inv.user_id
+    AND lv.sender = lv.user_id AND lv.membership = 'leave'
+JOIN events le ON le.event_id = lv.event_id
+WHERE inv.user_id = ? AND inv.sender = ? AND inv.membership = 'invite'
+    AND le.stream_ordering > ie.stream_ordering AND le.origin_server_ts >= ?
+    AND NOT EXISTS (
+        SELECT 1 FROM room_memberships mid JOIN events me ON me.event_id = mid.event_id
+        WHERE mid.room_id = inv.room_id AND mid.user_id = inv.user_id
+            AND me.stream_ordering > ie.stream_ordering AND me.stream_ordering < le.stream_ordering
+            AND (mid.membership <> 'join' OR le.origin_server_ts > ie.origin_server_ts + ?))
+LIMIT 1
+"""
+
+
+def _invite_history(txn: Any, inviter: str, invitee: str, since_ms: int) -> tuple[bool, bool]:
+    txn.execute(_SHARED_ROOM_SQL, (inviter, invitee))
+    share = txn.fetchone() is not None
+    txn.execute(_DECLINE_SQL, (invitee, inviter, since_ms, QUICK_LEAVE_MS))
+    return share, txn.fetchone() is not None
 
 
 def _refuse(message: str) -> SynapseError:
@@ -72,6 +111,7 @@ class CrosslinePolicy:
             user_may_invite=self.user_may_invite,
             user_may_publish_room=self.user_may_publish_room,
             user_may_create_room_alias=self.user_may_create_room_alias,
+            check_media_file_for_spam=self.check_media_file_for_spam,
         )
         # check_event_allowed sees every event the server is about to store: messages, state,
         # memberships (which the spam checker's check_event_for_spam never sees), redactions, and
@@ -91,6 +131,7 @@ class CrosslinePolicy:
             exempt_users=frozenset(config.get("exempt_users", [])),
             live_widget_sender=str(config.get("live_widget_sender", "")),
             live_page_prefix=str(config.get("live_page_prefix", "")),
+            decline_pause_ms=int(config.get("decline_pause_seconds", 7 * 24 * 3600)) * 1000,
         )
 
     async def check_event_allowed(self, event: Any, state_events: dict) -> tuple[bool, None]:
@@ -127,9 +168,41 @@ class CrosslinePolicy:
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:
         if inviter in self._config.exempt_users:
             return NOT_SPAM
-        refusal = enforcement.check_invite(inviter, invitee, self._known.current())
+        directory = self._known.current()
+        facts = contact.InviteFacts()
+        if contact.needs_facts(inviter, invitee, directory):
+            facts = await self._invite_facts(inviter, invitee)
+        refusal = contact.check_invite(inviter, invitee, directory, facts)
         if refusal:
             raise _refuse(refusal)
+        return NOT_SPAM
+
+    async def _invite_facts(self, inviter: str, invitee: str) -> contact.InviteFacts:
+        """Read before the invitation is stored, so a refused one never reaches her sync or her
+        notifications. Declines are read from Synapse's own membership history, so they outlast a
+        restart with nothing kept beside it."""
+        ignored = await self._api.account_data_manager.get_global(invitee, "m.ignored_user_list") or {}
+        ignored_users = ignored.get("ignored_users")
+        since_ms = self._api.get_current_time_msec() - self._config.decline_pause_ms
+        share, declined = await self._api.run_db_interaction(
+            "crossline_invite_facts", _invite_history, inviter, invitee, since_ms)
+        return contact.InviteFacts(
+            share_a_room=share,
+            ignored_by_invitee=isinstance(ignored_users, Mapping) and inviter in ignored_users,
+            declined_recently=declined,
+        )
+
+    async def check_media_file_for_spam(self, file_wrapper: Any, file_info: Any) -> Any:
+        head = bytearray()
+
+        def keep(chunk: bytes) -> None:
+            if len(head) < contact.SNIFF_BYTES:
+                head.extend(chunk[:contact.SNIFF_BYTES - len(head)])
+
+        await file_wrapper.write_chunks_to(keep)
+        kind = contact.clear_media_kind(bytes(head))
+        if kind:
+            raise SynapseError(400, contact.CLEAR_MEDIA.format(kind=kind), Codes.FORBIDDEN)
         return NOT_SPAM
 
     async def user_may_publish_room(self, user_id: str, room_id: str) -> Any:

@@ -59,6 +59,8 @@ class SynapseConfig:
 @dataclass(frozen=True)
 class InvitationConfig:
     lifetime_hours: int = 72
+    # After she declines someone's Matrix invitation, that person cannot invite her again for this long.
+    pause_after_decline_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -360,6 +362,11 @@ def _validate(config: Config, source: str) -> None:
             f"{source}: [invitations] lifetime_hours must be between 1 and 720, "
             f"not {config.invitations.lifetime_hours}."
         )
+    if not 1 <= config.invitations.pause_after_decline_days <= 365:
+        raise ConfigError(
+            f"{source}: [invitations] pause_after_decline_days must be between 1 and 365, "
+            f"not {config.invitations.pause_after_decline_days}."
+        )
     if not 1 <= config.moderation.report_retention_days <= 3650:
         raise ConfigError(
             f"{source}: [moderation] report_retention_days must be between 1 and 3650, "
@@ -464,6 +471,8 @@ public_url = "{config.synapse.public_url}"
 [invitations]
 # How long an invitation (and its Synapse registration token) stays valid.
 lifetime_hours = {config.invitations.lifetime_hours}
+# After someone declines a member's Matrix invitation, that member cannot invite her again for this long.
+pause_after_decline_days = {config.invitations.pause_after_decline_days}
 
 [moderation]
 # Banning from every hub room or deactivating an account needs a second moderator; true: from

@@ -314,6 +314,9 @@ class Supervisor:
                     config.paths.secrets_dir, secrets.APPSERVICE_AS_TOKEN))
                 await provisioning.register_appservice_user(BOT_LOCALPART)
                 await provisioning.lift_rate_limits(config.bot_user_id)
+                # The admin account invites whole groups when the hub onboards them (rc_invites is
+                # at Synapse's defaults for everyone else).
+                await provisioning.lift_rate_limits(config.hub_admin_user_id)
             if config.live.enabled:
                 await self.start_engines()
             app = create_app(config)

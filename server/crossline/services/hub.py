@@ -9,8 +9,9 @@ from sqlalchemy import Engine
 from crossline.clock import Clock, TokenFactory
 from crossline.config import Config
 from crossline.matrix.homeserver import Homeserver
-from crossline.storage import members
+from crossline.storage import contact_directory, lines, members
 from crossline.synapse.files import write_known_members
+from crossline_policies.contact import DEFAULT_INVITES_FROM
 from crossline_policies.rooms import RoomTemplate
 
 
@@ -24,9 +25,20 @@ class Hub:
     room_templates: dict[str, RoomTemplate]
 
     def publish_known_members(self) -> None:
-        """Tell our Synapse module who may invite and be invited (every member, the hub itself)."""
+        """Tell our Synapse module who may invite and be invited: every member account with her
+        lines (staff without a line serve every line), whether she is staff, and whom she takes
+        invitations from; and the hub's own accounts."""
         with self.engine.connect() as conn:
-            user_ids = members.all_user_ids(conn)
-        write_known_members(
-            self.config.paths.known_members, [*user_ids, self.config.hub_admin_user_id, self.config.bot_user_id]
-        )
+            everyone = [m for m in members.list_members(conn) if m.matrix_user_id]
+            all_lines = sorted(line.id for line in lines.list_lines(conn))
+            chosen = contact_directory.preferences(conn)
+        directory = {
+            m.matrix_user_id: {
+                "lines": [m.line_id] if m.line_id is not None else all_lines if m.is_staff else [],
+                "staff": m.is_staff,
+                "invites_from": chosen.get(m.id, DEFAULT_INVITES_FROM),
+            }
+            for m in everyone
+        }
+        write_known_members(self.config.paths.known_members, directory,
+                            [self.config.hub_admin_user_id, self.config.bot_user_id])

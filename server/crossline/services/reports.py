@@ -16,6 +16,7 @@ from crossline.domain.consultations import Consultation
 from crossline.domain.live import LiveStatus
 from crossline.domain.records import Line, Member, Room
 from crossline.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from crossline.reports import copies
 from crossline.reports.content import ReportInput, build_report
 from crossline.reports.signing import fingerprint, sha256, sign_report, signing_key_from_secret
 from crossline.services.consultations import get as get_consultation
@@ -147,7 +148,7 @@ def summary(record: ReportRecord, document: bytes) -> str:
     return (f"Report on “{report['consultation']['title']}” ({report['consultation']['line']}), version "
             f"{record.version}: {bridging} bridging recommendation{'s' if bridging != 1 else ''} that a majority on every "
             f"side supports, {divisive} point{'s' if divisive != 1 else ''} where the sides differ.{correction} "
-            f"The signed file follows. Check it with: crossline verify FILE --fingerprint "
+            f"The signed file follows (SHA-256 {sha256(document)}). Check it with: crossline verify FILE --fingerprint "
             f"\"{json.loads(document)['signed_by']['fingerprint']}\"")
 
 
@@ -188,6 +189,12 @@ def released_document(hub: Hub, report_id: int) -> tuple[ReportRecord, bytes]:
     if data is None:
         raise NotFound("This version is a draft: it has no signed file yet.")
     return report, data
+
+
+def signed_copy(hub: Hub, release: bytes, kind: str, html: bytes = b"") -> bytes:
+    """A copy of a release that carries the hub's signature (reports/copies.py): "pdf" or "markdown",
+    or "html" as the web app rendered it."""
+    return copies.sign_copy(kind, release, _signing_key(hub), html)
 
 
 def releases(hub: Hub, actor: Member | None) -> list[tuple[ReportRecord, str]]:

@@ -471,3 +471,12 @@ live_side_totals = Table(
     Column("seconds", Integer, nullable=False),
     Column("participants", Integer, nullable=False),
 )
+
+# Whom a member takes Matrix invitations from (no row: people she shares a room with). Migration 0013.
+invite_preferences = Table(
+    "invite_preferences",
+    metadata,
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+    Column("invites_from", String(16), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)

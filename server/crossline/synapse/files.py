@@ -63,6 +63,7 @@ def homeserver_config(config: Config) -> dict[str, Any]:
                         # Only the hub's bot sets a live session's widget, and only to the hub's page.
                         "live_widget_sender": config.bot_user_id,
                         "live_page_prefix": f"{config.hub_url}/live/",
+                        "decline_pause_seconds": config.invitations.pause_after_decline_days * 24 * 3600,
                     },
                 }
             ],
@@ -153,11 +154,19 @@ def write_synapse_files(config: Config) -> None:
     write_private_file(paths.synapse_dir / "log.config.yaml", _yaml(log_config(config)))
     write_private_file(paths.appservice_registration, _yaml(appservice_registration(config)))
     if not paths.known_members.exists():
-        write_known_members(paths.known_members, [config.hub_admin_user_id, config.bot_user_id])
+        write_known_members(paths.known_members, {}, [config.hub_admin_user_id, config.bot_user_id])
 
 
-def write_known_members(path: Path, user_ids: list[str]) -> None:
-    write_private_file(path, json.dumps({"user_ids": sorted(set(user_ids))}))
+def write_known_members(path: Path, members: dict[str, dict[str, Any]], hub_accounts: list[str]) -> None:
+    """The Synapse module's directory (crossline_policies.contact.parse_directory reads it): each
+    member account's lines, whether she is staff and whom she takes invitations from; and the hub's
+    own accounts. One file, replaced whole (0600), its keys sorted so
+    that nothing in its order ties one account to another (a pseudonym to the person)."""
+    write_private_file(path, json.dumps({
+        "user_ids": sorted({*members, *hub_accounts}),
+        "members": members,
+        "hub_accounts": sorted(set(hub_accounts)),
+    }, sort_keys=True))
 
 
 def _yaml(data: dict[str, Any]) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from crossline.reports.render import to_markdown, to_pdf
 from crossline.reports.signing import verify_report
 from crossline.services import reports as service
 from crossline.web.keys import HUB
@@ -77,13 +76,14 @@ async def download(request: web.Request) -> web.Response:
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if fmt == "json":
         return web.Response(body=data, content_type="application/json", headers=headers)
+    # Every other copy carries the hub's signature over its own bytes (reports/copies.py).
+    hub = request.app[HUB]
     if fmt == "md":
-        return web.Response(text=to_markdown(verified.report, verified.fingerprint, verified.sha256),
-                            content_type="text/markdown", charset="utf-8", headers=headers)
+        return web.Response(body=service.signed_copy(hub, data, "markdown"), content_type="text/markdown",
+                            charset="utf-8", headers=headers)
     if fmt == "pdf":
-        return web.Response(body=to_pdf(verified.report, verified.fingerprint, verified.sha256),
-                            content_type="application/pdf", headers=headers)
-    response = render(request, "report_document.html", {"report": verified.report, "fingerprint": verified.fingerprint,
-                                                        "sha256": verified.sha256})
-    response.headers.update(headers)
-    return response
+        return web.Response(body=service.signed_copy(hub, data, "pdf"), content_type="application/pdf", headers=headers)
+    html = render(request, "report_document.html", {"report": verified.report, "fingerprint": verified.fingerprint,
+                                                    "sha256": verified.sha256}).body
+    return web.Response(body=service.signed_copy(hub, data, "html", html), content_type="text/html", charset="utf-8",
+                        headers=headers)

@@ -1,0 +1,21 @@
+"""Whom each member takes Matrix invitations from (issue 26): nobody, people she shares a room with,
+or people of her line. No row: the default, people she shares a room with."""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0013"
+down_revision = "0010"  # TEMPORARY: 0011 and 0012 are being written; chain onto 0012 once they land
+
+
+def upgrade() -> None:
+    op.create_table(
+        "invite_preferences",
+        sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id", ondelete="CASCADE"), primary_key=True),
+        sa.Column("invites_from", sa.String(16), nullable=False),
+        sa.Column("updated_at", sa.BigInteger, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("invite_preferences")

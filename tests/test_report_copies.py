@@ -1,0 +1,312 @@
+"""Every copy of a released report that negotiators read carries its own signature (issue 25, item 1).
+
+PDF: a PAdES signature that Debian's `pdfsig` (NSS) and pyHanko's validator accept, and refuse
+after a one-character edit; an incremental update appended after signing is refused. HTML and
+Markdown: a signature over the copy's exact bytes. Each forgery is refused with a reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import subprocess
+import time
+import zlib
+
+import pypdf
+import pytest
+from nacl.signing import SigningKey
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.status import SignatureCoverageLevel
+from pyhanko_certvalidator import ValidationContext
+
+from crossline.clock import token_hash
+from crossline.domain.consultations import Phase
+from crossline.reports import copies, pdf_signature
+from crossline.reports.content import build_report
+from crossline.reports.signing import ReportVerificationError, sha256, sign_report, verify_report
+from crossline.services import consultations, reports
+from crossline.storage import lines, sessions
+from crossline.web.app import create_app
+from crossline.web.render import template_environment
+from tests.test_reports import consultation
+
+HUB_KEY = SigningKey(b"k" * 32)
+OTHER_KEY = SigningKey(b"x" * 32)
+VALID = "Signature Validation: Signature is Valid."
+
+
+def release(title="Crossing points", released_at_ms=1_790_000_100_000, key=HUB_KEY) -> bytes:
+    source = consultation()
+    source = type(source)(**{**source.__dict__, "title": title})
+    return sign_report(build_report(source, released_at_ms), key)
+
+
+def html_copy(data: bytes, key=HUB_KEY) -> bytes:
+    verified = verify_report(data)
+    page = template_environment().get_template("report_document.html").render(
+        report=verified.report, fingerprint=verified.fingerprint, sha256=verified.sha256)
+    return copies.sign_copy("html", data, key, page.encode("utf-8"))
+
+
+def text_copy(kind: str, data: bytes, key=HUB_KEY) -> bytes:
+    return html_copy(data, key) if kind == "html" else copies.sign_copy(kind, data, key)
+
+
+def refused(data: bytes, reason: str = "", detached: bytes | None = None) -> str:
+    with pytest.raises(ReportVerificationError, match=reason) as error:
+        copies.verify_copy(data, detached)
+    return str(error.value)
+
+
+# -- PDF ------------------------------------------------------------------------------------------
+
+def pdfsig(tmp_path, data: bytes) -> tuple[int, str]:
+    path = tmp_path / f"copy-{time.monotonic_ns()}.pdf"
+    path.write_bytes(data)
+    done = subprocess.run(["pdfsig", str(path)], capture_output=True, text=True, timeout=60)
+    return done.returncode, done.stdout + done.stderr
+
+
+def pyhanko_status(data: bytes):
+    (signature,) = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures
+    return validate_pdf_signature(signature, ValidationContext(trust_roots=[signature.signer_cert],
+                                                               allow_fetching=False))
+
+
+def _glyph_codes(font) -> dict[str, bytes]:
+    """Character -> the 2-byte code fpdf's font subset writes for it, from the font's ToUnicode map."""
+    cmap = font["/ToUnicode"].get_data().decode("latin-1")
+    codes = {}
+    for block in re.findall(r"beginbfchar(.*?)endbfchar", cmap, re.S):
+        for source, target in re.findall(r"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block):
+            codes[chr(int(target, 16))] = int(source, 16).to_bytes(2, "big")
+    return codes
+
+
+def _shown(codes: dict[str, bytes], text: str) -> bytes:
+    raw = b"".join(codes[c] for c in text)  # as a PDF literal string in the content stream
+    return raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)").replace(b"\r", b"\\r")
+
+
+def edit_in_place(pdf: bytes, old: str, new: str) -> bytes:
+    """A forger's best edit: page 1's compressed content stream decompressed, `old` (first time it is
+    shown) made `new`, compressed again into exactly the same bytes' length, so that every offset
+    and the signature's byte range stay as they were."""
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    content = page.get_contents().get_data()
+    fonts = [_glyph_codes(font.get_object()) for font in page["/Resources"]["/Font"].values()]
+    codes = next(codes for codes in fonts if set(old + new) <= set(codes) and _shown(codes, old) in content)
+    edited = content.replace(_shown(codes, old), _shown(codes, new), 1)
+    for match in re.finditer(rb"stream\r?\n", pdf):
+        start, end = match.end(), pdf.find(b"endstream", match.end())
+        compressed = pdf[start:end].rstrip(b"\r\n")
+        if zlib.decompressobj().decompress(compressed) == content:
+            replacement = zlib.compress(edited, 9)
+            assert len(replacement) <= len(compressed), "the edit did not fit; choose another"
+            forged = pdf[:start] + replacement.ljust(len(compressed), b"\0") + pdf[start + len(compressed):]
+            assert len(forged) == len(pdf)
+            return forged
+    raise AssertionError("page 1's content stream was not found")
+
+
+def add_update(pdf: bytes, text: str) -> bytes:
+    """An addendum appended as an incremental update: new text drawn on page 1 after signing."""
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    codes = _glyph_codes(page["/Resources"]["/Font"]["/F1"].get_object())
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    stream = generic.StreamObject(stream_data=b"BT /F1 9 Tf 31 40 Td (" + _shown(codes, text) + b") Tj ET")
+    writer.add_stream_to_page(0, writer.add_object(stream))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def pdf_text(pdf: bytes) -> str:
+    return "".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+
+
+def test_the_pdf_is_signed_and_pdfsig_pyhanko_and_verify_accept_it(tmp_path):
+    data = release()
+    pdf = copies.sign_copy("pdf", data, HUB_KEY)
+    assert pdf == copies.sign_copy("pdf", data, HUB_KEY), "the same release always gives the same PDF"
+    code, out = pdfsig(tmp_path, pdf)
+    genuine = verify_report(data)
+    assert code == 0 and VALID in out and "Total document signed" in out, out
+    assert f"OU=Ed25519 {genuine.fingerprint}" in out, "pdfsig shows the hub key's fingerprint"
+    status = pyhanko_status(pdf)
+    assert status.intact and status.valid and status.coverage is SignatureCoverageLevel.ENTIRE_FILE
+    assert copies.detect_kind(pdf) == "pdf"
+    assert copies.verify_copy(pdf) == genuine  # the embedded signed JSON: report, fingerprint, SHA-256
+    assert genuine.sha256 in pdf_text(pdf) and "80% agree" in pdf_text(pdf)
+
+
+def test_a_one_character_edit_of_the_pdf_is_refused_by_pdfsig_pyhanko_and_verify(tmp_path):
+    pdf = copies.sign_copy("pdf", release(), HUB_KEY)
+    for old, new in (("80% agree", "30% agree"), ("(7 agree", "(3 agree"), ("version 1", "version 2"),
+                     ("2026-09-21T14:15", "2026-09-27T14:15"), ("Left bank", "Left banc")):
+        forged = edit_in_place(pdf, old, new)
+        assert new in pdf_text(forged), "the forgery changes what a reader sees"
+        code, out = pdfsig(tmp_path, forged)
+        assert VALID not in out and "Digest Mismatch" in out, out
+        status = pyhanko_status(forged)
+        assert not (status.intact and status.valid)
+        refused(forged, "changed after it was signed")
+
+
+def test_an_addendum_after_signing_is_refused(tmp_path):
+    pdf = copies.sign_copy("pdf", release(), HUB_KEY)
+    forged = add_update(pdf, "80% agree")
+    assert pdf_text(forged).count("80% agree") == pdf_text(pdf).count("80% agree") + 1
+    _, out = pdfsig(tmp_path, forged)
+    assert "Not total document signed" in out, out
+    assert pyhanko_status(forged).coverage is not SignatureCoverageLevel.ENTIRE_FILE
+    refused(forged, "added to the PDF after it was signed")
+    refused(pdf + b"\n% an addendum\n", "added to the PDF after it was signed")
+
+
+def test_a_pdf_whose_parts_do_not_belong_together_is_refused(tmp_path):
+    data, other = release(), release(title="Crossing points", released_at_ms=1_790_000_200_000)
+    # Another hub's whole PDF is intact: verify_copy names that hub's key, and the caller compares it.
+    foreign = copies.sign_copy("pdf", sign_report(verify_report(data).report, OTHER_KEY), OTHER_KEY)
+    assert copies.verify_copy(foreign).fingerprint != verify_report(data).fingerprint
+    # A release of this hub inside a PDF signed by another PDF key: not endorsed by the hub's key.
+    verified = verify_report(data)
+    from crossline.reports.render import to_pdf
+
+    mixed = pdf_signature.sign_pdf(to_pdf(verified.report, verified.fingerprint, verified.sha256), data, OTHER_KEY,
+                                   pdf_signature._NOT_BEFORE)
+    _, out = pdfsig(tmp_path, mixed)
+    assert VALID in out  # the PDF itself is intact: only the endorsement tells that the key is not the hub's
+    refused(mixed, "did not endorse")
+    # The PDF of one release holding another release's JSON: the signature covers the embedded file.
+    pdf = copies.sign_copy("pdf", data, HUB_KEY)
+    assert copies.verify_copy(pdf).sha256 == sha256(data) != sha256(other)
+    refused(to_pdf(verified.report, verified.fingerprint, verified.sha256), "carries 0 signatures")
+    refused(b"%PDF-1.7\n" + b"\x00" * 100, "cannot be read")
+    refused(pdf, "no separate signature file", detached=b"x")
+
+
+# -- HTML and Markdown ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["markdown", "html"])
+def test_a_genuine_text_copy_is_accepted(kind):
+    data = release()
+    copy = text_copy(kind, data)
+    assert copies.detect_kind(copy) == kind
+    assert copies.verify_copy(copy) == verify_report(data)
+    # The signature block kept apart (a detached signature) checks the same.
+    at = copy.rindex(b"<!-- crossline-signature/1")
+    assert copies.verify_copy(copy[:at], copy[at:]) == verify_report(data)
+
+
+@pytest.mark.parametrize("kind", ["markdown", "html"])
+def test_every_change_of_meaning_in_a_text_copy_is_refused(kind):
+    copy = text_copy(kind, release())
+    body = copy[:copy.rindex(b"<!-- crossline-signature/1")]
+    for old, new in (("80% agree", "30% agree"), ("(7 agree", "(3 agree"), ("Reopen the bridge", "Reopen the bridgE"),
+                     ("Left bank", "Left banK"), ("2026-09-21", "2026-09-27"), ("version 1", "version 2")):
+        assert old.encode() in body, old
+        refused(copy.replace(old.encode(), new.encode(), 1), "changed after it was signed")
+    last = body.rindex(b"Method")
+    refused(copy[:last] + copy[len(body):], "changed after it was signed")  # the last section removed
+    refused(body + b"\nAddendum: both sides agreed to everything.\n" + copy[len(body):], "changed after")
+    refused(copy + b"\nAddendum: both sides agreed to everything.\n", "changed or something was added")
+    refused(body, "carries no signature")
+
+
+@pytest.mark.parametrize("kind", ["markdown", "html"])
+def test_one_byte_changed_anywhere_in_a_text_copy_is_refused(kind):
+    copy = text_copy(kind, release())
+    step = max(1, len(copy) // 1500)
+    for position in list(range(0, len(copy), step)) + list(range(len(copy) - 300, len(copy))):
+        changed = bytearray(copy)
+        changed[position] ^= 0x01
+        with pytest.raises(ReportVerificationError):
+            copies.verify_copy(bytes(changed))
+
+
+@pytest.mark.parametrize("kind", ["markdown", "html"])
+def test_parts_swapped_between_releases_or_keys_are_refused(kind):
+    first, second = release(), release(title="Crossing points, second round", released_at_ms=1_790_000_200_000)
+    a, b = text_copy(kind, first), text_copy(kind, second)
+    marker = b"<!-- crossline-signature/1"
+    body_a, block_a = a[:a.rindex(marker)], a[a.rindex(marker):]
+    body_b, block_b = b[:b.rindex(marker)], b[b.rindex(marker):]
+    refused(body_b + block_a, "its text belongs to another report")
+    refused(body_a + block_b, "its text belongs to another report")
+    # The signature of A with B's release inside: the block must name what it was made from.
+    release_b64 = re.search(rb"release: (\S+)", block_b).group(1)
+    refused(body_a + re.sub(rb"release: \S+", b"release: " + release_b64, block_a), "signature block was changed")
+    # Signed by another key, over this hub's text and release: refused (the key did not sign the release).
+    forged = copies._sign_text(body_a, kind, first, verify_report(first), OTHER_KEY)
+    refused(forged, "does not match")
+    # Another hub's own copy is intact: verify_copy names its key for the caller to compare.
+    assert copies.verify_copy(text_copy(kind, release(key=OTHER_KEY), OTHER_KEY)).fingerprint != \
+        verify_report(first).fingerprint
+    # A Markdown block on the HTML text (or the reverse) is refused.
+    other_kind = "html" if kind == "markdown" else "markdown"
+    other = text_copy(other_kind, first)
+    refused(body_a + other[other.rindex(marker):], "the signature block is for a")
+
+
+@pytest.mark.parametrize("kind", ["markdown", "html"])
+def test_a_signature_block_not_written_as_the_hub_writes_it_is_refused(kind):
+    copy = text_copy(kind, release())
+    signature = re.search(rb"signature: (\S+)\n", copy).group(1)
+    raw = base64.b64decode(signature)
+    # The same 64 bytes spelled another way: the last character's unused bits set.
+    last = base64.b64encode(raw)[-3:-2]
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    for other in alphabet[alphabet.index(last) + 1:alphabet.index(last) + 4]:
+        variant = signature[:-3] + bytes([other]) + b"=="
+        if base64.b64decode(variant) == raw:
+            refused(copy.replace(signature, variant), "signature block")
+    refused(copy.replace(b"\nfingerprint: ", b"\nfingerprint:  "), "signature block")
+    refused(copy.replace(b"-->\n", b"-->\r\n"), "changed or something was added")
+    fingerprint = re.search(rb"fingerprint: ([0-9A-F ]+)\n", copy).group(1)
+    refused(copy.replace(fingerprint, fingerprint.replace(b" ", b"")), "signature block was changed")
+    refused(b"{}", "not a report file")
+    refused(b"plain words", "not a report")
+
+
+# -- Through the hub ------------------------------------------------------------------------------
+
+@pytest.fixture
+def released(hub):
+    with hub.engine.begin() as conn:
+        left, right = lines.get_line(conn, 1).sides
+    made = consultations.create(hub, hub.facilitator, 1, "Wells", [{"en": "Q"}], [left.id, right.id], False)
+    consultations.change_phase(hub, hub.facilitator, made.id, Phase.COLLECTING)
+    consultations.seed_statement(hub, hub.facilitator, made.id, made.questions[0].id, "Repair the wells")
+    consultations.change_phase(hub, hub.facilitator, made.id, Phase.VOTING)
+    consultations.change_phase(hub, hub.facilitator, made.id, Phase.CLOSED)
+    draft = reports.start_draft(hub, hub.facilitator, made.id)
+    return reports.release(hub, hub.facilitator, draft.id, None)
+
+
+def test_the_room_summary_names_the_release_sha256_and_the_key(hub, released):
+    record, data = reports.released_document(hub, released.id)
+    text = reports.summary(record, data)
+    assert sha256(data) in text and reports.hub_fingerprint(hub) in text
+
+
+async def test_every_download_is_a_copy_that_checks(aiohttp_client, hub, released, tmp_path):
+    with hub.engine.begin() as conn:
+        sessions.add_session(conn, token_hash("session-fac"), hub.facilitator.id, 0, int(time.time() * 1000) + 3_600_000)
+    client = await aiohttp_client(create_app(hub.config, clock=hub.clock, background=False))
+    client.session.cookie_jar.update_cookies({"crossline_session": "session-fac"})
+    served = {}
+    for fmt in ("json", "pdf", "html", "md"):
+        response = await client.get(f"/reports/{released.id}/report.{fmt}")
+        assert response.status == 200, (fmt, await response.text())
+        served[fmt] = await response.read()
+    for fmt, data in served.items():
+        verified = copies.verify_copy(data)
+        assert verified.sha256 == sha256(served["json"]) and verified.fingerprint == reports.hub_fingerprint(hub), fmt
+    code, out = pdfsig(tmp_path, served["pdf"])
+    assert code == 0 and VALID in out, out
