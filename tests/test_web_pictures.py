@@ -130,3 +130,12 @@ async def test_a_picture_added_on_the_status_page_is_cleaned_too_and_a_bad_one_a
             audit_log.c.case_id == case_id).order_by(audit_log.c.seq)).scalars()]
     assert details[-1]["images"] == [sha256(stored).hexdigest()]
     assert service.verify_audit(client.app[HUB])[1] is None  # the chain still holds
+
+
+async def test_the_report_page_says_how_to_send_photos_that_do_not_show_where_she_is(client):
+    page = await (await client.get("/report")).text()
+    photos = page.split('<section id="photos">')[1].split("</section>")[0]
+    for needed in ("screenshot", "Android camera", "iPhone camera", "Location Services", "Element Android",
+                   "Element iOS", "FluffyChat", "Element Web and Desktop", "cannot remove them from pictures you send in a room"):
+        assert needed in photos
+    assert "the hub removes any location" in page  # at the screenshots field
