@@ -46,10 +46,11 @@ from crossline.config import BOT_LOCALPART
 from crossline.matrix import cross_signing
 from crossline.matrix.direct_rooms import DirectRooms
 from crossline.matrix.homeserver import synapse_session
+from crossline.matrix.pictures import PictureChecker
 from crossline.secrets import write_private_file
 from crossline.domain import room_commands, room_messages
 from crossline.domain.room_events_parser import Message, clean_text, parse_event
-from crossline.services import moderation, reports
+from crossline.services import moderation, picture_warnings, reports
 from crossline.services.hub import Hub
 from crossline.services.room_events import RoomMessage, apply_room_messages_in
 from crossline.storage import bot as bot_store
@@ -143,6 +144,7 @@ class HubBot:
         self.outbox_ready = asyncio.Event()
         self.sending: dict[int, asyncio.Task] = {}  # outbox id -> its send under way
         self.direct_rooms = DirectRooms(self)
+        self.pictures = PictureChecker(self)
         self.sending_messages: dict[int, bot_store.OutgoingMessage] = {}
         self.retry_messages: dict[int, bot_store.OutgoingMessage] = {}
         # The bot's own messages are left out (nothing to apply); a generous limit makes gaps rare.
@@ -273,9 +275,11 @@ class HubBot:
                     elif _counts(event):
                         messages.append(self._room_message(room_id, event, replied.get(event.event_id)))
             bot_store.cap_pending(conn, kept_rooms, PENDING_PER_ROOM, PENDING_PER_SENDER)
+            pictures = picture_warnings.to_check_in(conn, self.hub, messages, self.pictures.gate)
             applied = apply_room_messages_in(conn, self.hub, self.direct_rooms.apply_in(conn, messages))
             bot_store.set_state(conn, NEXT_BATCH, response.next_batch)
         self.outbox_ready.set()
+        self.pictures.check_later(pictures)  # beside the sync loop: a picture never delays a command
         await self.direct_rooms.after_sync(response.rooms.invite, set(response.rooms.join))
         for report in applied.reports:
             # Nobody else in the room should see who reported: her command goes (with no reason, which
@@ -508,6 +512,7 @@ class HubBot:
             raise BotError(f"the widget was not set: {getattr(response, 'status_code', response)}")
 
     async def close(self) -> None:
+        await self.pictures.close()
         if self.client is not None:
             await self.client.close()
 

@@ -1,0 +1,117 @@
+"""Warning a member, privately, that a picture she sent in a room carries where it was taken
+(issue 24). The Matrix side (download, decryption, opening a room) is matrix/pictures.py; what a
+picture reveals is domain/pictures.location_in; every sentence is in domain/direct_messages.py.
+
+Which pictures are checked is decided in the sync batch's transaction (`to_check_in`): each
+(sender, file) is marked there, before any check, so a picture is checked at most once, restarts
+included; a check cut short by a restart is not tried again. Each member has a few checks a
+minute (`PICTURES_PER_MINUTE`): a hostile member cannot make the bot download without end, and
+her pictures over the limit are not checked. Pictures in her direct room with the bot are not
+checked: nobody else is there.
+
+The warning goes to her alone: in her direct room with the bot if she has one, otherwise in a
+room the bot opens with her for it (matrix/pictures.py), which then becomes her direct room. It
+says what the picture reveals and how to remove it, never the place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from crossline.clock import Clock
+from crossline.domain import room_messages
+from crossline.domain.direct_messages import say
+from crossline.domain.pictures import Revealed
+from crossline.domain.ratelimit import Ratelimiter
+from crossline.domain.room_events_parser import Redaction, parse_event
+from crossline.domain.room_pictures import PictureFile, check_key, picture_in
+from crossline.services import direct_rooms
+from crossline.services.hub import Hub
+from crossline.services.room_events import RoomMessage
+from crossline.storage import bot as bot_store
+
+PICTURES_PER_MINUTE = 5
+# The section of docs/participants.md that says, app by app, how to send pictures without location.
+GUIDE_SECTION = "Photos that do not show where you are"
+# Members have no language setting yet: every catalog falls back to English.
+LANGUAGE = "en"
+
+
+@dataclass(frozen=True)
+class PictureCheck:
+    key: str  # check_key: also the warning's transaction id, so a warning is queued once
+    event_id: str
+    room_id: str
+    sender: str
+    picture: PictureFile
+
+
+class PictureGate:
+    """The per-member limit, in memory (a restart forgets it, which a flood cannot exploit: the
+    pictures it held back are marked checked already)."""
+
+    def __init__(self, clock: Clock, per_minute: int = PICTURES_PER_MINUTE):
+        self.limiter = Ratelimiter(clock, burst=per_minute, per_ms=60_000)
+
+    def allows(self, sender: str) -> bool:
+        return self.limiter.can_do_action(("picture", sender))[0]
+
+
+def to_check_in(conn: Connection, hub: Hub, messages: list[RoomMessage], gate: PictureGate) -> list[PictureCheck]:
+    """The pictures of a sync batch to check, each marked as checked in the caller's transaction.
+    Left out: the bot's own, files already checked for that sender, pictures deleted in the same
+    batch, pictures in a member's direct room with the bot, and a member's pictures over her limit."""
+    config = hub.config
+    found = [(m, picture_in(m.event, config.synapse.server_name)) for m in messages if m.sender != config.bot_user_id]
+    found = [(m, p) for m, p in found if p is not None]
+    if not found:
+        return []
+    deleted = {parsed.redacted_event_id for parsed in (parse_event(m.event) for m in messages)
+               if isinstance(parsed, Redaction)}
+    private = direct_rooms.direct_rooms(conn, {m.room_id for m, _ in found})
+    checks = []
+    for message, picture in found:
+        key = check_key(message.sender, picture)
+        if message.event_id in deleted or message.room_id in private:
+            continue
+        if not bot_store.mark_processed(conn, key, hub.clock.now_ms()):
+            continue
+        if gate.allows(message.sender):
+            checks.append(PictureCheck(key, message.event_id, message.room_id, message.sender, picture))
+    return checks
+
+
+def warning(revealed: Revealed, room_name: str, picture_name: str, opened: bool) -> str:
+    """What she is told: where she sent which picture, what it reveals (never the place), how to
+    remove it. `opened`: the first message of a room the bot opened for it, which says why first."""
+    device = say("picture_device", LANGUAGE) if revealed.device else ""
+    lines = [say("picture_opened", LANGUAGE)] if opened else []
+    lines += [say("picture_reveals", LANGUAGE, room=room_messages.member_words(room_name, 120) or "a room",
+                  picture=room_messages.member_words(picture_name, 80) or "no name", device=device),
+              say("picture_remove", LANGUAGE, guide=GUIDE_SECTION),
+              say("picture_private", LANGUAGE)]
+    return "\n".join(lines)
+
+
+def warn_in(conn: Connection, hub: Hub, check: PictureCheck, revealed: Revealed, room_name: str) -> bool:
+    """Queues the warning in her direct room with the bot; False if she has none (the caller opens
+    one and calls `warn_in_opened`)."""
+    room_id = direct_rooms.served_room_of(conn, check.sender)
+    if room_id is None:
+        return False
+    _queue(conn, hub, room_id, check, warning(revealed, room_name, check.picture.name, opened=False))
+    return True
+
+
+def warn_in_opened(conn: Connection, hub: Hub, room_id: str, check: PictureCheck, revealed: Revealed,
+                   room_name: str) -> None:
+    """The room the bot just opened with her: the warning first (it says why the room exists), then
+    the room is served as her direct room (with its usual welcome after it)."""
+    _queue(conn, hub, room_id, check, warning(revealed, room_name, check.picture.name, opened=True))
+    direct_rooms.joined_in(conn, hub, room_id, check.sender)
+
+
+def _queue(conn: Connection, hub: Hub, room_id: str, check: PictureCheck, text: str) -> None:
+    bot_store.queue_message(conn, room_id, check.key, room_messages.notice(text), "notice", hub.clock.now_ms())
