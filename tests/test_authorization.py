@@ -75,6 +75,7 @@ FACILITATORS = frozenset({FACILITATOR, ADMIN})
 MODERATORS = frozenset({MODERATOR, ADMIN})  # the reported moderator: never on her own case
 ESCROW_KEY_HOLDERS = frozenset({MODERATOR, REPORTED_MODERATOR, ADMIN})
 READERS = frozenset({NEGOTIATOR, FACILITATOR, ADMIN})
+MATRIX_ACCOUNTS = SIGNED_IN - {WEB}
 LIVE_IN = frozenset({PARTICIPANT, WEB, PSEUDONYM, FACILITATOR, ADMIN})  # consultation 1's live session
 
 # (method, route as the router names it) -> who gets through, for the objects the requests name.
@@ -121,12 +122,17 @@ ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
     ("GET", "/reports"): READERS,
     ("GET", "/reports/{rid}"): READERS,
     ("GET", "/reports/{rid}/report.{fmt}"): READERS,
+    ("GET", "/reports/check"): READERS,
+    ("POST", "/reports/check"): READERS,
     # Taking part: a participant, in a consultation open to her side (a pseudonym: its own only).
     ("GET", "/participate"): PARTICIPANT_ROLE,
     ("GET", "/participate/{cid}"): frozenset({PARTICIPANT, WEB, PSEUDONYM}),
     ("POST", "/participate/{cid}/statements"): frozenset({PARTICIPANT, WEB}),  # consultation 3
     ("POST", "/participate/{cid}/votes"): frozenset({PARTICIPANT, WEB, PSEUDONYM}),
     ("POST", "/participate/{cid}/pseudonym"): frozenset({PARTICIPANT, WEB}),  # not a pseudonym itself
+    # Whom she takes Matrix invitations from: anyone signed in with a Matrix account, for herself.
+    ("GET", "/participate/invitations"): MATRIX_ACCOUNTS,
+    ("POST", "/participate/invitations"): MATRIX_ACCOUNTS,
     ("POST", "/api/consultations/{cid}/votes"): frozenset({PARTICIPANT, WEB, PSEUDONYM}),
     ("GET", "/api/csrf"): SIGNED_IN,
     # Moderation: moderators, never on a case about themselves.
@@ -398,6 +404,8 @@ def requests_for(w: World, who: str) -> dict[tuple[str, str], tuple[str, dict | 
         ("GET", "/reports"): ("/reports", None, None),
         ("GET", "/reports/{rid}"): (f"/reports/{i['r1']}", None, None),
         ("GET", "/reports/{rid}/report.{fmt}"): (f"/reports/{i['r1']}/report.json", None, None),
+        ("GET", "/reports/check"): ("/reports/check", None, None),
+        ("POST", "/reports/check"): ("/reports/check", {}, None),
         ("GET", "/participate"): ("/participate", None, None),
         ("GET", "/participate/{cid}"): (f"/participate/{c1}", None, None),
         ("POST", "/participate/{cid}/statements"): (f"/participate/{c3}/statements", {
@@ -405,6 +413,8 @@ def requests_for(w: World, who: str) -> dict[tuple[str, str], tuple[str, dict | 
         ("POST", "/participate/{cid}/votes"): (f"/participate/{c1}/votes", vote, None),
         ("POST", "/participate/{cid}/pseudonym"): (f"/participate/{c3}/pseudonym",
                                                    {"display_name": "Quiet Heron"}, None),
+        ("GET", "/participate/invitations"): ("/participate/invitations", None, None),
+        ("POST", "/participate/invitations"): ("/participate/invitations", {"invites_from": "line"}, None),
         ("POST", "/api/consultations/{cid}/votes"): (f"/api/consultations/{c1}/votes", None,
                                                      {"votes": [[1, "agree"]], "submission_id": vote["submission_id"]}),
         ("GET", "/api/csrf"): ("/api/csrf", None, None),

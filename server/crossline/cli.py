@@ -60,9 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     audit_verify = audit_commands.add_parser("verify", help="Check that no entry was changed, removed or reordered.")
     _data_dir_argument(audit_verify)
 
-    verify = commands.add_parser("verify", help="Check a released report's signature and integrity.")
-    verify.add_argument("report", type=Path, help="The report's .json file.")
-    verify.add_argument("--fingerprint", help="The hub key fingerprint you expect (as the hub publishes it).")
+    verify = commands.add_parser("verify", help="Check a released report (signed JSON, PDF, HTML or Markdown copy).")
+    verify.add_argument("report", type=Path, help="The report file.")
+    verify.add_argument("--signature", type=Path, help="A copy's separate signature file, if it came with one.")
+    verify.add_argument("--fingerprint", help="The hub key fingerprint you trust (as the hub publishes it). "
+                        "Without it, the key of the hub in the data directory, if there is one here.")
+    _data_dir_argument(verify)
     return parser
 
 
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "analyze":
         return cmd_analyze(args)
     if args.command == "verify":
-        return cmd_verify(args.report, args.fingerprint)
+        return cmd_verify(args)
     data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
     try:
         if args.command == "init":
@@ -244,24 +247,61 @@ def cmd_audit_verify(data_dir: Path) -> int:
     return 0
 
 
-def cmd_verify(path: Path, expected_fingerprint: str | None) -> int:
-    from crossline.reports.signing import ReportVerificationError, verify_report
+def _hub_records(data_dir: Path):
+    """This hub's report key fingerprint and its releases' history, as far as this user can read
+    them (a negotiator's own computer has no hub: (None, None)). Never creates anything."""
+    from crossline.reports.signing import fingerprint, signing_key_from_secret
+    from crossline.reports.verdict import Known
+    from crossline.secrets import REPORT_SIGNING_KEY, read_secret
 
     try:
-        verified = verify_report(path.read_bytes(), expected_fingerprint)
+        config = load_config(data_dir)
+        secret = read_secret(config.paths.secrets_dir, REPORT_SIGNING_KEY)
+    except (ConfigError, SecretError, OSError, ValueError):
+        return None, None
+    hub_key = fingerprint(bytes(signing_key_from_secret(secret).verify_key))
+    if config.database.url is None and not config.paths.hub_database.exists():
+        return hub_key, None
+
+    def history(consultation_id: int) -> list:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from crossline.storage import reports as store
+        from crossline.storage.db import create_database_engine
+
+        try:
+            with create_database_engine(config.database_url).connect() as conn:
+                return [Known(*row) for row in store.releases_of(conn, consultation_id)]
+        except SQLAlchemyError as error:
+            raise LookupError(error) from None
+
+    return hub_key, history
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Never a traceback: any file, however malformed, gets "NOT VALID" and the reason."""
+    from crossline.reports.copies import verify_copy
+    from crossline.reports.verdict import check
+
+    data_dir = (args.data_dir or default_data_dir()).expanduser()
+    try:
+        data = args.report.read_bytes()
+        detached = args.signature.read_bytes() if args.signature else None
     except OSError as error:
-        print(f"crossline verify: cannot read {path}: {error.strerror}", file=sys.stderr)
+        print(f"NOT VALID: cannot read {error.filename}: {error.strerror}.", file=sys.stderr)
         return 2
-    except ReportVerificationError as error:
-        print(f"NOT VALID: {path}: {error}", file=sys.stderr)
-        return 1
-    report = verified.report
-    print(f"Valid: “{report['consultation']['title']}”, version {report['version']}, released {report['released_at']}")
-    print(f"Signed by the hub key with fingerprint {verified.fingerprint}")
-    print(f"SHA-256 of this file: {verified.sha256}")
-    if expected_fingerprint is None:
-        print("Compare the fingerprint with the one your hub publishes, or pass --fingerprint.")
-    return 0
+    hub_key, history = _hub_records(data_dir)
+    trusted = {}
+    if hub_key:
+        trusted[hub_key] = f"this hub's key ({data_dir})"
+    if args.fingerprint:
+        trusted[args.fingerprint] = "the key whose fingerprint you gave"
+    try:
+        verdict = check(lambda: verify_copy(data, detached), trusted, history)
+    except LookupError:  # the hub's database could not be read: the verdict without its history
+        verdict = check(lambda: verify_copy(data, detached), trusted, None)
+    print("\n".join(verdict.lines), file=sys.stdout if verdict.valid else sys.stderr)
+    return 0 if verdict.valid else 1
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ class ReportInput:
     statements_by_side: dict[str, int] = field(default_factory=dict)
     # Each ended live session of the consultation: {side: (speaking seconds, people who took part)}.
     live_sessions: list[dict[str, tuple[int, int]]] = field(default_factory=list)
+    # The hub that releases it, {"server_name", "url"}: `crossline verify` names it to the reader.
+    hub: dict[str, str] | None = None
 
 
 def percent(probability: float) -> int:
@@ -123,6 +125,8 @@ def build_report(source: ReportInput, released_at_ms: int) -> dict:
         "method": method_note(k),
         "suppressed": suppressed,
     }
+    if source.hub is not None:
+        report["hub"] = source.hub
     if source.live_sessions:
         report["live_sessions"] = _live_sessions(source, k, suppressed)
     return report

@@ -64,34 +64,112 @@ class VerifiedReport:
     sha256: str
 
 
-def verify_report(data: bytes, expected_fingerprint: str | None = None) -> VerifiedReport:
+class UnknownSigner(ReportVerificationError):
+    """The file is intact and signed, but by a key the reader did not say she trusts."""
+
+    def __init__(self, verified: VerifiedReport):
+        super().__init__(f"the file is intact, but it was signed by another key, one this check does not know "
+                         f"(fingerprint {verified.fingerprint}): compare it with the fingerprint your hub publishes")
+        self.verified = verified
+
+
+MAX_DEPTH = 64  # a genuine report nests 7 deep
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ReportVerificationError("not a report file: a name appears twice in one object")
+    return dict(pairs)
+
+
+def _no_constant(name: str):
+    raise ReportVerificationError(f"not a report file: it holds {name}, which JSON does not allow")
+
+
+def _depth(data: bytes) -> int:
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in data:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (byte == 0x5C, byte != 0x22)
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _parse(data: bytes) -> dict:
+    if not data:
+        raise ReportVerificationError("the file is empty")
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ReportVerificationError("the file begins with a byte-order mark: it is not the file the hub signed")
     try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReportVerificationError(f"not a report file: it is not valid JSON ({error})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ReportVerificationError("not a report file: it is not UTF-8 text") from None
+    if _depth(data) > MAX_DEPTH:
+        raise ReportVerificationError(f"not a report file: it nests more than {MAX_DEPTH} levels deep")
+    try:
+        document = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError, or a number of thousands of digits
+        raise ReportVerificationError(f"not a report file: it is not valid JSON ({str(error)[:200]})") from None
     if not isinstance(document, dict) or set(document) != {"report", "signed_by", "signature"}:
         raise ReportVerificationError("not a report file: expected exactly report, signed_by and signature")
-    signer = document["signed_by"]
-    if not isinstance(signer, dict) or signer.get("algorithm") != ALGORITHM:
-        raise ReportVerificationError(f"unknown signature algorithm: expected {ALGORITHM}")
+    return document
+
+
+def _canonical_b64(value: object, size: int, what: str) -> bytes:
+    """The bytes `value` encodes, if it is exactly their standard base64 (padding and unused bits
+    included): another spelling of the same bytes is another file, so it is refused."""
     try:
-        public = base64.b64decode(signer["public_key"], validate=True)
-        signature = base64.b64decode(document["signature"], validate=True)
-        key = VerifyKey(public)
-    except Exception:  # noqa: BLE001 - any malformed key or signature is the same failure
-        raise ReportVerificationError("the public key or the signature is malformed") from None
-    if signer.get("fingerprint") != fingerprint(public):
+        decoded = base64.b64decode(value, validate=True) if isinstance(value, str) else None
+    except ValueError:
+        decoded = None
+    if decoded is None or len(decoded) != size or _b64(decoded) != value:
+        raise ReportVerificationError(f"the {what} is malformed: it is not the standard base64 of {size} bytes")
+    return decoded
+
+
+def verify_report(data: bytes, expected_fingerprint: str | None = None) -> VerifiedReport:
+    """The report in `data` if it is exactly what a key signed; with `expected_fingerprint`, that key
+    must be the one (else UnknownSigner). Any other file raises ReportVerificationError with a reason."""
+    document = _parse(data)
+    signer = document["signed_by"]
+    if not isinstance(signer, dict) or set(signer) != {"algorithm", "public_key", "fingerprint"}:
+        raise ReportVerificationError("not a report file: signed_by must hold algorithm, public_key and fingerprint")
+    if signer["algorithm"] != ALGORITHM:
+        raise ReportVerificationError(f"unknown signature algorithm: expected {ALGORITHM}")
+    if not isinstance(document["report"], dict):
+        raise ReportVerificationError("not a report file: its report is not an object")
+    public = _canonical_b64(signer["public_key"], 32, "public key")
+    signature = _canonical_b64(document["signature"], 64, "signature")
+    found = fingerprint(public)
+    if signer["fingerprint"] != found:
         raise ReportVerificationError("the fingerprint written in the file does not match its public key")
-    if encode_canonical_json(document) != data:
+    try:
+        canonical = encode_canonical_json(document)
+        signed = encode_canonical_json({"report": document["report"], "signed_by": signer})
+    except (ValueError, TypeError, RecursionError):  # a lone surrogate, NaN: nothing the hub signs
+        raise ReportVerificationError("not a report file: it holds text or numbers the hub never signs") from None
+    if canonical != data:
         raise ReportVerificationError("the file was changed: it is not the exact bytes that were signed")
     try:
-        key.verify(encode_canonical_json({"report": document["report"], "signed_by": signer}), signature)
-    except BadSignatureError:
+        VerifyKey(public).verify(signed, signature)
+    except (BadSignatureError, ValueError):
         raise ReportVerificationError("the signature does not match the report: it was changed after signing") from None
-    found = fingerprint(public)
-    if expected_fingerprint is not None and _normal(expected_fingerprint) != _normal(found):
-        raise ReportVerificationError(f"signed by another key ({found}), not the one you expected")
-    return VerifiedReport(document["report"], found, sha256(data))
+    verified = VerifiedReport(document["report"], found, sha256(data))
+    if expected_fingerprint is not None and not same_fingerprint(expected_fingerprint, found):
+        raise UnknownSigner(verified)
+    return verified
+
+
+def same_fingerprint(a: str, b: str) -> bool:
+    return _normal(a) == _normal(b)
 
 
 def _normal(value: str) -> str:

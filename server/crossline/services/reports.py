@@ -18,6 +18,7 @@ from crossline.domain.records import Line, Member, Room
 from crossline.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from crossline.reports import copies
 from crossline.reports.content import ReportInput, build_report
+from crossline.reports.verdict import Known, Verdict, check
 from crossline.reports.signing import fingerprint, sha256, sign_report, signing_key_from_secret
 from crossline.services.consultations import get as get_consultation
 from crossline.services.hub import Hub
@@ -110,6 +111,7 @@ def content(hub: Hub, report_id: int, released_at_ms: int | None = None) -> dict
         votes=votes, member_sides=member_sides, sides=side_names, narrative=report.narrative,
         version=report.version, statements_by_side=authored, live_sessions=[t for t in live_sessions if t],
         replaces={"version": replaced.version, "sha256": replaced.sha256} if replaced else None,
+        hub={"server_name": hub.config.synapse.server_name, "url": hub.config.hub_url},
     )
     return build_report(source, released_at_ms if released_at_ms is not None else hub.clock.now_ms())
 
@@ -197,7 +199,26 @@ def signed_copy(hub: Hub, release: bytes, kind: str, html: bytes = b"") -> bytes
     return copies.sign_copy(kind, release, _signing_key(hub), html)
 
 
-def releases(hub: Hub, actor: Member | None) -> list[tuple[ReportRecord, str]]:
+def releases(hub: Hub, actor: Member | None) -> list[store.ReleaseRow]:
     require_reader(actor)
     with hub.engine.connect() as conn:
         return store.released_reports(conn)
+
+
+def history(hub: Hub, consultation_id: int) -> list[Known]:
+    """This hub's releases of a consultation, oldest first."""
+    with hub.engine.connect() as conn:
+        return [Known(*row) for row in store.releases_of(conn, consultation_id)]
+
+
+def superseded_by(hub: Hub, record: ReportRecord) -> Known | None:
+    """The latest release of the same consultation, when it is newer than `record`."""
+    latest = max(history(hub, record.consultation_id), key=lambda k: k.version, default=None)
+    return latest if latest is not None and latest.version > record.version else None
+
+
+def check_file(hub: Hub, actor: Member | None, data: bytes, detached_signature: bytes | None) -> Verdict:
+    """The check page's verdict on an uploaded copy: this hub's key is the one trusted."""
+    require_reader(actor)
+    return check(lambda: copies.verify_copy(data, detached_signature), {hub_fingerprint(hub): "this hub's key"},
+                 lambda consultation_id: history(hub, consultation_id))

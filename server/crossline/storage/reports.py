@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, func, insert, select, update
 
-from crossline.storage.schema import consultations, members, reports, sides, statements, votes
+from crossline.storage.schema import consultations, lines, members, reports, sides, statements, votes
 
 
 @dataclass(frozen=True)
@@ -68,11 +68,29 @@ def document(conn: Connection, report_id: int) -> bytes | None:
     return conn.execute(select(reports.c.document).where(reports.c.id == report_id)).scalar()
 
 
-def released_reports(conn: Connection) -> list[tuple[ReportRecord, str]]:
-    """Every release, newest first, with its consultation's title."""
-    rows = conn.execute(select(*_COLUMNS, consultations.c.title).join(consultations)
-                        .where(reports.c.released_at.is_not(None)).order_by(reports.c.released_at.desc()))
-    return [(_record(r[:-1]), r[-1]) for r in rows]
+@dataclass(frozen=True)
+class ReleaseRow:
+    """A release as the Reports list shows it: which consultation round, and whether a later
+    release of it replaced this one."""
+    record: ReportRecord
+    title: str
+    line: str
+    closed_at: int
+    superseded_by: int | None  # the latest version, when newer
+
+
+def released_reports(conn: Connection) -> list[ReleaseRow]:
+    """Every release, newest first, with its consultation's title, line and closing time."""
+    latest = (select(reports.c.consultation_id, func.max(reports.c.version).label("version"))
+              .where(reports.c.released_at.is_not(None)).group_by(reports.c.consultation_id).subquery())
+    rows = conn.execute(select(*_COLUMNS, consultations.c.title, lines.c.name, consultations.c.phase_changed_at,
+                               latest.c.version)
+                        .join(consultations, consultations.c.id == reports.c.consultation_id)
+                        .join(lines, lines.c.id == consultations.c.line_id)
+                        .join(latest, latest.c.consultation_id == reports.c.consultation_id)
+                        .where(reports.c.released_at.is_not(None))
+                        .order_by(reports.c.released_at.desc(), reports.c.id.desc()))
+    return [ReleaseRow(_record(r[:8]), r[8], r[9], r[10], r[11] if r[11] > r[2] else None) for r in rows]
 
 
 def report_material(conn: Connection, consultation_id: int, side_ids: frozenset[int]):
@@ -94,3 +112,11 @@ def report_material(conn: Connection, consultation_id: int, side_ids: frozenset[
 
 def phase_changed_at(conn: Connection, consultation_id: int) -> int:
     return conn.execute(select(consultations.c.phase_changed_at).where(consultations.c.id == consultation_id)).scalar()
+
+
+def releases_of(conn: Connection, consultation_id: int) -> list[tuple[int, int, str, int]]:
+    """(version, released at ms, SHA-256, report id) of each release of a consultation, oldest first."""
+    return [tuple(r) for r in conn.execute(
+        select(reports.c.version, reports.c.released_at, reports.c.sha256, reports.c.id)
+        .where(reports.c.consultation_id == consultation_id, reports.c.released_at.is_not(None))
+        .order_by(reports.c.version))]

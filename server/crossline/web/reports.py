@@ -1,16 +1,23 @@
 """Report pages: the facilitator's draft, narrative and release; negotiators' list and downloads.
 
 Downloads are the signed JSON (the exact released bytes) and renderings of it that show the hub
-key's fingerprint and the JSON's SHA-256.
+key's fingerprint and the JSON's SHA-256. The check page gives a reader the verdict of
+`crossline verify` on a file she uploads. Pages show a report's text neutralised
+(reports/neutral.py): no member's words can reorder the page around them.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiohttp import web
 
+from crossline.reports.neutral import neutral_tree
 from crossline.reports.signing import verify_report
+from crossline.reports.verdict import day
 from crossline.services import reports as service
 from crossline.web.keys import HUB
+from crossline.web.forms import read_form
 from crossline.web.render import render
 from crossline.web.security import staff_member
 
@@ -21,6 +28,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/reports/{rid:\\d+}/narrative", narrative)
     app.router.add_post("/reports/{rid:\\d+}/release", release)
     app.router.add_get("/reports", index)
+    app.router.add_get("/reports/check", check_page)
+    app.router.add_post("/reports/check", check_upload)
     app.router.add_get("/reports/{rid:\\d+}", view)
     app.router.add_get("/reports/{rid:\\d+}/report.{fmt:json|md|html|pdf}", download)
 
@@ -29,7 +38,7 @@ async def page(request: web.Request) -> web.Response:
     found = service.draft_page(request.app[HUB], staff_member(request), int(request.match_info["cid"]))
     return render(request, "report_draft.html", {
         "consultation": found.consultation, "line": found.line, "versions": found.versions, "draft": found.draft,
-        "report": found.content, "rooms": found.rooms, "fingerprint": found.fingerprint})
+        "report": found.content and neutral_tree(found.content), "rooms": found.rooms, "fingerprint": found.fingerprint})
 
 
 async def start(request: web.Request) -> web.Response:
@@ -54,19 +63,52 @@ async def release(request: web.Request) -> web.Response:
 async def index(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     return render(request, "reports.html", {"releases": service.releases(hub, staff_member(request)),
-                                            "fingerprint": service.hub_fingerprint(hub)})
+                                            "fingerprint": service.hub_fingerprint(hub), "day": day})
+
+
+# A report's PDF is well under this; the limit answers larger uploads with 413 before reading them.
+MAX_CHECK_BYTES = 1024 * 1024
+
+
+async def check_page(request: web.Request) -> web.Response:
+    service.require_reader(staff_member(request))
+    return render(request, "report_check.html", {"verdict": None, "max_kb": MAX_CHECK_BYTES // 1024})
+
+
+def _uploaded(field) -> bytes | None:
+    """A chosen file's bytes (maybe none: an empty file is checked too); None when none was chosen."""
+    return field.file.read() if isinstance(field, web.FileField) and field.filename else None
+
+
+async def check_upload(request: web.Request) -> web.Response:
+    actor = staff_member(request)
+    form = await read_form(request)
+    data, signature = _uploaded(form.get("report")), _uploaded(form.get("signature"))
+    context = {"verdict": None, "max_kb": MAX_CHECK_BYTES // 1024}
+    if data is None:
+        service.require_reader(actor)
+        context["missing"] = True
+    else:
+        context["verdict"] = service.check_file(request.app[HUB], actor, data, signature)
+    return render(request, "report_check.html", context)
+
+
+check_upload.max_body_bytes = MAX_CHECK_BYTES  # type: ignore[attr-defined]
 
 
 def _released(request: web.Request):
     record, data = service.read_release(request.app[HUB], staff_member(request), int(request.match_info["rid"]))
     verified = verify_report(data)  # what we serve is what was signed
-    return record, data, verified
+    # What pages show: the same report with every text neutralised (the signed bytes stay as they are).
+    return record, data, replace(verified, report=neutral_tree(verified.report))
 
 
 async def view(request: web.Request) -> web.Response:
     record, _, verified = _released(request)
-    return render(request, "report_view.html", {"record": record, "report": verified.report,
-                                                "fingerprint": verified.fingerprint, "sha256": verified.sha256})
+    return render(request, "report_view.html", {
+        "record": record, "report": verified.report, "fingerprint": verified.fingerprint, "sha256": verified.sha256,
+        "released_on": day(verified.report["released_at"]), "closed_on": day(verified.report["consultation"]["closed_at"]),
+        "newer": service.superseded_by(request.app[HUB], record), "day": day})
 
 
 async def download(request: web.Request) -> web.Response:
