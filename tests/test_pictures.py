@@ -96,7 +96,9 @@ def animated(fmt: str) -> bytes:
 @pytest.mark.parametrize("data, message", [
     (pics.tiny_png() + b"\x00" * (5 * 1024 * 1024), r"too large \(5.1 MB; at most 5 MB each\)\. Send a screenshot"),
     (pics.png_bomb(), r"too many pixels \(at most 50 megapixels\)"),
-    (pics.png_bomb(8000, 8000), "too many pixels"),
+    (pics.png_bomb(8000, 8000), "too many pixels"),  # under Pillow's warning (89 megapixels), over ours
+    pytest.param(pics.png_bomb(10_000, 10_000), "too many pixels",  # between Pillow's warning and its error
+                 marks=pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")),
     (pics.jpeg_with_gps()[:600], r"could not be read .* Send it again as a PNG, JPEG or WebP"),
     (pics.png_with_text_chunks()[:-40], "could not be read"),
     (b"GIF89a" + b"\x00" * 64, "must be a PNG, JPEG or WebP image"),
@@ -108,6 +110,13 @@ def animated(fmt: str) -> bytes:
 def test_what_cannot_be_kept_safely_is_refused_saying_what_to_do(data, message):
     with pytest.raises(InvalidInput, match=message):
         clean(data, **LIMITS)
+
+
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
+def test_pillows_bomb_warning_made_an_error_by_a_filter_is_refused_the_same():
+    with pytest.raises(InvalidInput, match="too many pixels"):
+        clean(pics.png_bomb(10_000, 10_000), **LIMITS)
+    assert location_in(pics.png_bomb(10_000, 10_000)) == Revealed()
 
 
 def test_the_limits_are_the_callers():

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps
@@ -56,11 +55,11 @@ def location_in(data: bytes, max_pixels: int = 50_000_000) -> Revealed:
         with _opened(data, max_pixels) as image:
             exif = image.getexif()  # for PNG this may read past the pixels to a late eXIf chunk
             xmp = _xmp(image)
-    except InvalidInput:
+            gps, camera = exif.get_ifd(GPS_IFD), exif.get_ifd(EXIF_IFD)
+    except Exception:  # noqa: BLE001 - unreadable bytes (InvalidInput) or a malformed EXIF block
         return Revealed()
-    gps = exif.get_ifd(GPS_IFD)
     place = any(tag in gps for tag in GPS_POSITION_TAGS) or any(m in xmp for m in XMP_PLACE_MARKERS)
-    device = (any(tag in exif for tag in DEVICE_TAGS) or any(tag in exif.get_ifd(EXIF_IFD) for tag in DEVICE_EXIF_TAGS)
+    device = (any(tag in exif for tag in DEVICE_TAGS) or any(tag in camera for tag in DEVICE_EXIF_TAGS)
               or any(m in xmp for m in XMP_DEVICE_MARKERS))
     return Revealed(place=place, device=device)
 
@@ -99,23 +98,27 @@ def clean(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[str, bytes]:
 
 
 class _opened:
-    """Image.open restricted to the accepted formats, with Pillow's bomb checks turned into a clear
-    refusal and the pixel limit checked from the header, before any pixel is decoded."""
+    """Image.open restricted to the accepted formats, with Pillow's bomb check turned into a clear
+    refusal and the caller's pixel limit checked from the header, before any pixel is decoded.
+
+    Pillow's own check raises DecompressionBombError above twice Image.MAX_IMAGE_PIXELS (about 179
+    megapixels) and only warns above it; the caller's limit (50 megapixels for reports) refuses
+    such a picture here anyway. The warning is caught when a filter makes it an error, but warning
+    filters are not changed here: they are process-wide, and the bot and the web may check
+    pictures at the same time."""
 
     def __init__(self, data: bytes, max_pixels: int):
         self.data, self.max_pixels = data, max_pixels
 
     def __enter__(self) -> Image.Image:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            try:
-                self.image = Image.open(io.BytesIO(self.data), formats=list(ACCEPTED))
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                raise _too_many_pixels(self.max_pixels) from None
-            except Image.UnidentifiedImageError:
-                raise InvalidInput(f"A picture must be {ACCEPTED_WORDS}; this file is not one.") from None
-            except Exception as error:  # noqa: BLE001 - a decoder fed hostile bytes may raise anything
-                raise _unreadable() from error
+        try:
+            self.image = Image.open(io.BytesIO(self.data), formats=list(ACCEPTED))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise _too_many_pixels(self.max_pixels) from None
+        except Image.UnidentifiedImageError:
+            raise InvalidInput(f"A picture must be {ACCEPTED_WORDS}; this file is not one.") from None
+        except Exception as error:  # noqa: BLE001 - a decoder fed hostile bytes may raise anything
+            raise _unreadable() from error
         width, height = self.image.size
         if width * height > self.max_pixels:
             self.image.close()
@@ -127,9 +130,7 @@ class _opened:
 
 
 def _pixels(image: Image.Image, kind: str) -> Image.Image:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        image.load()  # raises on a truncated file (Pillow's LOAD_TRUNCATED_IMAGES stays off)
+    image.load()  # raises on a truncated file (Pillow's LOAD_TRUNCATED_IMAGES stays off)
     ImageOps.exif_transpose(image, in_place=True)  # in place: one copy fewer of a large photo
     upright = _in_srgb(image, image.info.get("icc_profile"))
     if upright.mode in KEPT_MODES[kind]:
