@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from crossline_policies import names
+
 MEGOLM = "m.megolm.v1.aes-sha2"
 # The hardened config creates version 11 rooms. Older versions lack protections the rules
 # below rely on (stricter power levels, the redaction algorithm that keeps them, state
@@ -103,9 +105,35 @@ class RoomEvent:
     sender_is_hub_admin: bool = False
     # Set only when the hub's bot sends: where the hub's live-session pages are (its widgets' only URL).
     live_page_prefix: str | None = None
+    # Names nobody but their owner may take (a join's display name, a room's name and topic); set
+    # for those events only. `sender` is who sets them.
+    protected: names.Protected | None = None
+    sender: str = ""
 
 
 def check_event(event: RoomEvent) -> str | None:
+    return _check_shape(event) or _check_names(event)
+
+
+def _check_names(event: RoomEvent) -> str | None:
+    """Nobody passes as staff, the bot, a pseudonym or a hub room (`names`): her display name as a
+    join shows it (so also a per-room name, were one allowed), a room's name and topic."""
+    if event.protected is None or event.state_key is None:
+        return None
+    content = event.content
+    if event.type == "m.room.member" and content.get("membership") == "join" and content.get("displayname"):
+        return names.check_name(str(content["displayname"]), event.state_key, event.protected)
+    if event.type == "m.room.name" and content.get("name"):
+        return names.check_name(str(content["name"]), event.sender, event.protected, "room name")
+    if event.type == "m.room.topic":
+        rich = content.get("m.topic")
+        blocks = rich.get("m.text", []) if isinstance(rich, Mapping) else rich if isinstance(rich, list) else []
+        texts = [content.get("topic") or "", *(b.get("body") or "" for b in blocks if isinstance(b, Mapping))]
+        return names.check_names([t for t in texts if t], event.sender, event.protected, "room topic")
+    return None
+
+
+def _check_shape(event: RoomEvent) -> str | None:
     if event.state_key is None:
         check = _MESSAGES.get(event.type)
         if check is None:
@@ -123,7 +151,8 @@ def check_event(event: RoomEvent) -> str | None:
     return check(event.content)
 
 
-def check_create_room(request: Mapping[str, Any]) -> str | None:
+def check_create_room(request: Mapping[str, Any], creator: str = "",
+                      protected: names.Protected | None = None) -> str | None:
     """The whole request before anything is stored: Synapse writes the room's first events one
     by one, so a refusal half-way would leave half a room."""
     if request.get("visibility") == "public":
@@ -145,7 +174,7 @@ def check_create_room(request: Mapping[str, Any]) -> str | None:
         state = _mapping(state)
         first_state.append((str(state.get("type", "")), _mapping(state.get("content")), str(state.get("state_key", ""))))
     for event_type, content, state_key in first_state:
-        refusal = check_event(RoomEvent(event_type, content, state_key))
+        refusal = check_event(RoomEvent(event_type, content, state_key, protected=protected, sender=creator))
         if refusal:
             return refusal
     return None

@@ -22,7 +22,8 @@ from synapse.api.errors import Codes, SynapseError
 from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.types import UserID
 
-from crossline_policies import contact, enforcement
+from crossline_policies import contact, enforcement, names
+from crossline_policies.protected_names_file import ProtectedNamesFile
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class ModuleConfig:
     exempt_users: frozenset[str]
     live_widget_sender: str = ""
     live_page_prefix: str = ""
+    protected_names_path: Path | None = None
     # How long after she declines someone's invitation that person cannot invite her again.
     decline_pause_ms: int = 7 * 24 * 3600 * 1000
 
@@ -107,6 +109,7 @@ class CrosslinePolicy:
         self._config = config
         self._api = api
         self._known = KnownMembers(config.known_members_path)
+        self._protected = ProtectedNamesFile(config.protected_names_path) if config.protected_names_path else None
         api.register_spam_checker_callbacks(
             user_may_invite=self.user_may_invite,
             user_may_publish_room=self.user_may_publish_room,
@@ -131,6 +134,7 @@ class CrosslinePolicy:
             exempt_users=frozenset(config.get("exempt_users", [])),
             live_widget_sender=str(config.get("live_widget_sender", "")),
             live_page_prefix=str(config.get("live_page_prefix", "")),
+            protected_names_path=Path(config["protected_names_path"]) if config.get("protected_names_path") else None,
             decline_pause_ms=int(config.get("decline_pause_seconds", 7 * 24 * 3600)) * 1000,
         )
 
@@ -154,6 +158,8 @@ class CrosslinePolicy:
             info = await self._api.get_profile_for_user(UserID.from_string(event.state_key).localpart)
             profile = enforcement.Profile(info.display_name, info.avatar_url)
         hub_admin = event.type in enforcement.POLICY_RULES and await self._api.is_user_admin(event.sender)
+        names_matter = event.type in ("m.room.name", "m.room.topic") or (
+            event.type == "m.room.member" and is_state and event.content.get("membership") == "join")
         return enforcement.RoomEvent(
             type=event.type,
             content=event.content,
@@ -163,7 +169,25 @@ class CrosslinePolicy:
             sender_is_hub_admin=hub_admin,
             live_page_prefix=self._config.live_page_prefix
             if event.sender == self._config.live_widget_sender and self._config.live_widget_sender else None,
+            protected=await self._protected_names() if names_matter else None,
+            sender=event.sender,
         )
+
+    async def _protected_names(self) -> names.Protected | None:
+        """The hub's protected names, with its staff's and bot's display names as they are now."""
+        if self._protected is None:
+            return None
+        protected, staff = self._protected.current()
+        display_names = []
+        for user_id in staff:
+            if not self._api.is_mine(user_id):
+                continue
+            try:
+                info = await self._api.get_profile_for_user(UserID.from_string(user_id).localpart)
+            except SynapseError:  # not registered yet
+                continue
+            display_names.append((user_id, info.display_name))
+        return protected.with_names(names.staff_names(display_names))
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:
         if inviter in self._config.exempt_users:
@@ -212,7 +236,7 @@ class CrosslinePolicy:
         raise _refuse(enforcement.ALIASES)
 
     async def on_create_room(self, requester: Any, request: dict, is_requester_admin: bool) -> None:
-        refusal = enforcement.check_create_room(request)
+        refusal = enforcement.check_create_room(request, requester.user.to_string(), await self._protected_names())
         if refusal:
             raise _refuse(refusal)
         # Belt and braces beside encryption_enabled_by_default_for_room_type: the room is

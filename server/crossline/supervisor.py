@@ -28,8 +28,10 @@ from crossline.secrets import write_private_file
 from crossline.services import moderation
 from crossline.services.hub import Hub
 from crossline.services.onboarding import issue_setup_link
+from crossline.synapse.files import protected_names_path
 from crossline.web.app import create_app
 from crossline.web.keys import HUB
+from crossline_policies.protected_names_file import ProtectedNamesFile
 
 SYNAPSE_START_TIMEOUT_S = 90
 # An idle kept-alive connection is closed after this (aiohttp keeps one an hour by default, so a
@@ -185,7 +187,8 @@ class GatewayThread:
             homeserver = Homeserver(config.homeserver_url, lookups, admin_token=hub.homeserver.admin_token)
             gateway = Gateway(Upstream(config.homeserver_url, session), homeserver,
                               token_key(config.paths.secrets_dir), hub.clock, self._room_report,
-                              config.hub.trusted_proxies)
+                              config.hub.trusted_proxies,
+                              protected_names=ProtectedNamesFile(protected_names_path(config)))
             # On stop, /sync long polls are cut rather than waited for: clients simply reconnect.
             runner = web.AppRunner(create_gateway(gateway), access_log=None, handle_signals=False,
                                    shutdown_timeout=GATEWAY_STOP_TIMEOUT_S, keepalive_timeout=IDLE_CONNECTION_S)

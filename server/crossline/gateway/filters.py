@@ -30,6 +30,7 @@ class Route(Enum):
     ADMIN = "admin"
     TOKEN_FALLBACK = "token_fallback"
     USER_INTERACTIVE_AUTH = "user_interactive_auth"
+    DISPLAY_NAME = "display_name"
 
 
 _ROUTES = (
@@ -80,6 +81,8 @@ def classify(method: str, raw_path: str) -> Match:
         return Match(Route.ADMIN, raw_path)
     if _contains(segments, _TOKEN_FALLBACK):
         return Match(Route.TOKEN_FALLBACK, raw_path)
+    if method == "PUT" and is_display_name_change(segments):
+        return Match(Route.DISPLAY_NAME, raw_path)
     if method == "POST":
         report = _ROOM_REPORT.match(raw_path)
         if report:
@@ -93,6 +96,19 @@ def classify(method: str, raw_path: str) -> Match:
     if method != "GET" and _USER_INTERACTIVE_AUTH.match(raw_path):
         return Match(Route.USER_INTERACTIVE_AUTH, raw_path)
     return Match(Route.PASS, raw_path)
+
+
+def is_display_name_change(segments: list[str]) -> bool:
+    """`PUT /_matrix/client/{any version}/profile/{user}/displayname`, as Synapse routes it after
+    unquoting each segment (so "display%6Eame" is one too)."""
+    return segments[:2] == ["_matrix", "client"] and len(segments) >= 5 and segments[-3] == "profile" \
+        and segments[-1] == "displayname"
+
+
+def display_name(body: object) -> str | None:
+    """The name a display-name change sets (None for a body Synapse refuses itself)."""
+    name = body.get("displayname") if isinstance(body, dict) else None
+    return name if isinstance(name, str) else None
 
 
 # -- Device keys -------------------------------------------------------------------------------

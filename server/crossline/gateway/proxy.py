@@ -18,6 +18,8 @@ gateway changes only what Synapse has no setting or module hook for:
 - A room report Synapse accepted (Element's "Report room", "Decline and report") is handed to
   the moderation queue.
 - Synapse's admin API is not reachable from outside (the hub uses Synapse's socket).
+- A display-name change is checked (`crossline_policies.names`) before Synapse stores it: nobody
+  takes a staff member's, the bot's or a pseudonym's name, a look-alike of one, or a reserved word.
 
 It logs no request, token, body or address: only the type of an unexpected error.
 """
@@ -46,6 +48,8 @@ from crossline.gateway.peers import RoomPeers
 from crossline.gateway.tokens import synapse_token
 from crossline.web.ratelimit import Limits
 from crossline.web.security import client_address
+from crossline_policies import names
+from crossline_policies.protected_names_file import ProtectedNamesFile
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ class GatewayHomeserver(Protocol):
     async def registration_token_usable(self, token: str, now_ms: int) -> bool: ...
     async def memberships(self, user_id: str) -> dict[str, str]: ...
     async def room_memberships(self, room_id: str) -> dict[str, str]: ...
+    async def user_info(self, user_id: str) -> dict | None: ...
 
 
 @dataclass
@@ -100,7 +105,7 @@ class Gateway:
     def __init__(self, upstream: Upstream, homeserver: GatewayHomeserver, token_key: str, clock: Clock,
                  on_room_report: RoomReportSink, trusted_proxies: tuple[str, ...] = (),
                  addresses: AddressPseudonyms | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, protected_names: ProtectedNamesFile | None = None):
         self._upstream = upstream
         self._homeserver = homeserver
         self._token_key = token_key
@@ -109,6 +114,7 @@ class Gateway:
         self._trusted_proxies = trusted_proxies
         self._sleep = sleep
         self._monotonic = monotonic
+        self._protected_names = protected_names
         self._addresses = addresses or AddressPseudonyms(clock)
         self._peers = RoomPeers(homeserver, clock)
         self._verified_sessions: dict[str, int] = {}  # registration sessions past the token stage
@@ -376,6 +382,34 @@ class Gateway:
                 logger.warning("A room report could not be handed to the moderation queue (%s)", type(error).__name__)
         return _reply(answer)
 
+    async def _display_name(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+        """Checked here because Synapse stores the global name before it writes the joins that our
+        module checks: a refused join would leave the name in her profile, shown to others."""
+        body_bytes = await _read(request)
+        body = _json(body_bytes)
+        if body_bytes and body is None:
+            return _not_json()
+        name = filters.display_name(body)
+        requester = await self._requester(request) if name and self._protected_names else None
+        if requester is not None:
+            refusal = names.check_name(name or "", requester, await self._protected())
+            if refusal:
+                return _matrix_error(403, "M_FORBIDDEN", refusal)
+        return _reply(await self._exchange(request, _target(match.upstream_path, query), body_bytes))
+
+    async def _protected(self) -> names.Protected:
+        """The hub's protected names, with its staff's and bot's display names as they are now."""
+        assert self._protected_names is not None
+        protected, staff = self._protected_names.current()
+        display_names = []
+        for user_id in staff:
+            try:
+                info = await self._homeserver.user_info(user_id)
+            except CrosslineError:  # her name stays protected by the module's check of her joins
+                continue
+            display_names.append((user_id, (info or {}).get("displayname")))
+        return protected.with_names(names.staff_names(display_names))
+
     async def _requester(self, request: web.Request) -> str | None:
         token = _access_token(request)
         if not token:
@@ -405,6 +439,7 @@ _HANDLERS = {
     Route.ADMIN: Gateway._not_here,
     Route.TOKEN_FALLBACK: Gateway._not_here,
     Route.USER_INTERACTIVE_AUTH: Gateway._user_interactive_auth,
+    Route.DISPLAY_NAME: Gateway._display_name,
 }
 
 

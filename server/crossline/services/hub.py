@@ -10,7 +10,10 @@ from crossline.clock import Clock, TokenFactory
 from crossline.config import Config
 from crossline.matrix.homeserver import Homeserver
 from crossline.storage import contact_directory, lines, members
-from crossline.synapse.files import write_known_members
+from crossline.storage import pseudonyms as pseudonym_store
+from crossline.storage import rooms as room_store
+from crossline.synapse.files import protected_names_path, write_known_members, write_protected_names
+from crossline_policies.names import ProtectedName, protected_names_document
 from crossline_policies.contact import DEFAULT_INVITES_FROM
 from crossline_policies.rooms import RoomTemplate
 
@@ -42,3 +45,21 @@ class Hub:
         }
         write_known_members(self.config.paths.known_members, directory,
                             [self.config.hub_admin_user_id, self.config.bot_user_id])
+
+    def publish_protected_names(self) -> None:
+        """Tell our Synapse module and the gateway which names nobody else may take: pseudonyms'
+        (each for its own account), the hub's rooms' names and topic notes; and which accounts are
+        staff (their display names, read where they are checked, are theirs alone: staff rename
+        themselves in their clients) or the hub's own. Called wherever the known members change."""
+        with self.engine.connect() as conn:
+            staff = [m.matrix_user_id for m in members.list_members(conn) if m.is_staff and m.matrix_user_id]
+            pseudonym_names = pseudonym_store.names_with_accounts(conn)
+            room_names = [room.name for room in room_store.list_rooms(conn)]
+        hub_rooms = "one of the hub's rooms"
+        names = [
+            *(ProtectedName(name, user_id, "a pseudonym") for user_id, name in pseudonym_names),
+            *(ProtectedName(name, "", hub_rooms) for name in room_names),
+            *(ProtectedName(t.topic_note, "", hub_rooms) for t in self.room_templates.values() if t.topic_note),
+        ]
+        accounts = [*staff, self.config.hub_admin_user_id, self.config.bot_user_id]
+        write_protected_names(protected_names_path(self.config), protected_names_document(names, accounts, accounts))

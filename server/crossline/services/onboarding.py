@@ -126,6 +126,7 @@ def bind_registration(hub: Hub, invitation_hash: str, user_id: str, web_password
     except IntegrityError as error:
         raise Conflict(f"{user_id} is already a member.") from error
     hub.publish_known_members()
+    hub.publish_protected_names()
     return member
 
 
@@ -200,6 +201,7 @@ async def create_first_admin(hub: Hub, code: str, localpart: str, password: str)
         )
         member = members.get_member(conn, member_id)
     hub.publish_known_members()
+    hub.publish_protected_names()
     return member
 
 

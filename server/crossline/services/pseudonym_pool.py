@@ -57,6 +57,7 @@ async def run_batch(hub: Hub) -> Batch:
         rooms = {c: consultation_store.get_consultation(conn, c).room_id for c in {r.consultation_id for r in ready}}
     if ready:
         hub.publish_known_members()  # Synapse's module lets only known members be invited
+        hub.publish_protected_names()  # before the pseudonym takes her name: nobody else may
     invited = 0
     for row in ready:
         try:

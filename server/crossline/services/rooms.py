@@ -47,4 +47,6 @@ async def create_room(
         await hub.homeserver.join_as(hub.config.bot_user_id, room_id)
     with hub.engine.begin() as conn:
         rooms.add_room(conn, room_id, line.id, template.name, name, facilitator.id, hub.clock.now_ms())
-        return next(room for room in rooms.list_rooms(conn, line.id) if room.room_id == room_id)
+        room = next(room for room in rooms.list_rooms(conn, line.id) if room.room_id == room_id)
+    hub.publish_protected_names()  # no member may name her room like this one
+    return room

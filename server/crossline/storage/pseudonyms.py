@@ -231,3 +231,10 @@ def finish_request(conn: Connection, request_id: int, status: str) -> None:
 def open_request_for(conn: Connection, pseudonym_member_id: int) -> int | None:
     return conn.execute(select(unmask_requests.c.id).where(
         unmask_requests.c.pseudonym_member_id == pseudonym_member_id, unmask_requests.c.status == "open")).scalar()
+
+
+def names_with_accounts(conn: Connection) -> list[tuple[str, str]]:
+    """Every pseudonym's (account, display name): nobody else may take a name like it."""
+    return [(row[0], row[1]) for row in conn.execute(
+        select(members.c.matrix_user_id, pseudonyms.c.display_name)
+        .join(members, members.c.id == pseudonyms.c.member_id).where(members.c.matrix_user_id.is_not(None)))]

@@ -13,6 +13,7 @@ from crossline import secrets
 from crossline.config import APPSERVICE_SENDER_LOCALPART, BOT_LOCALPART, Config
 from crossline.live.turn import turn_uris
 from crossline.secrets import write_private_file
+from crossline_policies.names import protected_names_document
 
 SYNAPSE_MODULE = "crossline_policies.synapse_module.CrosslinePolicy"
 APPSERVICE_ID = "crossline"
@@ -56,6 +57,7 @@ def homeserver_config(config: Config) -> dict[str, Any]:
                     "module": SYNAPSE_MODULE,
                     "config": {
                         "known_members_path": str(paths.known_members),
+                        "protected_names_path": str(protected_names_path(config)),
                         "registration_claims_dir": str(paths.registration_claims_dir),
                         "exempt_users": [
                             f"@{settings['server_notices']['system_mxid_localpart']}:{config.synapse.server_name}",
@@ -155,6 +157,9 @@ def write_synapse_files(config: Config) -> None:
     write_private_file(paths.appservice_registration, _yaml(appservice_registration(config)))
     if not paths.known_members.exists():
         write_known_members(paths.known_members, {}, [config.hub_admin_user_id, config.bot_user_id])
+    if not protected_names_path(config).exists():
+        accounts = [config.hub_admin_user_id, config.bot_user_id]
+        write_protected_names(protected_names_path(config), protected_names_document((), accounts, accounts))
 
 
 def write_known_members(path: Path, members: dict[str, dict[str, Any]], hub_accounts: list[str]) -> None:
@@ -167,6 +172,17 @@ def write_known_members(path: Path, members: dict[str, dict[str, Any]], hub_acco
         "members": members,
         "hub_accounts": sorted(set(hub_accounts)),
     }, sort_keys=True))
+
+
+def protected_names_path(config: Config) -> Path:
+    """Written by the hub, read by our Synapse module and the gateway: names nobody else may take."""
+    return config.paths.known_members.with_name("protected-names.json")
+
+
+def write_protected_names(path: Path, document: dict[str, Any]) -> None:
+    """`crossline_policies.names.protected_names_document`, replaced whole (0600): pseudonyms' names
+    are in it, and who holds each."""
+    write_private_file(path, json.dumps(document, sort_keys=True))
 
 
 def _yaml(data: dict[str, Any]) -> str:

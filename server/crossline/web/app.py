@@ -69,6 +69,7 @@ def create_app(
             room_templates=load_room_templates(),
         )
         app[HUB].publish_known_members()
+        app[HUB].publish_protected_names()
         app[VOTES] = VoteBatcher(app[HUB])
         app[VOTES].start()
         yield

@@ -1,0 +1,31 @@
+"""The hub's protected-names file (`names.protected_names_document`), as Synapse's module and the
+hub's gateway read it: re-read whenever the hub rewrites it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from crossline_policies.names import Protected, load_protected
+
+logger = logging.getLogger(__name__)
+
+
+class ProtectedNamesFile:
+    def __init__(self, path: Path):
+        self._path = path
+        self._mtime_ns: int | None = None
+        self._current: tuple[Protected, tuple[str, ...]] = (Protected(), ())
+
+    def current(self) -> tuple[Protected, tuple[str, ...]]:
+        """The names and hub accounts, and the staff accounts whose display names the caller adds.
+        Without the file, reserved words, hidden characters and mixed scripts are still refused."""
+        try:
+            mtime_ns = self._path.stat().st_mtime_ns
+            if mtime_ns != self._mtime_ns:
+                self._current = load_protected(json.loads(self._path.read_text(encoding="utf-8")))
+                self._mtime_ns = mtime_ns
+        except (OSError, ValueError) as error:
+            logger.warning("Crossline protected-names file %s unreadable (%s)", self._path, type(error).__name__)
+        return self._current

@@ -1,0 +1,200 @@
+"""The name check (crossline_policies.names): nobody passes as staff, the bot, a pseudonym or a hub
+room. Property tests over the confusables data the check itself reads, so a look-alike the data
+knows is one the check refuses."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from importlib import resources
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crossline_policies import names
+from crossline_policies.names import Protected, ProtectedName
+
+STAFF = "@natalia:hub"
+BOT = "@crossline-bot:hub"
+PSEUDONYM = "@p-x7k2:hub"
+MEMBER = "@dana:hub"
+# A protected name in each script the hub's lines write in.
+PROTECTED_NAMES = {
+    "latin": "Natalia Cojocaru",
+    "cyrillic": "Наталья Иванова",
+    "greek": "Ελένη Παππά",
+    "armenian": "Նունե Սարգսյան",
+    "georgian": "ნინო ბერიძე",
+    "azerbaijani": "Aysel Məmmədova",
+}
+PROTECTED = Protected(
+    (
+        *(ProtectedName(name, STAFF, "a staff member") for name in PROTECTED_NAMES.values()),
+        ProtectedName("River Voice", PSEUDONYM, "a pseudonym"),
+        ProtectedName("Crossline hub", BOT, "the hub's bot"),
+        ProtectedName("Nistru consultation: crossings", "", "one of the hub's rooms"),
+    ),
+    frozenset({STAFF, BOT}),
+)
+# Ordinary names, none of them a staff member's, in every script.
+ORDINARY = [
+    "Dana Rusu", "Ion Popescu", "Maria", "Olesea Ceban", "Нунэ", "Анна Петрова", "Ольга Шевченко",
+    "Μαρία Νικολάου", "Σοφία", "Անի Հակոբյան", "Մարիամ", "მარიამ გელაშვილი", "თამარ", "Leyla Əliyeva",
+    "Günay Hüseynova", "Նունե", "ნინო", "Наталья", "Natalia Cozma", "Botezatu Ana", "Helena", "Ana-Maria",
+]
+HIDDEN = ["\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u202e", "\u202d", "\u2066", "\u2067", "\u2068",
+          "\u2069", "\u200e", "\u200f", "\u061c", "\U000E0041", "\ufe0f", "\ufe00", "\U000E0100", "\u00ad",
+          "\u180e", "\u3164", "\u2800"]
+
+
+def _confusables() -> dict[str, list[str]]:
+    data = json.loads(resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
+    return {char: [e["c"] for e in entries if _usable(e["c"])] for char, entries in data.items() if len(char) == 1}
+
+
+def _usable(char: str) -> bool:
+    """A look-alike someone could put in a name: one letter or digit, even after NFKC."""
+    folded = unicodedata.normalize("NFKC", char)
+    return len(char) == 1 and len(folded) == 1 and unicodedata.category(folded)[0] in "LN"
+
+
+CONFUSABLES = _confusables()
+
+
+def test_staff_names_reserved_words_and_pseudonyms_are_refused_to_a_member():
+    for name in ["Natalia Cojocaru", "NATALIA COJOCARU", "natalia  cojocaru", "Natália Cojocaru", "NataliaCojocaru",
+                 "Natalia Cojocaru 2", "Ｎatalia Cojocaru", "Nata1ia Cojocaru", "River Voice", "River V0ice",
+                 "Moderator", "M0DERAT0R", "Facilitator Ana", "Crossline notices", "crossline", "Notices",
+                 "Administrator", "Модератор", "Поддержка", "Help", "Support team", "Negotiator"]:
+        assert names.check_name(name, MEMBER, PROTECTED), name
+
+
+def test_the_refusal_says_what_to_change():
+    assert "'moderator'" in names.check_name("Moderator Dana", MEMBER, PROTECTED)
+    assert "U+200B" in names.check_name("Dana\u200bRusu", MEMBER, PROTECTED)
+    assert "one alphabet" in names.check_name("Dаna Rusu", MEMBER, PROTECTED)  # Cyrillic а
+    assert "a pseudonym" in names.check_name("River V0ice", MEMBER, PROTECTED)
+
+
+def test_owners_keep_their_names_and_staff_may_use_reserved_words():
+    assert names.check_name("Natalia Cojocaru", STAFF, PROTECTED) is None
+    assert names.check_name("Natalia (facilitator)", STAFF, PROTECTED) is None
+    assert names.check_name("River Voice", PSEUDONYM, PROTECTED) is None
+    assert names.check_name("Crossline hub", BOT, PROTECTED) is None
+    # A pseudonym's own name is hers only: not another pseudonym's, not staff's.
+    assert names.check_name("Natalia Cojocaru", PSEUDONYM, PROTECTED)
+
+
+def test_ordinary_names_in_every_script_are_accepted():
+    for name in ORDINARY:
+        assert names.check_name(name, MEMBER, PROTECTED) is None, name
+
+
+def test_hub_room_names_and_topics_are_protected_for_member_rooms():
+    assert names.check_name("Nistru consultation: crossings", MEMBER, PROTECTED, "room name")
+    assert names.check_name("Nistru consultation – crossings (new)", MEMBER, PROTECTED, "room name")
+    assert names.check_name("Crossline notices", MEMBER, PROTECTED, "room name")
+    assert names.check_name("Knitting circle / Кружок вязания", MEMBER, PROTECTED, "room name") is None
+    # Staff name the hub's rooms.
+    assert names.check_name("Nistru consultation: crossings", STAFF, PROTECTED, "room name") is None
+
+
+def test_skeleton_reads_look_alikes_of_every_script_as_latin():
+    assert names.skeleton("Nаtаliа") == names.skeleton("Natalia") == names.skeleton("ＮＡＴＡＬＩＡ") == "natalia"
+    assert names.skeleton("Νatalia") == "natalia"  # Greek capital nu
+    assert names.confusable("Nunе", "Nսne")  # Armenian ս for u
+    assert names.confusable("Nino", "Nіnօ")  # Cyrillic і, Armenian օ
+    assert names.confusable("Ana", "Αnα")  # Greek Α, α
+    assert not names.confusable("Natalia", "Natasha")
+
+
+@st.composite
+def _forged(draw):
+    """A protected name as an impostor writes it: one or more letters swapped for look-alikes from the
+    confusables data, invisible or direction characters slipped in, case, width and NFKC forms changed."""
+    script = draw(st.sampled_from(sorted(PROTECTED_NAMES)))
+    chars = list(PROTECTED_NAMES[script])
+    swappable = [i for i, c in enumerate(chars) if CONFUSABLES.get(c)]
+    for i in draw(st.lists(st.sampled_from(swappable), max_size=4, unique=True)) if swappable else []:
+        chars[i] = draw(st.sampled_from(CONFUSABLES[chars[i]]))
+    text = "".join(chars)
+    form = draw(st.sampled_from(["same", "upper", "lower", "nfd", "nfkd", "width"]))
+    text = {"same": text, "upper": text.upper(), "lower": text.lower(), "nfd": unicodedata.normalize("NFD", text),
+            "nfkd": unicodedata.normalize("NFKD", text),
+            "width": "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)}[form]
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + draw(st.sampled_from(HIDDEN)) + text[at:]
+    return text
+
+
+@settings(max_examples=600, deadline=None)
+@given(_forged())
+def test_every_forgery_of_a_protected_name_is_refused(forged):
+    assert names.check_name(forged, MEMBER, PROTECTED) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(ORDINARY), st.sampled_from(["same", "upper", "lower", "nfc", "nfd"]))
+def test_ordinary_names_are_accepted_in_any_case_or_normal_form(name, form):
+    text = {"same": name, "upper": name.upper(), "lower": name.lower(),
+            "nfc": unicodedata.normalize("NFC", name), "nfd": unicodedata.normalize("NFD", name)}[form]
+    assert names.check_name(text, MEMBER, PROTECTED) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(ORDINARY), st.sampled_from(HIDDEN), st.data())
+def test_hidden_characters_are_refused_anywhere(name, hidden, data):
+    at = data.draw(st.integers(0, len(name)))
+    assert "invisible" in names.check_name(name[:at] + hidden + name[at:], MEMBER, PROTECTED)
+
+
+def test_an_emoji_keeps_its_variation_selector():
+    assert names.check_name("Dana \u2764\ufe0f", MEMBER, PROTECTED) is None
+
+
+def test_the_published_file_round_trips():
+    document = names.protected_names_document(PROTECTED.names, PROTECTED.hub_accounts, [STAFF])
+    protected, staff = names.load_protected(json.loads(json.dumps(document)))
+    assert set(protected.names) == set(PROTECTED.names) and protected.hub_accounts == PROTECTED.hub_accounts
+    assert staff == (STAFF,)
+    assert names.load_protected({"names": [{"owner": "x"}, "junk"]}) == (Protected(), ())
+
+
+def _join(name: str, user: str = MEMBER):
+    from crossline_policies.enforcement import Profile, RoomEvent
+    content = {"membership": "join", "displayname": name}
+    return RoomEvent("m.room.member", content, user, profile=Profile(name), protected=PROTECTED, sender=user)
+
+
+def test_the_module_rules_refuse_a_forged_name_in_a_join_a_room_name_and_a_topic():
+    from crossline_policies.enforcement import RoomEvent, check_create_room, check_event
+    assert check_event(_join("Natalia Cojocaru"))
+    assert check_event(_join("Moderator"))
+    assert check_event(_join("Dana Rusu")) is None
+    assert check_event(_join("Natalia Cojocaru", STAFF)) is None
+    from crossline_policies.enforcement import Profile
+    leave = RoomEvent("m.room.member", {"membership": "leave", "displayname": "Moderator"}, MEMBER,
+                      profile=Profile("Moderator"), protected=PROTECTED, sender=STAFF)
+    assert check_event(leave) is None  # removing someone with a bad name always works
+    name = RoomEvent("m.room.name", {"name": "Crossline notices"}, "", protected=PROTECTED, sender=MEMBER)
+    assert check_event(name)
+    topic = RoomEvent("m.room.topic", {"topic": "Nistru consultation: crossings"}, "", protected=PROTECTED,
+                      sender=MEMBER)
+    assert check_event(topic)
+    rich = RoomEvent("m.room.topic", {"topic": "ok", "m.topic": {"m.text": [{"body": "Moderators' room"}]}}, "",
+                     protected=PROTECTED, sender=MEMBER)
+    assert check_event(rich)
+    assert check_create_room({"name": "Crossline notices"}, MEMBER, PROTECTED)
+    assert check_create_room({"topic": "Nistru consultation: crossings"}, MEMBER, PROTECTED)
+    assert check_create_room({"name": "Knitting circle", "topic": "Wednesdays"}, MEMBER, PROTECTED) is None
+    assert check_create_room({"name": "Nistru consultation: crossings"}, STAFF, PROTECTED) is None
+
+
+def test_the_gateway_sees_every_spelling_of_a_display_name_change():
+    from crossline.gateway.filters import Route, classify
+    for path in ["/_matrix/client/v3/profile/%40dana%3Ahub/displayname", "/_matrix/client/r0/profile/@dana:hub/displayname",
+                 "/_matrix/client/unstable/uk.tcpip.msc4133/profile/@dana:hub/displayname",
+                 "/_matrix/client/v3/profile/@dana:hub/display%6Eame", "/_matrix/client/v3//profile/@dana:hub/displayname"]:
+        assert classify("PUT", path).route is Route.DISPLAY_NAME, path
+    assert classify("GET", "/_matrix/client/v3/profile/@dana:hub/displayname").route is Route.PASS
