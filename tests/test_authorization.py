@@ -76,8 +76,6 @@ MODERATORS = frozenset({MODERATOR, ADMIN})  # the reported moderator: never on h
 ESCROW_KEY_HOLDERS = frozenset({MODERATOR, REPORTED_MODERATOR, ADMIN})
 READERS = frozenset({NEGOTIATOR, FACILITATOR, ADMIN})
 MATRIX_ACCOUNTS = SIGNED_IN - {WEB}
-MATRIX_ACCOUNTS = SIGNED_IN - {WEB}
-MATRIX_ACCOUNTS = SIGNED_IN - {WEB}
 LIVE_IN = frozenset({PARTICIPANT, WEB, PSEUDONYM, FACILITATOR, ADMIN})  # consultation 1's live session
 
 # (method, route as the router names it) -> who gets through, for the objects the requests name.
@@ -132,12 +130,6 @@ ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/participate/{cid}/statements"): frozenset({PARTICIPANT, WEB}),  # consultation 3
     ("POST", "/participate/{cid}/votes"): frozenset({PARTICIPANT, WEB, PSEUDONYM}),
     ("POST", "/participate/{cid}/pseudonym"): frozenset({PARTICIPANT, WEB}),  # not a pseudonym itself
-    # Whom she takes Matrix invitations from: anyone signed in with a Matrix account, for herself.
-    ("GET", "/participate/invitations"): MATRIX_ACCOUNTS,
-    ("POST", "/participate/invitations"): MATRIX_ACCOUNTS,
-    # Whom she takes Matrix invitations from: anyone signed in with a Matrix account, for herself.
-    ("GET", "/participate/invitations"): MATRIX_ACCOUNTS,
-    ("POST", "/participate/invitations"): MATRIX_ACCOUNTS,
     # Whom she takes Matrix invitations from: anyone signed in with a Matrix account, for herself.
     ("GET", "/participate/invitations"): MATRIX_ACCOUNTS,
     ("POST", "/participate/invitations"): MATRIX_ACCOUNTS,
@@ -421,10 +413,6 @@ def requests_for(w: World, who: str) -> dict[tuple[str, str], tuple[str, dict | 
         ("POST", "/participate/{cid}/votes"): (f"/participate/{c1}/votes", vote, None),
         ("POST", "/participate/{cid}/pseudonym"): (f"/participate/{c3}/pseudonym",
                                                    {"display_name": "Quiet Heron"}, None),
-        ("GET", "/participate/invitations"): ("/participate/invitations", None, None),
-        ("POST", "/participate/invitations"): ("/participate/invitations", {"invites_from": "line"}, None),
-        ("GET", "/participate/invitations"): ("/participate/invitations", None, None),
-        ("POST", "/participate/invitations"): ("/participate/invitations", {"invites_from": "line"}, None),
         ("GET", "/participate/invitations"): ("/participate/invitations", None, None),
         ("POST", "/participate/invitations"): ("/participate/invitations", {"invites_from": "line"}, None),
         ("POST", "/api/consultations/{cid}/votes"): (f"/api/consultations/{c1}/votes", None,

@@ -25,7 +25,6 @@ from crossline.services.onboarding import collect_registration_claims
 from crossline.services.vote_batcher import VoteBatcher
 from crossline.storage.db import create_database_engine, migrate
 from crossline.web import contact as contact_pages
-from crossline.web import contact as contact_pages
 from crossline.web import (api, consultations, join, live, moderation, participate, pseudonyms, ratelimit,
                            reporting, reports, staff)
 from crossline.web.keys import BOT, HUB, JANUS, SESSION_CACHE, TEMPLATES, VOTES, WEB_SECRET
@@ -112,7 +111,6 @@ def create_app(
     join.setup_routes(app)
     consultations.setup_routes(app)
     participate.setup_routes(app)
-    contact_pages.setup_routes(app)
     contact_pages.setup_routes(app)
     api.setup_routes(app)
     reports.setup_routes(app)
