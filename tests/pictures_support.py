@@ -66,6 +66,13 @@ def webp_with_exif_and_xmp() -> bytes:
     return encoded(scene(), "WEBP", quality=95, exif=exif_with_location().tobytes(), xmp=XMP)
 
 
+def jpeg_with_depth_map() -> bytes:
+    """A phone's multi-picture JPEG (MPO): the photo, then a second picture (here a depth map),
+    each with EXIF. Opened as a JPEG it reads as two frames."""
+    depth = Image.new("RGB", (64, 48), (5, 5, 5))
+    return encoded(scene(), "MPO", save_all=True, append_images=[depth], exif=exif_with_location().tobytes())
+
+
 def jpeg_turned(orientation: int = 6) -> bytes:
     """A phone held upright takes a landscape sensor picture and says 'turn me' (6: 90° clockwise).
     Stored pixels: the scene rotated 90° counter-clockwise; a viewer honouring the tag shows `scene()`."""

@@ -38,14 +38,21 @@ def test_every_accepted_format_takes_many_modes():
 
 
 @pytest.mark.parametrize("make", [pics.jpeg_with_gps, pics.png_with_text_chunks, pics.webp_with_exif_and_xmp,
-                                  pics.jpeg_turned])
+                                  pics.jpeg_turned, pics.jpeg_with_depth_map])
 def test_location_and_device_are_read_then_gone_after_cleaning(make):
     upload = make()
     assert location_in(upload) == Revealed(place=True, device=True) and location_in(upload)
     mime, cleaned = clean(upload, **LIMITS)
     assert location_in(cleaned) == Revealed() and not location_in(cleaned)
     assert pics.has_metadata(cleaned) == []
-    assert mime == Image.MIME[Image.open(io.BytesIO(upload)).format]
+    with Image.open(io.BytesIO(cleaned)) as seen:
+        assert mime == Image.MIME[seen.format] and getattr(seen, "n_frames", 1) == 1
+
+
+def test_a_phones_multi_picture_jpeg_keeps_the_photo_only():
+    mime, cleaned = clean(pics.jpeg_with_depth_map(), **LIMITS)
+    with Image.open(io.BytesIO(cleaned)) as seen:
+        assert mime == "image/jpeg" and seen.format == "JPEG" and seen.convert("RGB").getpixel((4, 4))[0] > 180
 
 
 def test_what_a_picture_reveals_is_told_apart():

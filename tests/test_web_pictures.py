@@ -28,7 +28,8 @@ from tests.test_web_reporting import add, client, send  # noqa: F401 - the form 
 UPLOADS = {"jpeg_gps_maker_note": (pics.jpeg_with_gps, "image/jpeg"),
            "png_text_and_exif_chunks": (pics.png_with_text_chunks, "image/png"),
            "webp_exif_and_xmp": (pics.webp_with_exif_and_xmp, "image/webp"),
-           "jpeg_orientation_6": (pics.jpeg_turned, "image/jpeg")}
+           "jpeg_orientation_6": (pics.jpeg_turned, "image/jpeg"),
+           "jpeg_multi_picture_with_depth_map": (pics.jpeg_with_depth_map, "image/jpeg")}
 
 
 def moderator_cookie(client) -> dict:

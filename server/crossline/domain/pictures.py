@@ -75,10 +75,12 @@ def clean(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[str, bytes]:
         raise InvalidInput(f"A picture is too large ({_megabytes(len(data))}; at most {_megabytes(max_bytes)} each). "
                            "Send a screenshot or a smaller copy instead.")
     with _opened(data, max_pixels) as image:
-        if getattr(image, "n_frames", 1) > 1:
+        # Many phones write a JPEG with more pictures after it (MPO: previews, a depth map, each with
+        # its own EXIF): the first is the photo, the others go.
+        kind = "JPEG" if image.format == "MPO" else image.format
+        if image.format != "MPO" and getattr(image, "n_frames", 1) > 1:
             # Keeping the first frame only could drop exactly what she wanted moderators to see.
             raise InvalidInput("Animated pictures are not accepted: send a screenshot of the moment that matters.")
-        kind = image.format
         try:
             pixels = _pixels(image, kind)
         except Exception as error:  # noqa: BLE001 - see _opened: hostile bytes may fail anywhere
