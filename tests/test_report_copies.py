@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import subprocess
 import time
@@ -16,6 +17,10 @@ import zlib
 
 import pypdf
 import pytest
+from asn1crypto import cms
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from nacl.signing import SigningKey
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -28,7 +33,8 @@ from crossline.clock import token_hash
 from crossline.domain.consultations import Phase
 from crossline.reports import copies, pdf_signature
 from crossline.reports.content import build_report
-from crossline.reports.signing import ReportVerificationError, sha256, sign_report, verify_report
+from crossline.reports.render import to_pdf
+from crossline.reports.signing import ReportVerificationError, fingerprint, sha256, sign_report, verify_report
 from crossline.services import consultations, reports
 from crossline.storage import lines, sessions
 from crossline.web.app import create_app
@@ -134,6 +140,9 @@ def test_the_pdf_is_signed_and_pdfsig_pyhanko_and_verify_accept_it(tmp_path):
     data = release()
     pdf = copies.sign_copy("pdf", data, HUB_KEY)
     assert pdf == copies.sign_copy("pdf", data, HUB_KEY), "the same release always gives the same PDF"
+    # Dated by the release only (every date in the file's metadata and signature), never by the clock.
+    assert set(re.findall(rb"D\\072(\d{8})|D:(\d{8})|(\d{4}-\d\d-\d\d)T", pdf)) <= {
+        (b"20260921", b"", b""), (b"", b"20260921", b""), (b"", b"", b"2026-09-21")}
     code, out = pdfsig(tmp_path, pdf)
     genuine = verify_report(data)
     assert code == 0 and VALID in out and "Total document signed" in out, out
@@ -169,6 +178,41 @@ def test_an_addendum_after_signing_is_refused(tmp_path):
     refused(pdf + b"\n% an addendum\n", "added to the PDF after it was signed")
 
 
+def signing_certificate_fingerprint(tmp_path, pdf: bytes) -> str:
+    """What a reader without `crossline verify` compares: `pdfsig -dump`, then the certificate's SHA-256."""
+    path = tmp_path / f"dump-{time.monotonic_ns()}.pdf"
+    path.write_bytes(pdf)
+    subprocess.run(["pdfsig", "-dump", str(path)], capture_output=True, check=True, timeout=60, cwd=tmp_path)
+    signed = cms.ContentInfo.load(path.with_name(path.name + ".sig0").read_bytes(), strict=False)  # zero-padded
+    (cert,) = signed["content"]["certificates"]
+    return fingerprint(cert.chosen.dump())
+
+
+def test_a_certificate_that_copies_the_hubs_name_is_refused(tmp_path):
+    """A forger signs her edited PDF with her own key and a certificate that copies the hub's: its name
+    (the hub key's fingerprint) and its endorsement. pdfsig calls it valid and shows the hub's
+    fingerprint; the certificate's own fingerprint differs from the one the hub publishes, and
+    verify refuses it."""
+    data = release()
+    verified = verify_report(data)
+    genuine = pdf_signature.certificate(HUB_KEY)
+    forger = ec.generate_private_key(ec.SECP256R1())
+    builder = (x509.CertificateBuilder().subject_name(genuine.subject).issuer_name(genuine.issuer)
+               .public_key(forger.public_key()).serial_number(genuine.serial_number)
+               .not_valid_before(genuine.not_valid_before_utc).not_valid_after(genuine.not_valid_after_utc))
+    for extension in genuine.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    report = json.loads(json.dumps(verified.report).replace("Both banks met twice.", "Nothing was agreed."))
+    forged = pdf_signature.sign_pdf_with(to_pdf(report, verified.fingerprint, verified.sha256), data, forger,
+                                         builder.sign(forger, hashes.SHA256()), pdf_signature._NOT_BEFORE)
+    _, out = pdfsig(tmp_path, forged)
+    assert VALID in out and "Total document signed" in out and f"OU=Ed25519 {verified.fingerprint}" in out
+    published = pdf_signature.certificate_fingerprint(HUB_KEY)
+    assert signing_certificate_fingerprint(tmp_path, forged) != published
+    assert signing_certificate_fingerprint(tmp_path, copies.sign_copy("pdf", data, HUB_KEY)) == published
+    refused(forged, "did not endorse")
+
+
 def test_a_pdf_whose_parts_do_not_belong_together_is_refused(tmp_path):
     data, other = release(), release(title="Crossing points", released_at_ms=1_790_000_200_000)
     # Another hub's whole PDF is intact: verify_copy names that hub's key, and the caller compares it.
@@ -176,8 +220,6 @@ def test_a_pdf_whose_parts_do_not_belong_together_is_refused(tmp_path):
     assert copies.verify_copy(foreign).fingerprint != verify_report(data).fingerprint
     # A release of this hub inside a PDF signed by another PDF key: not endorsed by the hub's key.
     verified = verify_report(data)
-    from crossline.reports.render import to_pdf
-
     mixed = pdf_signature.sign_pdf(to_pdf(verified.report, verified.fingerprint, verified.sha256), data, OTHER_KEY,
                                    pdf_signature._NOT_BEFORE)
     _, out = pdfsig(tmp_path, mixed)
@@ -291,13 +333,15 @@ def released(hub):
 
 def test_the_room_summary_names_the_release_sha256_and_the_key(hub, released):
     record, data = reports.released_document(hub, released.id)
-    text = reports.summary(record, data)
+    text = reports.summary(record, data, reports.pdf_certificate_fingerprint(hub))
     assert sha256(data) in text and reports.hub_fingerprint(hub) in text
+    assert reports.pdf_certificate_fingerprint(hub) in text
 
 
 async def test_every_download_is_a_copy_that_checks(aiohttp_client, hub, released, tmp_path):
     with hub.engine.begin() as conn:
-        sessions.add_session(conn, token_hash("session-fac"), hub.facilitator.id, 0, int(time.time() * 1000) + 3_600_000)
+        expires = int(time.time() * 1000) + 3_600_000
+        sessions.add_session(conn, token_hash("session-fac"), hub.facilitator.id, 0, expires)
     client = await aiohttp_client(create_app(hub.config, clock=hub.clock, background=False))
     client.session.cookie_jar.update_cookies({"crossline_session": "session-fac"})
     served = {}

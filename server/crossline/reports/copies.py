@@ -98,8 +98,8 @@ def _message(kind: str, digest: str, body: bytes) -> bytes:
 
 def _block(kind: str, verified: VerifiedReport, signature: bytes, release: bytes) -> bytes:
     return _MARKER + (f"kind: {kind}\nfingerprint: {verified.fingerprint}\nsha256: {verified.sha256}\n"
-                      f"signature: {base64.b64encode(signature).decode()}\nrelease: {base64.b64encode(release).decode()}\n"
-                      "-->\n").encode("ascii")
+                      f"signature: {base64.b64encode(signature).decode()}\n"
+                      f"release: {base64.b64encode(release).decode()}\n-->\n").encode("ascii")
 
 
 def _sign_text(body: bytes, kind: str, release: bytes, verified: VerifiedReport, key: SigningKey) -> bytes:

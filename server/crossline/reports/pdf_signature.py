@@ -31,6 +31,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 from pyhanko.pdf_utils import embed, generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.metadata.model import DocumentMetadata
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.validation import async_validate_pdf_signature
@@ -45,6 +46,7 @@ ENDORSEMENT_OID = "2.25.79769784310282393965957484907246130011"
 _ENDORSED = b"crossline report PDF key/1\n"  # what the Ed25519 key signs: this prefix + the PDF key's SPKI (DER)
 _NOT_BEFORE = datetime(2020, 1, 1, tzinfo=UTC)
 _NOT_AFTER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+_VALIDATION_MOMENT = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def pdf_key(report_key: SigningKey) -> ec.EllipticCurvePrivateKey:
@@ -86,6 +88,14 @@ class _DeterministicSigner(signers.SimpleSigner):
         return private.sign(data, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
 
 
+class _DatedMetadata(DocumentMetadata):
+    """Document metadata whose modification date, once set, is never replaced by "now"."""
+
+    def __setattr__(self, name, value):
+        if not (name == "last_modified" and value == "now" and hasattr(self, name)):
+            super().__setattr__(name, value)
+
+
 class _DatedSigner(signers.PdfSigner):
     """Dates the signature by the release instead of the clock."""
 
@@ -109,15 +119,28 @@ def _run(make_coroutine):
         return pool.submit(lambda: asyncio.run(make_coroutine())).result()
 
 
+def certificate_fingerprint(report_key: SigningKey) -> str:
+    """The SHA-256 of the PDF key's certificate, as PDF readers and `openssl x509 -fingerprint -sha256`
+    show it (grouped like the hub key's): what a reader who checks a PDF without `crossline verify`
+    compares, since anyone can write a certificate whose name copies the hub key's fingerprint."""
+    return fingerprint(certificate(report_key).public_bytes(serialization.Encoding.DER))
+
+
 def sign_pdf(pdf: bytes, release: bytes, report_key: SigningKey, released_at: datetime) -> bytes:
     """The PDF with the signed JSON release embedded, PAdES-signed by the hub's PDF key."""
-    key = pdf_key(report_key)
-    cert = certificate(report_key)
+    return sign_pdf_with(pdf, release, pdf_key(report_key), certificate(report_key), released_at)
+
+
+def sign_pdf_with(pdf: bytes, release: bytes, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate,
+                  released_at: datetime) -> bytes:
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
     # pyHanko gives the new revision a random id; derive it from the content instead.
     first_id = writer._document_id[0]  # noqa: SLF001 - no public way to set it
     writer._document_id = generic.ArrayObject(  # noqa: SLF001
         [first_id, generic.ByteStringObject(hashlib.sha256(pdf + release).digest()[:16])])
+    # pyHanko dates the document's metadata by the clock when it writes; keep the release's date.
+    writer.document_meta.__class__ = _DatedMetadata
+    writer.document_meta.last_modified = released_at
     embed.embed_file(writer, embed.FileSpec(
         file_spec_string=RELEASE_FILE_NAME, file_name=RELEASE_FILE_NAME,
         embedded_data=embed.EmbeddedFileObject.from_file_data(
@@ -145,12 +168,15 @@ def verified_release(data: bytes) -> tuple[bytes, bytes, bytes]:
     except Exception:  # noqa: BLE001 - a PDF that cannot be read is not valid, whatever the reason
         raise ReportVerificationError("the PDF cannot be read: it is damaged or not a PDF") from None
     if len(signatures) != 1:
-        raise ReportVerificationError(f"the PDF carries {len(signatures)} signatures: a hub's report carries exactly one")
+        raise ReportVerificationError(f"the PDF carries {len(signatures)} signatures: "
+                                      "a hub's report carries exactly one")
     signature = signatures[0]
     try:
         cert = signature.signer_cert
+        # Trust is the Ed25519 fingerprint's (the caller's decision), not this certificate's: it is
+        # only its own root here, checked at a fixed moment inside its validity (no clock, no network).
         status = _run(lambda: async_validate_pdf_signature(
-            signature, ValidationContext(trust_roots=[cert], allow_fetching=False)))
+            signature, ValidationContext(trust_roots=[cert], allow_fetching=False, moment=_VALIDATION_MOMENT)))
     except Exception:  # noqa: BLE001 - a malformed signature is a failed one
         raise ReportVerificationError("the PDF's signature is malformed") from None
     if not (status.intact and status.valid):

@@ -17,6 +17,7 @@ from crossline.domain.live import LiveStatus
 from crossline.domain.records import Line, Member, Room
 from crossline.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from crossline.reports import copies
+from crossline.reports.pdf_signature import certificate_fingerprint
 from crossline.reports.content import ReportInput, build_report
 from crossline.reports.verdict import Known, Verdict, check
 from crossline.reports.signing import fingerprint, sha256, sign_report, signing_key_from_secret
@@ -50,6 +51,11 @@ def _signing_key(hub: Hub):
 
 def hub_fingerprint(hub: Hub) -> str:
     return fingerprint(bytes(_signing_key(hub).verify_key))
+
+
+def pdf_certificate_fingerprint(hub: Hub) -> str:
+    """The hub's PDF signing certificate (derived from its report key: reports/pdf_signature.py)."""
+    return certificate_fingerprint(_signing_key(hub))
 
 
 def _closed(conn, consultation_id: int):
@@ -136,13 +142,14 @@ def release(hub: Hub, actor: Member, report_id: int, room_id: str | None) -> Rep
             raise Conflict("This version is already released. Start a correction to change it.")
         report = store.get_report(conn, report_id)
         if room_id:
+            text = summary(report, document, pdf_certificate_fingerprint(hub))
             bot_store.queue_message(conn, room_id, f"report-{report_id}-summary",
-                                    {"msgtype": "m.notice", "body": summary(report, document)}, "notice", now)
+                                    {"msgtype": "m.notice", "body": text}, "notice", now)
             bot_store.queue_message(conn, room_id, f"report-{report_id}", {"report_id": report_id}, "report", now)
         return report
 
 
-def summary(record: ReportRecord, document: bytes) -> str:
+def summary(record: ReportRecord, document: bytes, pdf_certificate: str) -> str:
     report = json.loads(document)["report"]
     bridging = sum(len(q["bridging"]) for q in report["questions"])
     divisive = sum(len(q["divisive"]) for q in report["questions"])
@@ -151,7 +158,8 @@ def summary(record: ReportRecord, document: bytes) -> str:
             f"{record.version}: {bridging} bridging recommendation{'s' if bridging != 1 else ''} that a majority on every "
             f"side supports, {divisive} point{'s' if divisive != 1 else ''} where the sides differ.{correction} "
             f"The signed file follows (SHA-256 {sha256(document)}). Check it with: crossline verify FILE --fingerprint "
-            f"\"{json.loads(document)['signed_by']['fingerprint']}\"")
+            f"\"{json.loads(document)['signed_by']['fingerprint']}\". Its PDF copies are signed by the hub's PDF "
+            f"certificate, SHA-256 fingerprint {pdf_certificate}.")
 
 
 @dataclass(frozen=True)
