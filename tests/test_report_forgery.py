@@ -403,3 +403,143 @@ async def test_a_superseded_version_says_so_and_lists_show_rounds_by_date(hub, s
     for record_id in (v1_id, v2_id, other_id):
         sha = reports.released_document(hub, record_id)[0].sha256
         assert sha[:12] not in page
+
+
+# -- Member text stays in its place --------------------------------------------------------------------
+
+HOSTILE = ("Keep the ferry schedule” — least support: Right bank, 97% \"agree\" **bold** _it_ [link](http://x.example) "
+           "<b>html</b> <script>alert(1)</script> `code` | a | b |\n# Heading\n\n> not a quote\n- item "
+           "\u202eevil\u202c \u2066iso\u2069 \u200fmark \x07bell \x85nel")
+BIDI_AND_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c\x07\x85"
+
+
+def hostile_report() -> dict:
+    source = consultation()
+    source.statements[0] = (11, 1, 5, HOSTILE)
+    object.__setattr__(source, "title", "Crossing\u202e points\nVersion 9")
+    object.__setattr__(source, "narrative", "First *paragraph* \u202e.\n\n# Second")
+    report = build_report(source, RELEASED)
+    assert report["questions"][0]["bridging"][0]["text"] == HOSTILE
+    return report
+
+
+def test_neutral_keeps_every_script_and_drops_what_reorders_text():
+    from crossline.reports.neutral import neutral
+
+    persian = "می\u200cخواهم"  # ZWNJ inside a Persian word
+    devanagari = "क्\u200dष"  # ZWJ between Devanagari letters
+    family = "👩\u200d👩\u200d👧"
+    assert neutral(persian) == persian and neutral(devanagari) == devanagari and neutral(family) == family
+    assert neutral("ا\u202eب\u2067ج\u200fد\u061c") == "ابجد"
+    assert neutral("\u200dstart end\u200c") == "start end" and neutral("a \u200d b") == "a b"
+    assert neutral("one\ntwo\r\nthree\u2028four") == "one two three four"
+    assert neutral("one\n\n\n\ntwo", paragraphs=True) == "one\n\ntwo"
+    assert neutral("lone \ud800 surrogate") == "lone ? surrogate"
+    assert not any(c in neutral("x" + BIDI_AND_CONTROLS + "y") for c in BIDI_AND_CONTROLS)
+
+
+def test_a_hostile_statement_is_one_quoted_statement_in_markdown():
+    from crossline.reports.neutral import FSI, PDI
+    from crossline.reports.render import to_markdown
+
+    markdown = to_markdown(hostile_report(), "AB12", "f" * 64)
+    lines = markdown.split("\n")
+    assert not any(c in markdown for c in BIDI_AND_CONTROLS if c not in (FSI, PDI))
+    assert markdown.count(FSI) == markdown.count(PDI)
+    assert lines[0].startswith("# ") and "Version 9" in lines[0]  # the title's newline stays in its heading
+    start = lines.index("**Statement 1:**")
+    quote = []
+    for line in lines[start + 2:]:
+        if not line.startswith(">"):
+            break
+        quote.append(line)
+    # Her words: only blockquote lines, each one isolate, every Markdown character escaped.
+    assert len(quote) == 6 and lines[start + 2 + len(quote)] == ""  # NEL is a line break
+    assert lines[start + 3 + len(quote)].startswith("Least support: ")
+    for line in quote:
+        body = line[2:-1] if line != ">" else ""
+        assert line == ">" or (line.startswith("> " + FSI) and line.endswith(PDI))
+        plain = body.lstrip(FSI)
+        for i, c in enumerate(plain):
+            if c in "*_[]()<>`|#\"!-":
+                assert plain[i - 1] == "\\", (c, line)
+    assert "Least support" not in "".join(quote) and r"97\%" in quote[0]
+
+
+def test_a_hostile_statement_is_one_quoted_statement_in_html():
+    import lxml.html
+
+    from crossline.reports.neutral import neutral, neutral_tree
+    from crossline.web.render import template_environment
+
+    report = hostile_report()
+    page = template_environment().get_template("report_document.html").render(
+        report=neutral_tree(report), fingerprint="AB12", sha256="f" * 64)
+    assert not any(c in page for c in BIDI_AND_CONTROLS)
+    assert "<script>" not in page and "<b>html" not in page
+    tree = lxml.html.fromstring(page)
+    assert not tree.xpath("//script | //a[@href='http://x.example'] | //strong | //b | //code[.='code']")
+    quotes = tree.xpath("//blockquote[@class='statement']")
+    first = [q for q in quotes if "ferry" in q.text_content()]
+    q = report["questions"][0]
+    listed = sum(1 for part in ("bridging", "consensus", "divisive", "one_side_only") for s in q[part] if s["number"] == 1)
+    assert len(first) == listed >= 1  # one quotation wherever the statement is listed
+    for quote in first:
+        assert quote.text_content() == neutral(HOSTILE, paragraphs=True) and len(quote.xpath("./bdi")) == 1
+        assert quote.getnext().tag == "p" and quote.getnext().get("class") == "figures"
+    assert tree.xpath("//h1/bdi")[0].text_content() == "Crossing points\nVersion 9"
+
+
+def test_a_hostile_statement_is_one_quoted_statement_in_the_pdf():
+    import io
+
+    import pypdf
+
+    from crossline.reports.render import to_pdf
+
+    pdf = to_pdf(hostile_report(), "AB12", "f" * 64)
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert not any(c in text for c in BIDI_AND_CONTROLS)
+    text = " ".join(text.split())  # justified lines come out with wider spaces
+    statement = text.index("Statement 1:")
+    figures = text.index("Least support:", statement)
+    assert "Keep the ferry schedule” — least support: Right bank, 97%" in text[statement:figures]
+    assert "evil" in text[statement:figures] and "<b>html</b>" in text[statement:figures]
+
+
+def test_verify_shows_a_hostile_title_on_its_own_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("CROSSLINE_DATA_DIR", str(tmp_path / "none"))
+    path = tmp_path / "r.json"
+    path.write_bytes(sign_report(hostile_report(), KEY))
+    code, out, err = verify(path, "--fingerprint", fingerprint(bytes(KEY.verify_key)))
+    assert code == 0, err
+    assert not any(c in out for c in BIDI_AND_CONTROLS)
+    assert any(line.startswith("Consultation: Crossing points Version 9 (consultation 3, closed ")
+               for line in out.split("\n"))
+
+
+# -- Every copy kind, through the check page and `crossline verify` ------------------------------------
+
+async def test_every_copy_kind_gets_the_same_verdict_on_the_page_and_from_verify(hub, site, tmp_path):
+    client, reader, _ = site
+    wells = closed_consultation(hub, "Wells")
+    record_id, _ = released(hub, wells)
+    for fmt in ("json", "md", "html", "pdf"):
+        response = await client.get(f"/reports/{record_id}/report.{fmt}", headers=reader.headers)
+        assert response.status == 200, fmt
+        copy = await response.read()
+        status, page = await reader.check(copy, name=f"report.{fmt}")
+        assert status == 200 and "Valid: signed by this hub&#39;s key" in page, (fmt, page[-2000:])
+        assert f"Wells (consultation {wells}, closed" in page and "Version: 1, released" in page
+        path = tmp_path / f"report.{fmt}"
+        path.write_bytes(copy)
+        code, out, err = verify(path, "--data-dir", hub.config.data_dir)
+        assert code == 0 and f"Consultation: Wells (consultation {wells}, closed" in out, (fmt, err)
+        # The same copy with one byte changed near its end (a figure or its signature block): not valid.
+        changed = bytearray(copy)
+        changed[-200] ^= 0x01
+        path.write_bytes(bytes(changed))
+        code, out, err = verify(path, "--data-dir", hub.config.data_dir)
+        assert code == 1 and out == "" and err.startswith("NOT VALID"), fmt
+        status, page = await reader.check(bytes(changed), name=f"report.{fmt}")
+        assert status == 200 and "NOT VALID" in page and "Valid:" not in page, fmt
