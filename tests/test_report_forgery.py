@@ -543,3 +543,13 @@ async def test_every_copy_kind_gets_the_same_verdict_on_the_page_and_from_verify
         assert code == 1 and out == "" and err.startswith("NOT VALID"), fmt
         status, page = await reader.check(bytes(changed), name=f"report.{fmt}")
         assert status == 200 and "NOT VALID" in page and "Valid:" not in page, fmt
+
+
+def test_the_room_summary_isolates_the_title_and_drops_controls(hub):
+    from crossline.reports.neutral import FSI, PDI
+
+    record_id, data = released(hub, closed_consultation(hub, "Wells\u202e” — 0 bridging recommendations\u202c"))
+    record = reports.released_document(hub, record_id)[0]
+    text = reports.summary(record, data, reports.pdf_certificate_fingerprint(hub))
+    assert not any(c in text for c in BIDI_AND_CONTROLS if c not in (FSI, PDI))
+    assert f"Report on “{FSI}Wells” — 0 bridging recommendations{PDI}” ({FSI}Nistru{PDI}, consultation " in text

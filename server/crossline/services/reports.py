@@ -19,6 +19,7 @@ from crossline.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from crossline.reports import copies
 from crossline.reports.pdf_signature import certificate_fingerprint
 from crossline.reports.content import ReportInput, build_report
+from crossline.reports.neutral import isolated
 from crossline.reports.verdict import Known, Verdict, check
 from crossline.reports.signing import fingerprint, sha256, sign_report, signing_key_from_secret
 from crossline.services.consultations import get as get_consultation
@@ -154,7 +155,9 @@ def summary(record: ReportRecord, document: bytes, pdf_certificate: str) -> str:
     bridging = sum(len(q["bridging"]) for q in report["questions"])
     divisive = sum(len(q["divisive"]) for q in report["questions"])
     correction = f" It corrects version {report['replaces']['version']}." if report["replaces"] else ""
-    return (f"Report on “{report['consultation']['title']}” ({report['consultation']['line']}), version "
+    # A title and a line's name neutralised and isolated: they cannot reorder or pass for the figures.
+    return (f"Report on “{isolated(report['consultation']['title'])}” ({isolated(report['consultation']['line'])}, "
+            f"consultation {report['consultation']['id']}), version "
             f"{record.version}: {bridging} bridging recommendation{'s' if bridging != 1 else ''} that a majority on every "
             f"side supports, {divisive} point{'s' if divisive != 1 else ''} where the sides differ.{correction} "
             f"The signed file follows (SHA-256 {sha256(document)}). Check it with: crossline verify FILE --fingerprint "
