@@ -204,11 +204,6 @@ def check_name(name: str, setter: str, protected: Protected, what: str = "displa
                 f"names are forged. Write it in one alphabet.")
     is_hub = setter in protected.hub_accounts
     words = _words(name)
-    if not is_hub:
-        for reserved, shown, whole_only, reason in _reserved():
-            if _contains_word(words, reserved, whole_only):
-                return (f"Your {what} cannot contain the word '{shown}': it is reserved for {reason}, so "
-                        f"that nobody can pass as the hub or its staff. Choose a {what} without it.")
     joined = "".join(words)
     for entry in protected.names:
         if entry.owner == setter or (is_hub and not entry.owner.startswith("@")):
@@ -219,6 +214,11 @@ def check_name(name: str, setter: str, protected: Protected, what: str = "displa
         if _same_glyphs(joined, "".join(theirs)) or (len(theirs) > 1 and _contains_run(words, theirs)):
             return (f"Your {what} is, or looks like, the name of {entry.kind} on this hub, so others could "
                     f"mistake you for them. Choose a {what} of your own.")
+    if not is_hub:
+        for reserved, shown, whole_only, reason in _reserved():
+            if _contains_word(words, reserved, whole_only):
+                return (f"Your {what} cannot contain the word '{shown}': it is reserved for {reason}, so "
+                        f"that nobody can pass as the hub or its staff. Choose a {what} without it.")
     return None
 
 

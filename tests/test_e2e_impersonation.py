@@ -1,0 +1,170 @@
+"""No member can pass as someone else, against a real Synapse behind the hub's gateway (issue 26
+items 1 and 2): each attempt is sent as a hostile member's client sends it, and the legitimate
+action beside it still works."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import quote
+
+import pytest
+from nio import AsyncClient, ProfileSetDisplayNameError, ProfileSetDisplayNameResponse
+
+from tests.conftest import ADMIN, create_room
+from tests.support import login, matrix
+from tests.test_e2e_gateway import _new_member
+
+pytestmark = pytest.mark.synapse
+
+CLIENT = "/_matrix/client/v3"
+STAFF_NAME = "Natalia Cojocaru"
+# The hub's own room, whose name and topic a member's room may not copy.
+HUB_ROOM = "Nistru consultation: crossings"
+CONSULTATION_NOTE = ("End-to-end encrypted. The Crossline hub bot is a member of this room and can read messages "
+                     "here to run the consultation.")
+
+
+@pytest.fixture(scope="module")
+def staff(world):
+    """The hub's first admin, a facilitator, under her own name."""
+    token = login(world.stack.homeserver_url, ADMIN[0], ADMIN[1])
+    status, data = _set_name(world, token, world.stack.user_id(ADMIN[0]), STAFF_NAME)
+    assert status == 200, data
+    return token
+
+
+@pytest.fixture(scope="module")
+def mallory(world):
+    return _hostile_member(world)
+
+
+@pytest.fixture
+def maker(world):
+    """A member of her own for each room test: Synapse lets one account create 10 rooms in a burst."""
+    return _hostile_member(world)
+
+
+def _hostile_member(world) -> tuple[str, str]:
+    localpart = f"mallory{secrets.token_hex(3)}"
+    return world.stack.user_id(localpart), _new_member(world, localpart, "mallory password 123")
+
+
+def _set_name(world, token: str, user_id: str, name: str, version: str = "v3") -> tuple[int, dict]:
+    return matrix(world.stack.homeserver_url, "PUT", f"/_matrix/client/{version}/profile/{quote(user_id)}/displayname",
+                  token, {"displayname": name})
+
+
+def _name_of(world, token: str, user_id: str) -> str | None:
+    return matrix(world.stack.homeserver_url, "GET", f"{CLIENT}/profile/{quote(user_id)}/displayname", token)[1] \
+        .get("displayname")
+
+
+def _refused(answer: tuple[int, dict], says: str) -> None:
+    status, data = answer
+    assert status == 403 and data.get("errcode") == "M_FORBIDDEN" and says in data.get("error", ""), answer
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    (STAFF_NAME, "the name of a staff member"),
+    ("NATALIA COJOCARU", "the name of a staff member"),
+    ("Nаtalia Cojocaru", "two alphabets"),  # Cyrillic а
+    ("Natalia\u200bCojocaru", "U+200B"),
+    ("\u202eNatalia Cojocaru", "U+202E"),
+    ("Natalia Cojocaru\u2066", "U+2066"),
+    ("Moderator", "'moderator'"),
+    ("Facilitator", "'facilitator'"),
+    ("Crossline notices", "'crossline'"),
+    ("Модератор", "'модератор'"),
+])
+def test_a_member_cannot_take_a_staff_name_a_look_alike_or_a_reserved_word(world, staff, mallory, name, says):
+    user_id, token = mallory
+    before = _name_of(world, token, user_id)
+    for version in ("v3", "r0"):
+        _refused(_set_name(world, token, user_id, name, version), says)
+    assert _name_of(world, token, user_id) == before  # nothing stored, nothing shown to others
+
+
+def test_the_bots_name_is_hers_alone(world, staff, mallory):
+    user_id, token = mallory
+    bot = world.stack.user_id("crossline-bot")
+    bot_name = _name_of(world, staff, bot) or "crossline-bot"
+    status, data = _set_name(world, token, user_id, bot_name)
+    assert status == 403, (bot_name, data)
+
+
+def test_a_member_renames_herself_and_the_facilitator_keeps_her_name(world, staff, mallory):
+    user_id, token = mallory
+    assert _set_name(world, token, user_id, "Dana Rusu")[0] == 200
+    assert _name_of(world, token, user_id) == "Dana Rusu"
+    assert _set_name(world, token, user_id, "Նունե Սարգսյան")[0] == 200  # her name in her own script
+    staff_id = world.stack.user_id(ADMIN[0])
+    assert _set_name(world, staff, staff_id, STAFF_NAME)[0] == 200
+    assert _name_of(world, staff, staff_id) == STAFF_NAME
+
+
+async def test_element_like_clients_see_the_refusal(world, staff, mallory):
+    user_id, token = mallory
+    client = AsyncClient(world.stack.homeserver_url, user_id)
+    client.access_token, client.user_id = token, user_id
+    try:
+        refused = await client.set_displayname("Natalia Cojocaru\u200d")
+        assert isinstance(refused, ProfileSetDisplayNameError) and "invisible" in refused.message, refused
+        accepted = await client.set_displayname("Olesea Ceban")
+        assert isinstance(accepted, ProfileSetDisplayNameResponse), accepted
+    finally:
+        await client.close()
+
+
+def _room(world, token: str, **request) -> tuple[int, dict]:
+    return matrix(world.stack.homeserver_url, "POST", f"{CLIENT}/createRoom", token, {"preset": "private_chat", **request})
+
+
+def test_a_per_room_name_cannot_pass_as_staff(world, staff, maker):
+    user_id, token = maker
+    status, data = _room(world, token, name="Knitting circle")  # an ordinary room still works
+    assert status == 200, data
+    room_id = data["room_id"]
+    path = f"{CLIENT}/rooms/{room_id}/state/m.room.member/{quote(user_id)}"
+    for name in (STAFF_NAME, "Moderator"):
+        status, data = matrix(world.stack.homeserver_url, "PUT", path, token, {"membership": "join", "displayname": name})
+        assert status == 403 and data["errcode"] == "M_FORBIDDEN", (name, data)
+    joined = matrix(world.stack.homeserver_url, "GET", f"{CLIENT}/rooms/{room_id}/joined_members", token)[1]["joined"]
+    assert joined[user_id].get("display_name") not in (STAFF_NAME, "Moderator")
+
+
+def test_a_member_cannot_make_a_look_alike_of_a_hub_room(world, staff, maker):
+    _, token = maker
+    status, page, _ = create_room(world, "cross-line-dialogue", HUB_ROOM, [])
+    assert status == 200, page
+    for request, says in (
+        ({"name": HUB_ROOM}, "one of the hub's rooms"),
+        ({"name": "Nistru consultatіon: crossings"}, "two alphabets"),  # Cyrillic і
+        ({"name": "NISTRU consu1tation - crossings"}, "one of the hub's rooms"),
+        ({"name": "Crossline notices"}, "'crossline'"),
+        ({"name": "Moderators"}, "'moderator'"),
+        ({"name": "Tea", "topic": CONSULTATION_NOTE}, "one of the hub's rooms"),
+        ({"name": "Tea", "topic": f"Nistru — {CONSULTATION_NOTE}"}, "one of the hub's rooms"),
+    ):
+        _refused(_room(world, token, **request), says)
+    status, data = _room(world, token, name="Book club", topic="Wednesdays at six")
+    assert status == 200, data
+    room_id = data["room_id"]
+    base = f"{CLIENT}/rooms/{room_id}/state"
+    hs = world.stack.homeserver_url
+    _refused(matrix(hs, "PUT", f"{base}/m.room.name/", token, {"name": HUB_ROOM}), "one of the hub's rooms")
+    _refused(matrix(hs, "PUT", f"{base}/m.room.topic/", token, {"topic": CONSULTATION_NOTE}), "one of the hub's rooms")
+    assert matrix(hs, "PUT", f"{base}/m.room.name/", token, {"name": "Book club (autumn)"})[0] == 200
+
+
+def test_members_have_no_room_addresses(world, staff, maker):
+    _, token = maker
+    hs, server = world.stack.homeserver_url, world.stack.user_id("x").split(":", 1)[1]
+    _refused(_room(world, token, name="Notices", room_alias_name="crossline-notices"), "")
+    status, data = _room(world, token, name="Garden")
+    assert status == 200, data
+    room_id = data["room_id"]
+    for alias in ("#crossline-notices", "#consultation-nistru", "#moderators", "#crossline-help"):
+        _refused(matrix(hs, "PUT", f"{CLIENT}/directory/room/{quote(f'{alias}:{server}')}", token,
+                        {"room_id": room_id}), "Room addresses")
+    _refused(matrix(hs, "PUT", f"{CLIENT}/rooms/{room_id}/state/m.room.canonical_alias/", token,
+                    {"alias": f"#crossline-notices:{server}"}), "m.room.canonical_alias")
