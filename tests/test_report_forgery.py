@@ -217,6 +217,7 @@ def test_malformed_files_are_not_valid_with_a_reason_never_a_traceback(tmp_path,
     (tmp_path / "a-directory").mkdir()
     cases["a directory"] = tmp_path / "a-directory"
     cases["missing"] = tmp_path / "missing.json"
+    cases["a device that never ends"] = Path("/dev/zero")
     for name, path in cases.items():
         code = main(["verify", str(path), "--fingerprint", trusted])
         out, err = capsys.readouterr()

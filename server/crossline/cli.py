@@ -278,6 +278,16 @@ def _hub_records(data_dir: Path):
     return hub_key, history
 
 
+MAX_REPORT_FILE = 64 * 2**20  # a report's PDF is well under 1 MiB
+
+
+def _read_bounded(path: Path) -> bytes | None:
+    """The file's bytes, or None past MAX_REPORT_FILE (a device or a huge file is not read whole)."""
+    with path.open("rb") as file:
+        data = file.read(MAX_REPORT_FILE + 1)
+    return data if len(data) <= MAX_REPORT_FILE else None
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     """Never a traceback: any file, however malformed, gets "NOT VALID" and the reason."""
     from crossline.reports.copies import verify_copy
@@ -285,11 +295,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     data_dir = (args.data_dir or default_data_dir()).expanduser()
     try:
-        data = args.report.read_bytes()
-        detached = args.signature.read_bytes() if args.signature else None
+        data = _read_bounded(args.report)
+        detached = _read_bounded(args.signature) if args.signature else None
     except OSError as error:
         print(f"NOT VALID: cannot read {error.filename}: {error.strerror}.", file=sys.stderr)
         return 2
+    if data is None or (args.signature and detached is None):
+        print(f"NOT VALID: larger than any report ({MAX_REPORT_FILE // 2**20} MiB at most).", file=sys.stderr)
+        return 1
     hub_key, history = _hub_records(data_dir)
     trusted = {}
     if hub_key:
