@@ -140,3 +140,29 @@ async def test_the_report_page_says_how_to_send_photos_that_do_not_show_where_sh
                    "Element iOS", "FluffyChat", "Element Web and Desktop", "cannot remove them from pictures you send in a room"):
         assert needed in photos
     assert "the hub removes any location" in page  # at the screenshots field
+
+
+async def test_other_people_are_served_while_a_picture_is_being_rebuilt(client, monkeypatch):
+    """Rebuilding a large picture takes seconds: it runs beside the event loop, so the report page
+    still answers another person meanwhile (the rebuild is held here until that answer came)."""
+    import asyncio
+    import threading
+
+    from crossline.domain import pictures
+
+    started, release = threading.Event(), threading.Event()
+    real_clean = pictures.clean
+
+    def slow_clean(*args, **kwargs):
+        started.set()
+        assert release.wait(timeout=60), "the other request never got its answer"
+        return real_clean(*args, **kwargs)
+
+    monkeypatch.setattr(pictures, "clean", slow_clean)
+    sending = asyncio.ensure_future(send(client, {"category": "threats", "text": "A note"}, [pics.jpeg_with_gps()]))
+    assert await asyncio.to_thread(started.wait, 60)
+    other = await client.get("/report")  # would wait for the rebuild if it ran on the loop
+    assert other.status == 200
+    release.set()
+    status, page = await sending
+    assert status == 200, page

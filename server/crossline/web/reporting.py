@@ -14,6 +14,8 @@ byte budget or below the free-disk floor. Each time she is told, and told she ca
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from crossline.domain.moderation import ACTION_LABELS, CATEGORY_LABELS, Category
@@ -27,7 +29,18 @@ from crossline.web.render import render
 from crossline.web.security import accepts_uploads
 
 
+# Rebuilding a large picture takes seconds of CPU and hundreds of MB: it runs beside the event loop
+# (so other people's requests go on), at most two at a time (so a flood of uploads cannot exhaust memory).
+PICTURE_WORK = web.AppKey("picture_work", asyncio.Semaphore)
+
+
+async def _beside_the_loop(request: web.Request, call, *args, **kwargs):
+    async with request.app[PICTURE_WORK]:
+        return await asyncio.to_thread(call, *args, **kwargs)
+
+
 def setup_routes(app: web.Application) -> None:
+    app[PICTURE_WORK] = asyncio.Semaphore(2)
     app.router.add_get("/report", form_page)
     app.router.add_post("/report", submit)
     app.router.add_get("/report/status/{token}", status_page)
@@ -80,8 +93,8 @@ async def submit(request: web.Request) -> web.Response:
     held = limits.report_must_be_held(client(request))
     kept, not_kept = _screenshots_to_keep(request, await _images(form), HELD_SCREENSHOTS if held else None)
     try:
-        new = service.report_from_web(request.app[HUB], entered["category"], entered["text"], entered["contact"],
-                                      kept, held=held)
+        new = await _beside_the_loop(request, service.report_from_web, request.app[HUB], entered["category"],
+                                     entered["text"], entered["contact"], kept, held=held)
     except CrosslineError as error:
         limits.screenshots_not_stored(sum(map(len, kept)))
         return render(request, "report_form.html", {"categories": _categories(), "entered": entered,
@@ -116,7 +129,8 @@ async def add_more(request: web.Request) -> web.Response:
                                                 "hour. Try again in an hour.", status=429)
     kept, not_kept = _screenshots_to_keep(request, await _images(form), None if allowed else BUSY_LINK_SCREENSHOTS)
     try:
-        service.add_from_reporter(request.app[HUB], token, text, kept, {"yes": True, "no": False}.get(choice))
+        await _beside_the_loop(request, service.add_from_reporter, request.app[HUB], token, text, kept,
+                               {"yes": True, "no": False}.get(choice))
     except CrosslineError as error:
         limits.screenshots_not_stored(sum(map(len, kept)))
         return await status_page(request, error=error.message, status=error.status)
