@@ -8,6 +8,7 @@ key's fingerprint and the JSON's SHA-256. The check page gives a reader the verd
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from aiohttp import web
@@ -89,7 +90,9 @@ async def check_upload(request: web.Request) -> web.Response:
         service.require_reader(actor)
         context["missing"] = True
     else:
-        context["verdict"] = service.check_file(request.app[HUB], actor, data, signature)
+        # Checking a PDF's signature takes CPU: beside the event loop, so other people's pages go on
+        # (the default executor's few threads bound how many run at once; the body limit, their memory).
+        context["verdict"] = await asyncio.to_thread(service.check_file, request.app[HUB], actor, data, signature)
     return render(request, "report_check.html", context)
 
 
