@@ -312,9 +312,23 @@ def test_another_hubs_key_is_never_valid(hub, tmp_path, monkeypatch):
     monkeypatch.setenv("CROSSLINE_DATA_DIR", str(tmp_path / "nowhere"))
     code, out, err = verify(path)
     assert code == 1 and "does not know" in err and "no hub data directory" in err
-    # Naming that key is the reader's own decision: then it is valid, and says whose.
-    code, out, _ = verify(path, "--fingerprint", theirs_fp)
-    assert code == 0 and out.startswith("Valid: signed by the key whose fingerprint you gave")
+    # Naming that key is the reader's own decision: then it is valid, and says whose; this hub's
+    # records say nothing about another hub's consultations.
+    for args in (("--fingerprint", theirs_fp), ("--fingerprint", theirs_fp, "--data-dir", hub.config.data_dir)):
+        code, out, _ = verify(path, *args)
+        assert code == 0 and out.startswith("Valid: signed by the key whose fingerprint you gave")
+        assert "not known here" in out and "SUPERSEDED" not in out and "WARNING" not in out
+
+
+def test_a_release_signed_with_the_hubs_key_but_not_in_its_records_is_pointed_out(hub, tmp_path):
+    wells = closed_consultation(hub, "Wells")
+    _, genuine = released(hub, wells)
+    document = json.loads(genuine)
+    document["report"]["narrative"] = "Signed outside the hub (a stolen key)."
+    path = tmp_path / "stolen.json"
+    path.write_bytes(sign_report(document["report"], reports._signing_key(hub)))
+    code, out, _ = verify(path, "--data-dir", hub.config.data_dir)
+    assert code == 0 and "WARNING: this hub's records hold no release with this SHA-256" in out
 
 
 # -- The hub's pages ---------------------------------------------------------------------------------

@@ -248,8 +248,9 @@ def cmd_audit_verify(data_dir: Path) -> int:
 
 
 def _hub_records(data_dir: Path):
-    """This hub's report key fingerprint and its releases' history, as far as this user can read
-    them (a negotiator's own computer has no hub: (None, None)). Never creates anything."""
+    """This hub's report key fingerprint and (that fingerprint, the lookup of its releases), as far
+    as this user can read them (a negotiator's own computer has no hub: (None, None)). Never
+    creates anything."""
     from crossline.reports.signing import fingerprint, signing_key_from_secret
     from crossline.reports.verdict import Known
     from crossline.secrets import REPORT_SIGNING_KEY, read_secret
@@ -275,7 +276,7 @@ def _hub_records(data_dir: Path):
         except SQLAlchemyError as error:
             raise LookupError(error) from None
 
-    return hub_key, history
+    return hub_key, (hub_key, history)
 
 
 MAX_REPORT_FILE = 64 * 2**20  # a report's PDF is well under 1 MiB
@@ -303,14 +304,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if data is None or (args.signature and detached is None):
         print(f"NOT VALID: larger than any report ({MAX_REPORT_FILE // 2**20} MiB at most).", file=sys.stderr)
         return 1
-    hub_key, history = _hub_records(data_dir)
+    hub_key, records = _hub_records(data_dir)
     trusted = {}
     if hub_key:
         trusted[hub_key] = f"this hub's key ({data_dir})"
     if args.fingerprint:
         trusted[args.fingerprint] = "the key whose fingerprint you gave"
     try:
-        verdict = check(lambda: verify_copy(data, detached), trusted, history)
+        verdict = check(lambda: verify_copy(data, detached), trusted, records)
     except LookupError:  # the hub's database could not be read: the verdict without its history
         verdict = check(lambda: verify_copy(data, detached), trusted, None)
     print("\n".join(verdict.lines), file=sys.stdout if verdict.valid else sys.stderr)

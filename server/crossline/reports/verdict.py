@@ -83,10 +83,13 @@ def describe(verified: VerifiedReport) -> Release:
         raise ReportVerificationError("the file is signed, but its dates cannot be read") from None
 
 
-def check(verify: Callable[[], VerifiedReport], trusted: Mapping[str, str],
-          history: Callable[[int], Sequence[Known]] | None) -> Verdict:
+Records = tuple[str, Callable[[int], Sequence[Known]]]
+
+
+def check(verify: Callable[[], VerifiedReport], trusted: Mapping[str, str], records: Records | None) -> Verdict:
     """`verify` checks the file's own signature; `trusted` maps each fingerprint the reader trusts
-    to whose it is; `history(consultation id)` lists this hub's releases of it, if at hand."""
+    to whose it is; `records` is a hub's key fingerprint and the lookup of its releases of a
+    consultation (by id), if at hand: used only for a file signed by that hub's key."""
     try:
         verified = verify()
         release = describe(verified)
@@ -112,6 +115,7 @@ def check(verify: Callable[[], VerifiedReport], trusted: Mapping[str, str],
              f"Version: {release.version}, released {release.released_on}",
              f"SHA-256 of the signed report: {release.sha256}"]
     newer = None
+    history = records[1] if records and same_fingerprint(records[0], verified.fingerprint) else None
     if history is None:
         lines.append("Whether a newer version replaced it: not known here (this check cannot see the hub's "
                      "records). The hub's Reports page lists every version.")

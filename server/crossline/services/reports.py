@@ -231,5 +231,6 @@ def superseded_by(hub: Hub, record: ReportRecord) -> Known | None:
 def check_file(hub: Hub, actor: Member | None, data: bytes, detached_signature: bytes | None) -> Verdict:
     """The check page's verdict on an uploaded copy: this hub's key is the one trusted."""
     require_reader(actor)
-    return check(lambda: copies.verify_copy(data, detached_signature), {hub_fingerprint(hub): "this hub's key"},
-                 lambda consultation_id: history(hub, consultation_id))
+    ours = hub_fingerprint(hub)
+    return check(lambda: copies.verify_copy(data, detached_signature), {ours: "this hub's key"},
+                 (ours, lambda consultation_id: history(hub, consultation_id)))
