@@ -235,6 +235,21 @@ class Homeserver:
         data = await self._ok("GET", f"{ADMIN}/v1/users/{quote(user_id, safe='')}/joined_rooms", self.admin_token)
         return list(data.get("joined_rooms", []))
 
+    async def room_creator(self, room_id: str) -> str | None:
+        data = await self._ok("GET", f"{ADMIN}/v1/rooms/{quote(room_id, safe='')}", self.admin_token)
+        creator = data.get("creator")
+        return creator if isinstance(creator, str) else None
+
+    async def make_room_admin(self, room_id: str) -> None:
+        """The hub's admin account joins the room with the power of its most powerful local member
+        (Synapse's admin API), so that the hub can act in a room it did not create."""
+        await self._ok("POST", f"{ADMIN}/v1/rooms/{quote(room_id, safe='')}/make_room_admin", self.admin_token, {})
+
+    async def close_room(self, room_id: str) -> None:
+        """Everyone is removed and nobody can join again; the history is kept (no purge)."""
+        await self._ok("DELETE", f"{ADMIN}/v1/rooms/{quote(room_id, safe='')}", self.admin_token,
+                       {"block": True, "purge": False})
+
     # `reason` stays with the hub (sealed in the case): Synapse would store it in clear and show it
     # to everyone in the room, so our Synapse module refuses reasons.
     async def redact(self, token: str, room_id: str, event_id: str, txn_id: str) -> None:

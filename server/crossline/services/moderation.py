@@ -26,6 +26,7 @@ from crossline.domain.pseudonyms import person_tag
 from crossline.domain.moderation import ACTION_LABELS, Action, CaseFacts, CaseStatus, Category, Moderator
 from crossline.domain.records import Member
 from crossline.errors import Conflict, HomeserverError, InvalidInput, NotAllowed, NotFound
+from crossline.services import member_rooms
 from crossline.services.hub import Hub
 from crossline.services.onboarding import require
 from crossline.storage import audit
@@ -37,7 +38,6 @@ from crossline.storage import room_report_cases as room_report_store
 from crossline.storage import rooms as room_store
 from crossline.storage.moderation import Case
 
-ACTING_MS = 120_000
 POLICY_ROOM = "policy_room_id"
 REPORT_KINDS = ("event_reports", "user_reports")
 MAX_TEXT = 5000
@@ -424,8 +424,12 @@ async def _on_homeserver(hub: Hub, case: Case, action: Action) -> str:
         for room_id in room_ids:
             async with _as_room_admin(hub, room_id) as token:
                 await server.remove_from_room(token, room_id, case.reported_user, ban=True)
+        # Rooms members made too: the hub learns them from Synapse (it did not create them).
+        banned, closed = await member_rooms.ban_from_member_rooms(hub, case.reported_user, set(room_ids))
         await _publish_rule(hub, case)
-        return f"banned from {len(room_ids)} hub rooms"
+        return f"banned from {len(room_ids)} hub rooms" + (
+            f" and {banned} rooms members made" if banned else "") + (
+            f"; {closed} rooms the person made were closed" if closed else "")
     if action is Action.SUSPEND:
         await server.suspend(case.reported_user)
         return "the account is suspended"
@@ -438,13 +442,9 @@ async def _on_homeserver(hub: Hub, case: Case, action: Action) -> str:
 
 
 def _as_room_admin(hub: Hub, room_id: str | None):
-    """Room actions are taken by the room's creator (its facilitator, power level 100), through a
-    short-lived token from the admin API, as rooms are created."""
-    with hub.engine.connect() as conn:
-        creator = room_store.creator_user_id(conn, room_id)
-    if creator is None:
-        raise HomeserverError("this room was not created through the hub, so the hub cannot act in it")
-    return hub.homeserver.acting_as(creator, ACTING_MS, hub.clock.now_ms())
+    """Room actions are taken by a hub room's creator, or in a room a member made by the hub's
+    admin account (`member_rooms.room_admin_token`)."""
+    return member_rooms.room_admin_token(hub, room_id)
 
 
 def known_policy_room(hub: Hub, actor: Member) -> str | None:
