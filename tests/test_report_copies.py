@@ -167,6 +167,24 @@ def test_a_one_character_edit_of_the_pdf_is_refused_by_pdfsig_pyhanko_and_verify
         refused(forged, "changed after it was signed")
 
 
+def test_one_byte_changed_anywhere_in_the_pdf_is_refused():
+    """Also inside the signature's own value, which the signature cannot cover: its padding and the
+    case of its hex digits are checked as pyHanko writes them."""
+    pdf = copies.sign_copy("pdf", release(), HUB_KEY)
+    start, length, end = (int(x) for x in re.search(rb"/ByteRange \[(\d+) (\d+) (\d+) \d+\]", pdf).groups())
+    gap = range(start + length, end)
+    positions = list(range(0, len(pdf), max(1, len(pdf) // 400))) + list(gap[:40]) + list(gap[-60:])
+    for position in positions:
+        for flip in (0x01, 0x20):  # 0x20: "A" becomes "a", the same hex digit in the other case
+            changed = bytearray(pdf)
+            changed[position] ^= flip
+            with pytest.raises(ReportVerificationError):
+                copies.verify_copy(bytes(changed))
+    for cut in range(len(pdf) - 1, 0, -max(1, len(pdf) // 50)):
+        with pytest.raises(ReportVerificationError):
+            copies.verify_copy(pdf[:cut])
+
+
 def test_an_addendum_after_signing_is_refused(tmp_path):
     pdf = copies.sign_copy("pdf", release(), HUB_KEY)
     forged = add_update(pdf, "80% agree")

@@ -20,6 +20,7 @@ import io
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from asn1crypto import cms as asn1_cms
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -184,10 +185,27 @@ def verified_release(data: bytes) -> tuple[bytes, bytes, bytes]:
     if status.coverage is not SignatureCoverageLevel.ENTIRE_FILE:
         raise ReportVerificationError("something was added to the PDF after it was signed "
                                       "(its signature does not cover the whole file)")
+    if not _written_as_signed(data, signature.sig_object):
+        raise ReportVerificationError("the PDF's signature field was changed after signing")
     endorsement = [e for e in cert["tbs_certificate"]["extensions"] or () if e["extn_id"].dotted == ENDORSEMENT_OID]
     if len(endorsement) != 1:
         raise ReportVerificationError("the PDF is signed by a certificate that is not a Crossline hub's report key")
     return _embedded_release(reader), cert.public_key.dump(), endorsement[0]["extn_value"].contents
+
+
+def _written_as_signed(data: bytes, sig_object) -> bool:
+    """The one part of the file the signature cannot cover, its own value, must be exactly as
+    pyHanko writes it: the CMS in DER, in upper-case hex, then zeros. Otherwise bytes there (padding,
+    a length, the case of a digit) could change and the file still pass."""
+    try:
+        start, length, end = (int(x) for x in list(sig_object["/ByteRange"])[:3])
+        contents = bytes(sig_object["/Contents"])
+        signed = asn1_cms.ContentInfo.load(contents, strict=False)
+        der = signed.dump(force=True)
+    except Exception:  # noqa: BLE001 - malformed: not as signed
+        return False
+    return (contents == der + bytes(len(contents) - len(der))
+            and data[start + length:end] == b"<" + contents.hex().upper().encode() + b">")
 
 
 def check_endorsement(report_key: VerifyKey, spki: bytes, endorsement: bytes) -> None:
