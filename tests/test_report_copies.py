@@ -36,7 +36,8 @@ from crossline.reports.content import build_report
 from crossline.reports.render import to_pdf
 from crossline.reports.signing import ReportVerificationError, fingerprint, sha256, sign_report, verify_report
 from crossline.services import consultations, reports
-from crossline.storage import lines, sessions
+from crossline.storage import bot as bot_store
+from crossline.storage import lines, rooms, sessions
 from crossline.web.app import create_app
 from crossline.web.render import template_environment
 from tests.test_reports import consultation
@@ -340,20 +341,27 @@ def test_a_signature_block_not_written_as_the_hub_writes_it_is_refused(kind):
 def released(hub):
     with hub.engine.begin() as conn:
         left, right = lines.get_line(conn, 1).sides
+        rooms.add_room(conn, "!negotiators:crossline.local", 1, "negotiators", "Negotiators", hub.facilitator.id, 0)
     made = consultations.create(hub, hub.facilitator, 1, "Wells", [{"en": "Q"}], [left.id, right.id], False)
     consultations.change_phase(hub, hub.facilitator, made.id, Phase.COLLECTING)
     consultations.seed_statement(hub, hub.facilitator, made.id, made.questions[0].id, "Repair the wells")
     consultations.change_phase(hub, hub.facilitator, made.id, Phase.VOTING)
     consultations.change_phase(hub, hub.facilitator, made.id, Phase.CLOSED)
     draft = reports.start_draft(hub, hub.facilitator, made.id)
-    return reports.release(hub, hub.facilitator, draft.id, None)
+    return reports.release(hub, hub.facilitator, draft.id, "!negotiators:crossline.local")
 
 
 def test_the_room_summary_names_the_release_sha256_and_the_key(hub, released):
-    record, data = reports.released_document(hub, released.id)
-    text = reports.summary(record, data, reports.pdf_certificate_fingerprint(hub))
+    _, data = reports.released_document(hub, released.id)
+    with hub.engine.connect() as conn:
+        (notice,) = [m for m in bot_store.waiting_messages(conn) if m.purpose == "notice"]
+    text = notice.content["body"]
+    assert notice.room_id == "!negotiators:crossline.local"
     assert sha256(data) in text and reports.hub_fingerprint(hub) in text
     assert reports.pdf_certificate_fingerprint(hub) in text
+    # ... which is the certificate that signs the hub's PDF copies.
+    (signature,) = PdfFileReader(io.BytesIO(reports.signed_copy(hub, data, "pdf")), strict=False).embedded_signatures
+    assert fingerprint(signature.signer_cert.dump()) == reports.pdf_certificate_fingerprint(hub)
 
 
 async def test_every_download_is_a_copy_that_checks(aiohttp_client, hub, released, tmp_path):
