@@ -332,6 +332,7 @@ def test_a_signature_block_not_written_as_the_hub_writes_it_is_refused(kind):
     fingerprint = re.search(rb"fingerprint: ([0-9A-F ]+)\n", copy).group(1)
     refused(copy.replace(fingerprint, fingerprint.replace(b" ", b"")), "signature block was changed")
     refused(b"{}", "not a report file")
+    refused(b"\xef\xbb\xbf" + release(), "byte-order mark")
     refused(b"plain words", "not a report")
 
 

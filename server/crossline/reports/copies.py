@@ -46,7 +46,7 @@ def detect_kind(data: bytes) -> str:
     """What kind of copy these bytes are: "json", "pdf", "html" or "markdown"."""
     if data.startswith(b"%PDF-"):
         return "pdf"
-    head = data.lstrip()[:64]
+    head = data.removeprefix(b"\xef\xbb\xbf").lstrip()[:64]  # a BOM or spaces: still JSON, refused with why
     if head.startswith(b"{"):
         return "json"
     if head.lower().startswith(b"<!doctype html"):
