@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from nio import RoomCreateResponse
+from nio import RoomCreateResponse, RoomGetStateResponse
 from nio.crypto import encrypt_attachment
 from PIL import Image
 
@@ -29,6 +29,7 @@ from tests.pictures_support import jpeg_with_gps
 
 SERVER = "crossline.local"
 ANA = "@ana:crossline.local"
+BOT = "@crossline-bot:crossline.local"
 BEA = "@bea:crossline.local"
 ROOM = "!consultation:crossline.local"
 DM = "!ana-dm:crossline.local"
@@ -78,16 +79,31 @@ class Media:
 
 
 class Client:
-    """The bot's nio client as the checker uses it: its token, its rooms, room creation."""
+    """The bot's nio client as the checker uses it: its token, its rooms, room creation and a
+    room's state as Synapse gives it (what the creation request set, the bot joined, she invited)."""
 
     def __init__(self):
+        self.user_id = BOT
         self.access_token = "bot-token"
         self.rooms = {ROOM: SimpleNamespace(display_name="Bridges consultation")}
+        self.encrypted_rooms: set[str] = set()
         self.created: list[dict] = []
 
     async def room_create(self, **request):
         self.created.append(request)
         return RoomCreateResponse(f"!opened{len(self.created)}:crossline.local")
+
+    async def room_get_state(self, room_id: str):
+        request = self.created[-1]
+        events = [{"type": "m.room.create", "state_key": "", "content": {"room_version": "11"}},
+                  *request["initial_state"], member(BOT, "join"),
+                  *(member(user, "invite") for user in request["invite"])]
+        return RoomGetStateResponse.from_dict([{"sender": BOT, "event_id": f"$s{i}", "origin_server_ts": 1, **event}
+                                               for i, event in enumerate(events)], room_id)
+
+
+def member(user_id: str, membership: str) -> dict:
+    return {"type": "m.room.member", "state_key": user_id, "content": {"membership": membership}}
 
 
 @pytest.fixture
@@ -174,6 +190,11 @@ async def test_without_a_served_room_the_bot_opens_a_private_direct_room_and_say
     state = {event["type"]: event["content"] for event in request["initial_state"]}
     assert state["m.room.encryption"]["algorithm"] == "m.megolm.v1.aes-sha2"
     assert state["m.room.history_visibility"] == {"history_visibility": "invited"}  # she reads it on joining
+    # Its client knows the room as Synapse has it (its sync leaves out the bot's own events): encrypted,
+    # so the warning is never sent in clear, and she is invited, so the room key is shared with her.
+    opened = bot.client.rooms["!opened1:crossline.local"]
+    assert opened.encrypted and "!opened1:crossline.local" in bot.client.encrypted_rooms
+    assert set(opened.users) == {BOT, BEA} and set(opened.invited_users) == {BEA}
     warning, welcome = queued(bot.hub)
     assert warning.room_id == welcome.room_id == "!opened1:crossline.local"
     assert warning.content["body"].startswith("I opened this private room with you")
@@ -293,3 +314,18 @@ async def test_a_flood_of_pictures_is_bounded_work(bot):
         later = service.to_check_in(conn, bot.hub, [sent("$later", image_event(media, "later", jpeg_with_gps()))],
                                     bot.pictures.gate)
     assert len(later) == 1
+
+
+async def test_no_warning_goes_to_an_opened_room_its_client_does_not_know_encrypted(bot):
+    """nio sends in clear in a room it does not know to be encrypted: the warning is then not queued."""
+    read = bot.client.room_get_state
+
+    async def without_encryption(room_id):
+        state = await read(room_id)
+        return RoomGetStateResponse([e for e in state.events if e["type"] != "m.room.encryption"], room_id)
+
+    bot.client.room_get_state = without_encryption
+    await run(bot, [sent("$gps", image_event(bot.media, "gps", jpeg_with_gps()), sender=BEA)])
+    assert len(bot.client.created) == 1 and queued(bot.hub) == []
+    with bot.hub.engine.connect() as conn:
+        assert direct_rooms.served_room_of(conn, BEA) is None

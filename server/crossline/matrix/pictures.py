@@ -23,7 +23,7 @@ import logging
 from urllib.parse import quote
 
 import aiohttp
-from nio import RoomCreateResponse, RoomPreset
+from nio import Event, MatrixRoom, RoomCreateResponse, RoomGetStateResponse, RoomMemberEvent, RoomPreset
 from nio.crypto import decrypt_attachment
 
 from crossline.domain.pictures import Revealed, location_in
@@ -149,7 +149,28 @@ class PictureChecker:
             logger.warning("The bot could not open a private room for a picture warning: %s",
                            getattr(response, "status_code", response))
             return None
+        state = await self.bot.client.room_get_state(response.room_id)
+        if not isinstance(state, RoomGetStateResponse) or not self._learn(response.room_id, state.events):
+            logger.warning("The bot could not read the private room it opened; no warning is sent there")
+            return None
         return response.room_id
+
+    def _learn(self, room_id: str, events: list[dict]) -> bool:
+        """Tells the bot's client the room's state, which its sync never shows: the sync filter leaves
+        out the bot's own events, and every event of a room it made is its own. Without this the
+        client would take the room for unencrypted (and send in clear) and know no one to share the
+        room key with. True once the client knows the room is encrypted."""
+        client = self.bot.client
+        room = client.rooms.setdefault(room_id, MatrixRoom(room_id, client.user_id))
+        for source in events:
+            event = Event.parse_event(source)
+            if isinstance(event, RoomMemberEvent):
+                room.handle_membership(event)
+            elif isinstance(event, Event):
+                room.handle_event(event)
+        if room.encrypted:
+            client.encrypted_rooms.add(room_id)
+        return room.encrypted
 
     async def close(self) -> None:
         for task in list(self.tasks):
