@@ -12,8 +12,10 @@ import io
 import json
 import re
 import subprocess
+import sys
 import time
 import zlib
+from pathlib import Path
 
 import pypdf
 import pytest
@@ -195,6 +197,14 @@ def test_an_addendum_after_signing_is_refused(tmp_path):
     assert pyhanko_status(forged).coverage is not SignatureCoverageLevel.ENTIRE_FILE
     refused(forged, "added to the PDF after it was signed")
     refused(pdf + b"\n% an addendum\n", "added to the PDF after it was signed")
+    # `crossline verify` says so in one line: none of pyHanko's warnings or its diff traceback.
+    path = tmp_path / "addendum.pdf"
+    path.write_bytes(forged)
+    done = subprocess.run([str(Path(sys.executable).parent / "crossline"), "verify", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == ["NOT VALID: something was added to the PDF after it was signed "
+                                        "(its signature does not cover the whole file)."]
 
 
 def signing_certificate_fingerprint(tmp_path, pdf: bytes) -> str:

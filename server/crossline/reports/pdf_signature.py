@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -48,6 +49,9 @@ _ENDORSED = b"crossline report PDF key/1\n"  # what the Ed25519 key signs: this 
 _NOT_BEFORE = datetime(2020, 1, 1, tzinfo=UTC)
 _NOT_AFTER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 _VALIDATION_MOMENT = datetime(2030, 1, 1, tzinfo=UTC)
+# pyHanko logs what it finds odd in a hostile file as warnings; the reader gets our reason instead,
+# and `crossline verify` (no logging set up) would print them to her.
+logging.getLogger("pyhanko").setLevel(logging.ERROR)
 
 
 def pdf_key(report_key: SigningKey) -> ec.EllipticCurvePrivateKey:
@@ -177,7 +181,8 @@ def verified_release(data: bytes) -> tuple[bytes, bytes, bytes]:
         # Trust is the Ed25519 fingerprint's (the caller's decision), not this certificate's: it is
         # only its own root here, checked at a fixed moment inside its validity (no clock, no network).
         status = _run(lambda: async_validate_pdf_signature(
-            signature, ValidationContext(trust_roots=[cert], allow_fetching=False, moment=_VALIDATION_MOMENT)))
+            signature, ValidationContext(trust_roots=[cert], allow_fetching=False, moment=_VALIDATION_MOMENT),
+            skip_diff=True))  # what was added after signing is never allowed: no need to judge it
     except Exception:  # noqa: BLE001 - a malformed signature is a failed one
         raise ReportVerificationError("the PDF's signature is malformed") from None
     if not (status.intact and status.valid):
