@@ -22,7 +22,7 @@ def hub_session(world, localpart: str, password: str) -> WebSession:
 def choose_who_may_invite(world, localpart: str, password: str, choice: str) -> str:
     """She chooses on her page of the hub (nobody, rooms, line); returns the page shown after."""
     session = hub_session(world, localpart, password)
-    status, page = session.submit("/participate/invitations", "/participate/invitations", {"invites_from": choice})
+    status, page = session.submit("/participate/who-may-invite", "/participate/who-may-invite", {"invites_from": choice})
     assert status == 200 and "Saved." in page, page
     return page
 

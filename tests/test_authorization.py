@@ -131,8 +131,8 @@ ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/participate/{cid}/votes"): frozenset({PARTICIPANT, WEB, PSEUDONYM}),
     ("POST", "/participate/{cid}/pseudonym"): frozenset({PARTICIPANT, WEB}),  # not a pseudonym itself
     # Whom she takes Matrix invitations from: anyone signed in with a Matrix account, for herself.
-    ("GET", "/participate/invitations"): MATRIX_ACCOUNTS,
-    ("POST", "/participate/invitations"): MATRIX_ACCOUNTS,
+    ("GET", "/participate/who-may-invite"): MATRIX_ACCOUNTS,
+    ("POST", "/participate/who-may-invite"): MATRIX_ACCOUNTS,
     ("POST", "/api/consultations/{cid}/votes"): frozenset({PARTICIPANT, WEB, PSEUDONYM}),
     ("GET", "/api/csrf"): SIGNED_IN,
     # Moderation: moderators, never on a case about themselves.
@@ -413,8 +413,8 @@ def requests_for(w: World, who: str) -> dict[tuple[str, str], tuple[str, dict | 
         ("POST", "/participate/{cid}/votes"): (f"/participate/{c1}/votes", vote, None),
         ("POST", "/participate/{cid}/pseudonym"): (f"/participate/{c3}/pseudonym",
                                                    {"display_name": "Quiet Heron"}, None),
-        ("GET", "/participate/invitations"): ("/participate/invitations", None, None),
-        ("POST", "/participate/invitations"): ("/participate/invitations", {"invites_from": "line"}, None),
+        ("GET", "/participate/who-may-invite"): ("/participate/who-may-invite", None, None),
+        ("POST", "/participate/who-may-invite"): ("/participate/who-may-invite", {"invites_from": "line"}, None),
         ("POST", "/api/consultations/{cid}/votes"): (f"/api/consultations/{c1}/votes", None,
                                                      {"votes": [[1, "agree"]], "submission_id": vote["submission_id"]}),
         ("GET", "/api/csrf"): ("/api/csrf", None, None),

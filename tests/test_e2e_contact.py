@@ -156,11 +156,11 @@ def test_she_chooses_who_may_invite_her(world):
 
     # Hostile forms change nothing: another answer, or no CSRF token.
     session = hub_session(world, nell.localpart, nell.password)
-    status, page = session.submit("/participate/invitations", "/participate/invitations", {"invites_from": "everyone"})
+    status, page = session.submit("/participate/who-may-invite", "/participate/who-may-invite", {"invites_from": "everyone"})
     assert status == 400 and "Choose one of the three answers" in page
-    status, page, _ = session.request("POST", "/participate/invitations", {"invites_from": "line"})
+    status, page, _ = session.request("POST", "/participate/who-may-invite", {"invites_from": "line"})
     assert status == 403
-    assert 'value="nobody" checked' in session.get("/participate/invitations")[1]
+    assert 'value="nobody" checked' in session.get("/participate/who-may-invite")[1]
 
 
 def test_after_she_declines_the_same_person_cannot_invite_her_again(world):

@@ -10,7 +10,7 @@ from crossline.web.keys import HUB
 from crossline.web.render import render
 from crossline.web.security import participant_member
 
-PATH = "/participate/invitations"
+PATH = "/participate/who-may-invite"
 
 
 def setup_routes(app: web.Application) -> None:
