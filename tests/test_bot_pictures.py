@@ -301,10 +301,13 @@ async def test_a_flood_of_pictures_is_bounded_work(bot):
         checks += service.to_check_in(conn, bot.hub, others, bot.pictures.gate)
     bot.pictures.check_later(checks)  # returns at once: the sync loop goes on while they wait
     assert len(bot.pictures.tasks) == MAX_WAITING
-    await asyncio.sleep(0)
-    while media.running < CHECKS_AT_ONCE:
-        await asyncio.sleep(0.01)
-    assert media.running == CHECKS_AT_ONCE
+
+    async def downloads_started():
+        while media.running < CHECKS_AT_ONCE:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(downloads_started(), timeout=30)
+    assert media.running == CHECKS_AT_ONCE  # the others wait their turn, none is refused for it
     media.open.set()
     await asyncio.gather(*bot.pictures.tasks)
     assert media.most_at_once == CHECKS_AT_ONCE and len(media.tokens) == MAX_WAITING
