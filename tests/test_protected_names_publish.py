@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 
 from crossline.services import pseudonym_pool as pool
@@ -49,3 +50,14 @@ def test_staff_the_hubs_rooms_and_accounts_are_published_privately(world):  # no
     room_names = {entry.name for entry in protected.names if entry.owner == ""}
     assert "Consult" in room_names
     assert {t.topic_note for t in world.room_templates.values()} <= room_names
+
+
+async def test_a_pseudonym_obeys_the_display_name_rules_its_joins_will_meet(world):  # noqa: F811
+    import pytest
+
+    from crossline.errors import InvalidInput
+    for bad, says in (("Moderator Voice", "'moderator'"), ("Quiet\u200bHill", "U+200B"), ("Quiet Hіll", "one alphabet"),
+                      ("Crossline Help", "'crossline'")):
+        with pytest.raises(InvalidInput, match=re.escape(says)):
+            await service.create_pseudonym(world, world.other, world.consultation.id, bad)
+    assert (await service.create_pseudonym(world, world.other, world.consultation.id, "Quiet Hill")).user_id

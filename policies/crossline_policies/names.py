@@ -199,7 +199,7 @@ def check_name(name: str, setter: str, protected: Protected, what: str = "displa
     owned = [entry for entry in protected.names if entry.owner == setter]
     if any(_fold(entry.name) == _fold(name) for entry in owned):
         return None  # her own name, as she has it: staff keep theirs, a pseudonym keeps its own
-    if _mixed_scripts(unicodedata.normalize("NFKC", name), whole=what == "display name"):
+    if _mixed_scripts(unicodedata.normalize("NFKC", name), whole=what in ("display name", "pseudonym")):
         return (f"Your {what} mixes letters of two alphabets (for example Latin and Cyrillic), which is how "
                 f"names are forged. Write it in one alphabet.")
     is_hub = setter in protected.hub_accounts

@@ -32,6 +32,7 @@ from crossline.storage import members as member_store
 from crossline.storage import moderation as case_store
 from crossline.storage import pseudonyms as store
 from crossline.storage import voices
+from crossline_policies import names
 
 LOCALPART_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"
 DAY_MS = 86_400_000
@@ -177,6 +178,11 @@ async def create_pseudonym(hub: Hub, person: Member, consultation_id: int, displ
                 s.author_member_id == person.id for s in consultation_store.list_statements(conn, consultation_id)):
             raise _took_part_herself()
         name = rules.check_display_name(display_name, await _names_in_use(hub, conn))
+    # The rules every Matrix display name obeys (our Synapse module would refuse her joins): no
+    # hidden characters, one alphabet, no reserved word such as "Moderator".
+    refusal = names.check_name(name, "", names.Protected(), "pseudonym")
+    if refusal:
+        raise InvalidInput(refusal)
 
     password = random_text(24)
     with hub.engine.begin() as conn:
