@@ -10,9 +10,10 @@ import sqlite3
 from urllib.parse import quote
 
 import pytest
-from nio import RoomCreateResponse, RoomPreset
+from nio import RoomCreateResponse, RoomInviteResponse, RoomPreset
 
 from tests.conftest import ADMIN, ALICE, BELLA
+from tests.contact_support import choose_who_may_invite
 from tests.support import matrix, wait_for
 from tests.test_e2e_consultation import Voice, post_form
 from tests.test_e2e_cross_line_room import encrypted_client, settle
@@ -99,7 +100,9 @@ async def test_a_participant_votes_privately_in_her_direct_room(world, tmp_path)
         assert votes_of(stack.data_dir, bella.user_id, cid) == {2: 0}
 
         # Someone else invited into her direct room: it is no longer private, and the bot leaves it.
-        await alice.room_invite(room_id, bella.user_id)
+        # (Bella takes invitations from her whole line: they may share no room yet.)
+        choose_who_may_invite(world, "bella", BELLA[1], "line")
+        assert isinstance(await alice.room_invite(room_id, bella.user_id), RoomInviteResponse)
         await dm.wait_notice(r"^This room is no longer a private, encrypted room")
         wait_for(lambda: bot_membership(stack, alice, room_id).get("membership") == "leave", timeout_s=60,
                  what="the bot to leave a direct room that gained a member")
@@ -124,6 +127,7 @@ async def test_a_member_of_no_line_and_a_group_room_are_declined_with_a_reason(w
         await settle(staff)
         await settle(dora)
         staff_room = await new_room(staff, [bot], is_direct=True)  # the hub's admin: staff, on no line
+        choose_who_may_invite(world, "alice", ALICE[1], "line")  # Dora shares no room with her
         group = await new_room(dora, [bot, stack.user_id("alice")], is_direct=True)
         not_direct = await new_room(staff, [bot], is_direct=False)
         # The reason is said in the room, encrypted (a reason on the membership would be in clear).

@@ -14,6 +14,7 @@ import pytest
 from crossline import secrets as secret_files
 from crossline.gateway.tokens import synapse_token
 from tests.conftest import ALICE, BELLA, issue_invitation, member_ids_on_page
+from tests.contact_support import choose_who_may_invite, share_a_room
 from tests.support import WebSession, login, matrix, register_like_element, wait_for
 
 pytestmark = pytest.mark.synapse
@@ -120,6 +121,7 @@ def _a_stranger_sees_none_of(world, alice: str, alice_token: str, device: str) -
     # (A new member: Bella may already share rooms with Alice from other tests.)
     ivy_name = _name("ivy")
     ivy = _new_member(world, ivy_name, "ivy's own password 1")
+    choose_who_may_invite(world, ivy_name, "ivy's own password 1", "line")  # she shares no room with Alice
     status, room = matrix(hs, "POST", f"{CLIENT}/createRoom", alice_token, {"invite": [stack.user_id(ivy_name)]})
     assert status == 200, room
     status, answer = matrix(hs, "POST", f"{CLIENT}/keys/query", ivy, {"device_keys": {alice: []}})
@@ -192,6 +194,7 @@ def test_decline_and_report_reaches_the_moderators_once(world, version):
     inviter_name = _name("ivan")
     inviter = _new_member(world, inviter_name, "inviter password 1")
     bella = login(hs, "bella", BELLA[1])
+    share_a_room(world, {stack.user_id(inviter_name): inviter, stack.user_id("bella"): bella})  # he may invite her
     status, room = matrix(hs, "POST", f"{CLIENT}/createRoom", inviter, {"invite": [stack.user_id("bella")]})
     assert status == 200, room
     room_id = room["room_id"]
