@@ -41,8 +41,9 @@ ENGLISH = {
     # A picture she sent in a room carries where it was taken (matrix/pictures.py). Never the place itself.
     "picture_opened": "I opened this private room with you (nobody else is in it) to tell you about a picture "
                       "you sent. I said nothing about it in the other room.",
-    "picture_reveals": "A picture you sent in “{room}” ({picture}) carries, hidden in its file, the place where "
+    "picture_reveals": "A picture you sent in “{room}”{picture} carries, hidden in its file, the place where "
                        "it was taken{device}. Anyone in that room who saves the picture can read it.",
+    "picture_named": " ({name})",
     "picture_device": " and the phone or camera that took it",
     "picture_remove": "To remove it: in your app, open that message's menu (on a phone, press and hold it) and "
                       "choose Remove. Then, if you still want to share it, send it again from an app that "

@@ -87,9 +87,10 @@ def warning(revealed: Revealed, room_name: str, picture_name: str, opened: bool)
     """What she is told: where she sent which picture, what it reveals (never the place), how to
     remove it. `opened`: the first message of a room the bot opened for it, which says why first."""
     device = say("picture_device", LANGUAGE) if revealed.device else ""
+    name = room_messages.member_words(picture_name, 80)
     lines = [say("picture_opened", LANGUAGE)] if opened else []
-    lines += [say("picture_reveals", LANGUAGE, room=room_messages.member_words(room_name, 120) or "a room",
-                  picture=room_messages.member_words(picture_name, 80) or "no name", device=device),
+    lines += [say("picture_reveals", LANGUAGE, room=room_messages.member_words(room_name, 120),
+                  picture=say("picture_named", LANGUAGE, name=name) if name else "", device=device),
               say("picture_remove", LANGUAGE, guide=GUIDE_SECTION),
               say("picture_private", LANGUAGE)]
     return "\n".join(lines)
