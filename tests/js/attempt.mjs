@@ -18,13 +18,18 @@ const ACTIONS = {
         const current = await client.getStateEvent(room_id, "m.room.member", client.getUserId());
         return client.sendStateEvent(room_id, "m.room.member", { ...current, ...content }, client.getUserId());
     },
+    // Any other room state Element sets (name, topic, picture, canonical address).
+    send_state: (client, { room_id, event_type, content, state_key = "" }) =>
+        client.sendStateEvent(room_id, event_type, content, state_key),
     create_room: (client, { options }) => client.createRoom(options),
     create_alias: (client, { alias, room_id }) => client.createAlias(alias, room_id),
     set_directory_visibility: (client, { room_id, visibility }) =>
         client.setRoomDirectoryVisibility(room_id, visibility),
     invite: (client, { room_id, user_id, reason }) =>
         client.invite(room_id, user_id, reason === undefined ? {} : { reason }),
-    join: (client, { room_id }) => client.joinRoom(room_id),
+    join: async (client, { room_id }) => ({ room_id: (await client.joinRoom(room_id)).roomId }),
+    // Element's "Decline" of an invitation, and leaving a room.
+    leave: (client, { room_id }) => client.leave(room_id),
     // `content_base64`: the file's bytes; the answer's result.content_uri is the mxc:// URI.
     upload: (client, { content_base64, content_type, name }) =>
         client.uploadContent(new Blob([Buffer.from(content_base64, "base64")], { type: content_type }), {
