@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from pathlib import Path
 from types import SimpleNamespace
 
 import aiohttp
@@ -332,3 +333,8 @@ async def test_no_warning_goes_to_an_opened_room_its_client_does_not_know_encryp
     assert len(bot.client.created) == 1 and queued(bot.hub) == []
     with bot.hub.engine.connect() as conn:
         assert direct_rooms.served_room_of(conn, BEA) is None
+
+
+def test_the_guide_section_the_warning_names_exists():
+    guide = (Path(__file__).parent.parent / "docs" / "participants.md").read_text(encoding="utf-8")
+    assert f"\n## {service.GUIDE_SECTION}\n" in guide
