@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from nacl.signing import SigningKey
-from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils import embed, generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
@@ -254,9 +254,15 @@ def test_a_pdf_whose_parts_do_not_belong_together_is_refused(tmp_path):
     _, out = pdfsig(tmp_path, mixed)
     assert VALID in out  # the PDF itself is intact: only the endorsement tells that the key is not the hub's
     refused(mixed, "did not endorse")
-    # The PDF of one release holding another release's JSON: the signature covers the embedded file.
+    # The PDF of one release made to hold another release's JSON: only by an update after signing.
     pdf = copies.sign_copy("pdf", data, HUB_KEY)
-    assert copies.verify_copy(pdf).sha256 == sha256(data) != sha256(other)
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    embed.embed_file(writer, embed.FileSpec(
+        file_spec_string=pdf_signature.RELEASE_FILE_NAME, file_name=pdf_signature.RELEASE_FILE_NAME,
+        embedded_data=embed.EmbeddedFileObject.from_file_data(writer, other)))
+    swapped = io.BytesIO()
+    writer.write(swapped)
+    refused(swapped.getvalue(), "added to the PDF after it was signed")
     refused(to_pdf(verified.report, verified.fingerprint, verified.sha256), "carries 0 signatures")
     refused(b"%PDF-1.7\n" + b"\x00" * 100, "cannot be read")
     refused(pdf, "no separate signature file", detached=b"x")
