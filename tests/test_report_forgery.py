@@ -418,6 +418,10 @@ async def test_a_superseded_version_says_so_and_lists_show_rounds_by_date(hub, s
     for record_id in (v1_id, v2_id, other_id):
         sha = reports.released_document(hub, record_id)[0].sha256
         assert sha[:12] not in page
+    with hub.engine.begin() as conn:
+        sessions.add_session(conn, token_hash("facilitator-cookie"), hub.facilitator.id, 0, hub.clock.now_ms() + 3600_000)
+    status, page = await Reader(client, "facilitator-cookie").get(f"/consultations/{first}/report")
+    assert status == 200 and page.count("released on 1970-") == 2
 
 
 # -- Member text stays in its place --------------------------------------------------------------------

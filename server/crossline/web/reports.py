@@ -39,7 +39,8 @@ async def page(request: web.Request) -> web.Response:
     found = service.draft_page(request.app[HUB], staff_member(request), int(request.match_info["cid"]))
     return render(request, "report_draft.html", {
         "consultation": found.consultation, "line": found.line, "versions": found.versions, "draft": found.draft,
-        "report": found.content and neutral_tree(found.content), "rooms": found.rooms, "fingerprint": found.fingerprint})
+        "report": found.content and neutral_tree(found.content), "rooms": found.rooms, "fingerprint": found.fingerprint,
+        "day": day})
 
 
 async def start(request: web.Request) -> web.Response:
