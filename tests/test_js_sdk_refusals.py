@@ -146,6 +146,12 @@ def test_a_member_invites_someone_she_shares_a_room_with(world, jo, kim):
 ])
 def test_a_display_name_cannot_pass_as_staff(world, staff, jo, name, says):  # noqa: F811
     assert_refused(attempt(world, jo, "set_display_name", name=name), says)
+    assert _display_name(world, jo) != name, "refused, yet stored and shown to others"
+
+
+def _display_name(world, member: Member) -> str | None:
+    path = f"{CLIENT}/profile/{member.user_id}/displayname"
+    return matrix(world.stack.homeserver_url, "GET", path, member.token)[1].get("displayname")
 
 
 def test_the_bots_name_is_refused(world, staff, jo):  # noqa: F811
@@ -157,8 +163,7 @@ def test_the_bots_name_is_refused(world, staff, jo):  # noqa: F811
 
 def test_a_member_renames_herself(world, jo):
     assert_ok(attempt(world, jo, "set_display_name", name="Jo Rusu"))
-    hs = world.stack.homeserver_url
-    assert matrix(hs, "GET", f"{CLIENT}/profile/{jo.user_id}/displayname", jo.token)[1]["displayname"] == "Jo Rusu"
+    assert _display_name(world, jo) == "Jo Rusu"
 
 
 def test_a_per_room_name_cannot_pass_as_staff(world, staff, jo, jos_room):  # noqa: F811
