@@ -199,6 +199,8 @@ def malformed_files(tmp_path: Path) -> dict[str, Path]:
         files[name] = encode_canonical_json(forged)
     # Signed by the trusted key, but not shaped like a report: refused as unreadable, not a traceback.
     files["signed nonsense"] = sign_report({"consultation": {"title": 5}}, KEY)
+    files["signed with a consultation number no database holds"] = sign_report(
+        {**json.loads(data)["report"], "consultation": {**json.loads(data)["report"]["consultation"], "id": 10**30}}, KEY)
     files["signed nonsense 2"] = sign_report({"consultation": {"title": "T", "line": "L", "id": 1,
                                                                "closed_at": "yesterday"}, "version": 1,
                                               "released_at": "2026-09-21T14:15:00Z"}, KEY)

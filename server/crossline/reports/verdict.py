@@ -61,7 +61,7 @@ def day(iso_or_ms: str | int) -> str:
 
 def _field(container: object, key: str, kind: type):
     value = container.get(key) if isinstance(container, dict) else None
-    if not isinstance(value, kind) or isinstance(value, bool):
+    if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and not 0 < value < 2**63):
         raise ReportVerificationError(f"the file is signed, but it is not a report this version can read "
                                       f"({key} is missing or of the wrong kind)")
     return value
