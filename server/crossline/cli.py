@@ -273,7 +273,7 @@ def _hub_records(data_dir: Path):
         try:
             with create_database_engine(config.database_url).connect() as conn:
                 return [Known(*row) for row in store.releases_of(conn, consultation_id)]
-        except SQLAlchemyError as error:
+        except (SQLAlchemyError, ImportError) as error:  # unreachable or no driver: no records
             raise LookupError(error) from None
 
     return hub_key, (hub_key, history)
