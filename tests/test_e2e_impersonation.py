@@ -168,3 +168,46 @@ def test_members_have_no_room_addresses(world, staff, maker):
                         {"room_id": room_id}), "Room addresses")
     _refused(matrix(hs, "PUT", f"{CLIENT}/rooms/{room_id}/state/m.room.canonical_alias/", token,
                     {"alias": f"#crossline-notices:{server}"}), "m.room.canonical_alias")
+
+
+async def test_a_ban_reaches_rooms_the_hub_did_not_create(world, staff):
+    """The hub's ban path (services.member_rooms) against the real Synapse and our module: in a room
+    a member made, the hub's admin account takes power and bans; a room the banned person made
+    himself is closed."""
+    from types import SimpleNamespace
+
+    from crossline import secrets as secret_files
+    from crossline.clock import SystemClock
+    from crossline.config import load_config
+    from crossline.matrix.homeserver import Homeserver, synapse_session
+    from crossline.services import member_rooms
+    from crossline.storage.db import create_database_engine
+
+    hs = world.stack.homeserver_url
+    maker_id, maker_token = _hostile_member(world)
+    harasser_id, harasser_token = _hostile_member(world)
+    # A room a facilitator made in her client (not through the hub), and one the harasser made.
+    status, data = _room(world, staff, name="Evening talk", invite=[harasser_id, maker_id])
+    assert status == 200, data
+    theirs = data["room_id"]
+    assert matrix(hs, "POST", f"{CLIENT}/join/{quote(theirs)}", harasser_token, {})[0] == 200
+    assert matrix(hs, "POST", f"{CLIENT}/join/{quote(theirs)}", maker_token, {})[0] == 200
+    status, data = _room(world, harasser_token, name="Tea", invite=[maker_id])
+    assert status == 200, data
+    his = data["room_id"]
+    assert matrix(hs, "POST", f"{CLIENT}/join/{quote(his)}", maker_token, {})[0] == 200
+
+    config = load_config(world.stack.data_dir)
+    admin_token = secret_files.read_secret(config.paths.secrets_dir, secret_files.HUB_ADMIN_ACCESS_TOKEN)
+    async with synapse_session(config) as session:
+        hub = SimpleNamespace(config=config, engine=create_database_engine(config.database_url), clock=SystemClock(),
+                              homeserver=Homeserver(config.homeserver_url, session, admin_token=admin_token))
+        assert await member_rooms.ban_from_member_rooms(hub, harasser_id, set()) == (1, 1)
+        hub.engine.dispose()
+    member = matrix(hs, "GET", f"{CLIENT}/rooms/{quote(theirs)}/state/m.room.member/{quote(harasser_id)}", staff)[1]
+    assert member.get("membership") == "ban", member
+    assert matrix(hs, "POST", f"{CLIENT}/join/{quote(theirs)}", harasser_token, {})[0] == 403
+    # His own room: closed for everyone, nobody can join it again.
+    rooms = matrix(hs, "GET", f"{CLIENT}/joined_rooms", maker_token)[1]["joined_rooms"]
+    assert theirs in rooms and his not in rooms
+    assert matrix(hs, "POST", f"{CLIENT}/join/{quote(his)}", maker_token, {})[0] == 403

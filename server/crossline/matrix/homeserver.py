@@ -241,9 +241,10 @@ class Homeserver:
         return creator if isinstance(creator, str) else None
 
     async def make_room_admin(self, room_id: str) -> None:
-        """The hub's admin account joins the room with the power of its most powerful local member
-        (Synapse's admin API), so that the hub can act in a room it did not create."""
+        """The hub's admin account gets the power of the room's most powerful local member (Synapse's
+        admin API, which invites it) and joins, so that the hub can act in a room it did not create."""
         await self._ok("POST", f"{ADMIN}/v1/rooms/{quote(room_id, safe='')}/make_room_admin", self.admin_token, {})
+        await self._ok("POST", f"{CLIENT}/join/{quote(room_id, safe='')}", self.admin_token, {})
 
     async def close_room(self, room_id: str) -> None:
         """Everyone is removed and nobody can join again; the history is kept (no purge)."""
