@@ -5,7 +5,6 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from crossline.errors import HomeserverError
 from crossline.services.hub import Hub
 from crossline.setup import init_data_dir
 from crossline.storage import lines, members
@@ -33,7 +32,7 @@ class FakeHomeserver:
         # Rooms as Synapse knows them, for what the hub learns only from Synapse (rooms members made).
         self.room_members: dict[str, set[str]] = {}
         self.room_creators: dict[str, str] = {}
-        self.outranked_in: set[str] = set()  # rooms where a ban is refused: the person holds the top power
+        self.room_levels: dict[str, dict[str, int]] = {}
 
     async def register_with_shared_secret(self, shared_secret, localpart, password, admin):
         self.accounts[f"@{localpart}:crossline.local"] = {"name": f"@{localpart}:crossline.local"}
@@ -73,8 +72,6 @@ class FakeHomeserver:
         self.calls.append(("redact", room_id, event_id))
 
     async def remove_from_room(self, token, room_id, user_id, ban):
-        if room_id in self.outranked_in:
-            raise HomeserverError("The homeserver refused: You don't have permission to ban this user")
         self.calls.append(("ban" if ban else "kick", room_id, user_id))
 
     async def joined_rooms(self, user_id):
@@ -82,6 +79,9 @@ class FakeHomeserver:
 
     async def room_creator(self, room_id):
         return self.room_creators.get(room_id)
+
+    async def room_power_levels(self, room_id):
+        return self.room_levels.get(room_id, {})
 
     async def make_room_admin(self, room_id):
         self.calls.append(("make_room_admin", room_id))

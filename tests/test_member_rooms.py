@@ -16,7 +16,7 @@ async def test_a_ban_from_every_room_reaches_the_rooms_members_made(mod):  # noq
     server.room_members = {"!dialogue:crossline.local": {HARASSER}, LURE: {HARASSER, "@olga:crossline.local"},
                            HIS: {HARASSER, "@alice:crossline.local"}, NOTICES: {HARASSER}}
     server.room_creators = {LURE: "@olga:crossline.local", HIS: HARASSER, NOTICES: "@crossline-notices:crossline.local"}
-    server.outranked_in = {HIS}
+    server.room_levels = {LURE: {"@olga:crossline.local": 100}, HIS: {HARASSER: 100, "@alice:crossline.local": 50}}
     case_id = await matrix_case(mod)
     await service.decide(mod, mod.mods["mona"], case_id, ["ban_all"], "Repeated harassment")
     outcome = await service.agree(mod, mod.mods["rita"], case_id)
@@ -36,3 +36,11 @@ async def test_a_ban_from_one_room_works_in_a_room_a_member_made(mod):  # noqa: 
     outcome = await service.decide(mod, mod.mods["mona"], case_id, ["ban_room"], "Harassment")
     assert "done in the room" in outcome, outcome
     assert ("make_room_admin", LURE) in server.calls and ("ban", LURE, HARASSER) in server.calls
+
+
+def test_only_a_person_nobody_outranks_has_her_room_closed():
+    from crossline.services.member_rooms import outranks_everyone
+    assert outranks_everyone("@h:x", "@h:x", {"@h:x": 100, "@a:x": 50})
+    assert outranks_everyone("@h:x", "@h:x", {"@a:x": 100})  # version 12: the creator is above every level
+    assert not outranks_everyone("@h:x", "@o:x", {"@h:x": 50, "@o:x": 100})
+    assert not outranks_everyone("@h:x", "@o:x", {"@o:x": 100})

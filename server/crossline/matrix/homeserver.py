@@ -240,6 +240,14 @@ class Homeserver:
         creator = data.get("creator")
         return creator if isinstance(creator, str) else None
 
+    async def room_power_levels(self, room_id: str) -> dict[str, int]:
+        """Account -> power level, as the room's current power levels name them."""
+        data = await self._ok("GET", f"{ADMIN}/v1/rooms/{quote(room_id, safe='')}/state", self.admin_token,
+                              params={"type": "m.room.power_levels"})
+        events = [e for e in data.get("state", []) if isinstance(e, dict) and e.get("state_key") == ""]
+        users = events[0].get("content", {}).get("users", {}) if events else {}
+        return {user: level for user, level in users.items() if isinstance(level, int)}
+
     async def make_room_admin(self, room_id: str) -> None:
         """The hub's admin account gets the power of the room's most powerful local member (Synapse's
         admin API, which invites it) and joins, so that the hub can act in a room it did not create."""

@@ -38,6 +38,14 @@ async def room_admin_token(hub: Hub, room_id: str | None) -> AsyncIterator[str]:
     yield hub.homeserver.admin_token
 
 
+def outranks_everyone(user_id: str, creator: str | None, levels: dict[str, int]) -> bool:
+    """Nobody in the room can ban her: she holds its highest power level (in room version 12 its
+    creator holds more than any level)."""
+    if user_id not in levels:
+        return creator == user_id
+    return all(level <= levels[user_id] for level in levels.values())
+
+
 async def ban_from_member_rooms(hub: Hub, user_id: str, hub_room_ids: set[str]) -> tuple[int, int]:
     """Ban her from every other room she is in: (rooms banned from, rooms closed). Where she holds
     the room's highest power (she made it) nobody can ban her, so the room is closed: everyone is
@@ -45,13 +53,14 @@ async def ban_from_member_rooms(hub: Hub, user_id: str, hub_room_ids: set[str]) 
     hub_accounts = _hub_accounts(hub)
     banned = closed = 0
     for room_id in await hub.homeserver.joined_rooms(user_id):
-        if room_id in hub_room_ids or await hub.homeserver.room_creator(room_id) in hub_accounts:
+        creator = await hub.homeserver.room_creator(room_id)
+        if room_id in hub_room_ids or creator in hub_accounts:
             continue
-        try:
-            async with room_admin_token(hub, room_id) as token:
-                await hub.homeserver.remove_from_room(token, room_id, user_id, ban=True)
-            banned += 1
-        except HomeserverError:
+        if outranks_everyone(user_id, creator, await hub.homeserver.room_power_levels(room_id)):
             await hub.homeserver.close_room(room_id)
             closed += 1
+            continue
+        async with room_admin_token(hub, room_id) as token:
+            await hub.homeserver.remove_from_room(token, room_id, user_id, ban=True)
+        banned += 1
     return banned, closed
