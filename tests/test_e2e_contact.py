@@ -195,6 +195,18 @@ def test_after_she_declines_the_same_person_cannot_invite_her_again(world):
     assert status == 403 and NOT_NOW in data["error"], data
 
 
+def test_leaving_right_after_joining_from_an_invitation_is_a_decline_too(world):
+    kai, lea = nistru(world, "kai"), nistru(world, "lea", "Right bank")
+    share_a_room(world, {kai.user_id: kai.token, lea.user_id: lea.token})
+    room_id, other = _room(world, kai), _room(world, kai)
+    assert _invite(world, kai, room_id, lea)[0] == 200
+    hs = world.stack.homeserver_url
+    assert matrix(hs, "POST", f"{CLIENT}/join/{quote(room_id)}", lea.token, {})[0] == 200
+    assert matrix(hs, "POST", f"{CLIENT}/rooms/{quote(room_id)}/leave", lea.token, {})[0] == 200
+    status, data = _invite(world, kai, other, lea)
+    assert status == 403 and NOT_NOW in data["error"], data
+
+
 def test_an_ignored_persons_invitation_never_reaches_her(world):
     ivo, iris, ilse = nistru(world, "ivo"), nistru(world, "iris", "Right bank"), nistru(world, "ilse")
     share_a_room(world, {ivo.user_id: ivo.token, iris.user_id: iris.token, ilse.user_id: ilse.token})

@@ -5,7 +5,9 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0010"  # TEMPORARY: 0011 and 0012 are being written; chain onto 0012 once they land
+# 0011 and 0012 were handed to other tasks and had not landed when this was written: if they do,
+# this must chain onto 0012 instead.
+down_revision = "0010"
 
 
 def upgrade() -> None:
