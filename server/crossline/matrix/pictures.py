@@ -170,6 +170,10 @@ class PictureChecker:
                 room.handle_event(event)
         if room.encrypted:
             client.encrypted_rooms.add(room_id)
+            if getattr(client, "store", None) is not None:
+                client.store.save_encrypted_rooms([room_id])  # still known encrypted after a restart
+            if getattr(client, "olm", None) is not None:
+                client.olm.update_tracked_users(room)  # her devices' keys are fetched if not known yet
         return room.encrypted
 
     async def close(self) -> None:
