@@ -338,3 +338,12 @@ async def test_no_warning_goes_to_an_opened_room_its_client_does_not_know_encryp
 def test_the_guide_section_the_warning_names_exists():
     guide = (Path(__file__).parent.parent / "docs" / "participants.md").read_text(encoding="utf-8")
     assert f"\n## {service.GUIDE_SECTION}\n" in guide
+
+
+async def test_a_photo_sent_as_a_file_is_checked_too(bot):
+    """Element's "send as file" keeps every byte the camera wrote: an m.file declared an image."""
+    serve_direct_room(bot.hub)
+    event = image_event(bot.media, "asfile", jpeg_with_gps(), msgtype="m.file")
+    await run(bot, [sent("$file", event)])
+    (warning,) = queued(bot.hub)
+    assert warning.room_id == DM and "the place where it was taken" in warning.content["body"]
