@@ -77,6 +77,9 @@ class FakeHomeserver:
     async def joined_rooms(self, user_id):
         return [room_id for room_id, members in self.room_members.items() if user_id in members]
 
+    async def display_name(self, user_id):
+        return self.accounts.get(user_id, {}).get("displayname")
+
     async def room_creator(self, room_id):
         return self.room_creators.get(room_id)
 

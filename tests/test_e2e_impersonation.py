@@ -211,3 +211,16 @@ async def test_a_ban_reaches_rooms_the_hub_did_not_create(world, staff):
     rooms = matrix(hs, "GET", f"{CLIENT}/joined_rooms", maker_token)[1]["joined_rooms"]
     assert theirs in rooms and his not in rooms
     assert matrix(hs, "POST", f"{CLIENT}/join/{quote(his)}", maker_token, {})[0] == 403
+
+
+def test_an_account_id_cannot_read_as_staff_or_the_hub(world, staff):
+    from tests.conftest import issue_invitation
+    from tests.support import register_like_element
+    code = issue_invitation(world.admin, world.line_id, world.side_ids["Left bank"]).rsplit("/", 1)[1]
+    for localpart, says in (("natalia.cojocaru", "a staff member"), ("crossline-support", "'crossline'"),
+                            ("moderator2", "'moderator'")):
+        status, data = register_like_element(world.stack.homeserver_url, localpart, "a password for tests 1", code)
+        assert status == 400 and data.get("errcode") == "M_INVALID_USERNAME" and says in data["error"], data
+    status, data = register_like_element(world.stack.homeserver_url, f"olesea{secrets.token_hex(2)}",
+                                         "a password for tests 1", code)
+    assert status == 200, data  # the same invitation, an ordinary name

@@ -198,3 +198,12 @@ def test_the_gateway_sees_every_spelling_of_a_display_name_change():
                  "/_matrix/client/v3/profile/@dana:hub/display%6Eame", "/_matrix/client/v3//profile/@dana:hub/displayname"]:
         assert classify("PUT", path).route is Route.DISPLAY_NAME, path
     assert classify("GET", "/_matrix/client/v3/profile/@dana:hub/displayname").route is Route.PASS
+
+
+def test_an_account_id_cannot_read_as_staff_the_bot_a_pseudonym_or_the_hub():
+    for localpart in ("natalia.cojocaru", "nataliacojocaru", "natalia_cojocaru2", "river-voice", "moderator",
+                      "crossline-notices", "crossline_help", "support", "helpdesk1", "admin"):
+        assert names.check_account_name(localpart, PROTECTED), localpart
+    assert "Choose an account name" in names.check_account_name("moderator", PROTECTED)
+    for localpart in ("dana", "olesea.ceban", "natalia.cozma", "botezatu", "nistru-consultation-crossings"):
+        assert names.check_account_name(localpart, PROTECTED) is None, localpart

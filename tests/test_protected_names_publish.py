@@ -61,3 +61,18 @@ async def test_a_pseudonym_obeys_the_display_name_rules_its_joins_will_meet(worl
         with pytest.raises(InvalidInput, match=re.escape(says)):
             await service.create_pseudonym(world, world.other, world.consultation.id, bad)
     assert (await service.create_pseudonym(world, world.other, world.consultation.id, "Quiet Hill")).user_id
+
+
+async def test_the_join_page_refuses_an_account_id_that_reads_as_staff_or_the_hub(hub):
+    import pytest
+
+    from crossline.errors import InvalidInput
+    from crossline.services import onboarding
+    hub.homeserver.accounts[hub.facilitator.matrix_user_id] = {"displayname": "Natalia Cojocaru"}
+    hub.publish_protected_names()
+    issued = await onboarding.issue_invitation(hub, hub.facilitator, 1, 1, frozenset({"participant"}))
+    code = issued.code
+    for localpart, says in (("natalia.cojocaru", "a staff member"), ("crossline-help", "'crossline'")):
+        with pytest.raises(InvalidInput, match=says):
+            await onboarding.register_on_hub(hub, code, localpart, "a long enough password 1")
+    assert not [call for call in hub.homeserver.calls if call[0] == "register"]  # nothing reached Synapse

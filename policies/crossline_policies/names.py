@@ -213,13 +213,28 @@ def check_name(name: str, setter: str, protected: Protected, what: str = "displa
             continue
         if _same_glyphs(joined, "".join(theirs)) or (len(theirs) > 1 and _contains_run(words, theirs)):
             return (f"Your {what} is, or looks like, the name of {entry.kind} on this hub, so others could "
-                    f"mistake you for them. Choose a {what} of your own.")
+                    f"mistake you for them. Choose {_a(what)} of your own.")
     if not is_hub:
         for reserved, shown, whole_only, reason in _reserved():
             if _contains_word(words, reserved, whole_only):
                 return (f"Your {what} cannot contain the word '{shown}': it is reserved for {reason}, so "
-                        f"that nobody can pass as the hub or its staff. Choose a {what} without it.")
+                        f"that nobody can pass as the hub or its staff. Choose {_a(what)} without it.")
     return None
+
+
+def _a(what: str) -> str:
+    return ("an " if what[0] in "aeiou" else "a ") + what
+
+
+def check_account_name(localpart: str, protected: Protected) -> str | None:
+    """An account id (@name:hub) is what members are told to check: it may not read as a staff
+    member's, the bot's or a pseudonym's name, nor hold a reserved word ("natalia.cojocaru",
+    "crossline-help")."""
+    people = Protected(tuple(entry for entry in protected.names if entry.owner), frozenset())
+    words = re.sub(r"[._=/+-]+", " ", localpart).split()
+    # A number after a word is a suffix ("natalia.cojocaru2"); inside one it may stand for a letter.
+    return check_name(" ".join(re.sub(r"(?<=[^\d])\d+$", "", word) or word for word in words), "", people,
+                      "account name")
 
 
 def check_names(texts: Collection[str], setter: str, protected: Protected, what: str) -> str | None:

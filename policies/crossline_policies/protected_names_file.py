@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
-from crossline_policies.names import Protected, load_protected
+from crossline_policies.names import Protected, load_protected, staff_names
 
 logger = logging.getLogger(__name__)
 
@@ -29,3 +30,10 @@ class ProtectedNamesFile:
         except (OSError, ValueError) as error:
             logger.warning("Crossline protected-names file %s unreadable (%s)", self._path, type(error).__name__)
         return self._current
+
+
+async def with_staff_names(protected: Protected, staff: Iterable[str],
+                           display_name_of: Callable[[str], Awaitable[str | None]]) -> Protected:
+    """`protected` with the staff's and the bot's display names as they are now (read where the name is
+    checked: staff rename themselves in their clients). `display_name_of` answers None when it cannot tell."""
+    return protected.with_names(staff_names([(user_id, await display_name_of(user_id)) for user_id in staff]))

@@ -23,7 +23,7 @@ from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.types import UserID
 
 from crossline_policies import contact, enforcement, names
-from crossline_policies.protected_names_file import ProtectedNamesFile
+from crossline_policies.protected_names_file import ProtectedNamesFile, with_staff_names
 
 logger = logging.getLogger(__name__)
 
@@ -178,16 +178,15 @@ class CrosslinePolicy:
         if self._protected is None:
             return None
         protected, staff = self._protected.current()
-        display_names = []
-        for user_id in staff:
-            if not self._api.is_mine(user_id):
-                continue
-            try:
-                info = await self._api.get_profile_for_user(UserID.from_string(user_id).localpart)
-            except SynapseError:  # not registered yet
-                continue
-            display_names.append((user_id, info.display_name))
-        return protected.with_names(names.staff_names(display_names))
+        return await with_staff_names(protected, staff, self._display_name)
+
+    async def _display_name(self, user_id: str) -> str | None:
+        if not self._api.is_mine(user_id):
+            return None
+        try:
+            return (await self._api.get_profile_for_user(UserID.from_string(user_id).localpart)).display_name
+        except SynapseError:  # not registered yet
+            return None
 
     async def user_may_invite(self, inviter: str, invitee: str, room_id: str) -> Any:
         if inviter in self._config.exempt_users:

@@ -49,7 +49,7 @@ from crossline.gateway.tokens import synapse_token
 from crossline.web.ratelimit import Limits
 from crossline.web.security import client_address
 from crossline_policies import names
-from crossline_policies.protected_names_file import ProtectedNamesFile
+from crossline_policies.protected_names_file import ProtectedNamesFile, with_staff_names
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class GatewayHomeserver(Protocol):
     async def registration_token_usable(self, token: str, now_ms: int) -> bool: ...
     async def memberships(self, user_id: str) -> dict[str, str]: ...
     async def room_memberships(self, room_id: str) -> dict[str, str]: ...
-    async def user_info(self, user_id: str) -> dict | None: ...
+    async def display_name(self, user_id: str) -> str | None: ...
 
 
 @dataclass
@@ -321,6 +321,10 @@ class Gateway:
             # Synapse checks a user name before any auth stage and says M_USER_IN_USE: only
             # someone with a usable invitation may learn that a name is taken.
             body.pop("username", None)
+        elif isinstance(body.get("username"), str) and self._protected_names:
+            refusal = names.check_account_name(body["username"], await self._protected())
+            if refusal:
+                return _matrix_error(400, "M_INVALID_USERNAME", refusal)
         answer = await self._exchange(request, target, json.dumps(body).encode())
         if code is not None and filters.stage_completed(filters.REGISTRATION_TOKEN_STAGE, answer.status, answer.json()):
             data = answer.json()
@@ -401,14 +405,7 @@ class Gateway:
         """The hub's protected names, with its staff's and bot's display names as they are now."""
         assert self._protected_names is not None
         protected, staff = self._protected_names.current()
-        display_names = []
-        for user_id in staff:
-            try:
-                info = await self._homeserver.user_info(user_id)
-            except CrosslineError:  # her name stays protected by the module's check of her joins
-                continue
-            display_names.append((user_id, (info or {}).get("displayname")))
-        return protected.with_names(names.staff_names(display_names))
+        return await with_staff_names(protected, staff, self._homeserver.display_name)
 
     async def _requester(self, request: web.Request) -> str | None:
         token = _access_token(request)

@@ -159,6 +159,15 @@ class Homeserver:
         status, data = await self._request("GET", f"{ADMIN}/v2/users/{quote(user_id, safe='')}", self.admin_token)
         return data if status == 200 else None
 
+    async def display_name(self, user_id: str) -> str | None:
+        """Her display name, or None if she has none or Synapse cannot say."""
+        try:
+            info = await self.user_info(user_id)
+        except HomeserverError:
+            return None
+        name = (info or {}).get("displayname")
+        return name if isinstance(name, str) else None
+
     async def register_with_token(self, localpart: str, password: str, registration_token: str) -> str:
         """Register through the client API exactly as a Matrix client would, so the same
         token rules apply. Returns the new user id."""

@@ -13,7 +13,8 @@ from crossline.storage import contact_directory, lines, members
 from crossline.storage import pseudonyms as pseudonym_store
 from crossline.storage import rooms as room_store
 from crossline.synapse.files import protected_names_path, write_known_members, write_protected_names
-from crossline_policies.names import ProtectedName, protected_names_document
+from crossline_policies.names import Protected, ProtectedName, protected_names_document
+from crossline_policies.protected_names_file import ProtectedNamesFile, with_staff_names
 from crossline_policies.contact import DEFAULT_INVITES_FROM
 from crossline_policies.rooms import RoomTemplate
 
@@ -63,3 +64,8 @@ class Hub:
         ]
         accounts = [*staff, self.config.hub_admin_user_id, self.config.bot_user_id]
         write_protected_names(protected_names_path(self.config), protected_names_document(names, accounts, accounts))
+
+    async def protected_names_now(self) -> Protected:
+        """What `publish_protected_names` wrote, with the staff's and bot's display names as they are now."""
+        protected, staff = ProtectedNamesFile(protected_names_path(self.config)).current()
+        return await with_staff_names(protected, staff, self.homeserver.display_name)

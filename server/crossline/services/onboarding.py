@@ -17,6 +17,7 @@ from crossline.gateway.tokens import synapse_token, token_key
 from crossline.passwords import hash_password
 from crossline.services.hub import Hub
 from crossline.storage import invitations, lines, members, sessions
+from crossline_policies import names
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,9 @@ async def register_on_hub(hub: Hub, code: str, localpart: str, password: str) ->
     """The hub page registers the Matrix account for her with the invitation's token."""
     invitation, _ = await invitation_for_code(hub, code)
     localpart = rules.check_localpart(localpart)
+    refusal = names.check_account_name(localpart, await hub.protected_names_now())
+    if refusal:
+        raise InvalidInput(refusal)
     rules.check_password(password)
     user_id = await hub.homeserver.register_with_token(localpart, password, registration_token(hub, code))
     # argon2 (64 MiB, ~0.2 s) off the event loop, so nobody else's request waits for it.
