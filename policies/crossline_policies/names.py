@@ -1,11 +1,11 @@
 """Names nobody may take (pure): what a member's display name, or the name and topic of a room she
 makes, may not be, so that nobody can pass as staff, the hub's bot, a pseudonym or a hub room.
 
-Shared by the Synapse module (membership events, room names and topics) and the hub's gateway
-(`PUT /profile/{user}/displayname`, checked before Synapse stores it). A name is compared by its
-skeleton: NFKC, case folded, accents dropped, and every character replaced by one representative
-of its class of look-alikes (Unicode TR39 confusables, from the `confusable_homoglyphs` data), so
-"Nаtalia" with a Cyrillic а, "NATALIA" and "Ｎatalia" all read as "natalia".
+Shared by the Synapse module (membership events, room names and topics), the hub's gateway
+(`PUT /profile/{user}/displayname`, checked before Synapse stores it; account ids at registration)
+and the hub's join and pseudonym pages. Names are compared NFKC-normalised, case folded, accents
+dropped, character by character through Unicode's TR39 confusables (the `confusable_homoglyphs`
+package's data), so "NATALIA", "Ｎatalia", "Natália" and "Nata1ia" all read as "Natalia".
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from importlib import resources
 # "Moderator", "Crossline notices" or "Поддержка" is believed by the women she writes to.
 RESERVED_WORDS: dict[str, str] = {
     # Staff roles (English, Romanian and Azerbaijani share most of them).
-    "moderator": "a staff role", "moderators": "a staff role", "facilitator": "a staff role",
-    "facilitators": "a staff role", "administrator": "a staff role", "admin": "a staff role",
+    "moderator": "a staff role", "facilitator": "a staff role", "administrator": "a staff role",
+    "admin": "a staff role",
     "negotiator": "a staff role", "staff": "the hub's staff", "official": "the hub speaking",
     # The hub and its bot.
     "crossline": "the hub's name", "notices": "the hub's notices", "notice": "the hub's notices",
@@ -41,7 +41,8 @@ RESERVED_WORDS: dict[str, str] = {
     "მოდერატორი": "a staff role", "ადმინისტრატორი": "a staff role", "დახმარება": "the hub's help",
     "inzibatci": "a staff role", "destek": "the hub's help", "komek": "the hub's help",
 }
-# Short words that are also the start of ordinary names (Botezatu, Adminа...): refused only as a whole word.
+# Short words that ordinary names contain (the "bot" in Botezatu): refused only as a whole word. The
+# others are refused inside a word too ("Moderatorka", "CrosslineHelp").
 _WHOLE_WORD_ONLY = frozenset({"bot", "бот", "help", "admin", "админ", "notice", "staff", "system"})
 
 # Invisible or look-alike blanks that are letters or symbols by category (Hangul fillers, braille
