@@ -281,3 +281,17 @@ def test_profile_and_room_pictures_are_refused(world, jo, jos_room):
     assert_refused(attempt(world, jo, "set_avatar_url", url=url), "avatar")
     assert_refused(attempt(world, jo, "send_state", room_id=jos_room, event_type="m.room.avatar", content={"url": url}),
                    "Pictures for profiles and rooms are not available")
+
+
+def test_her_client_shows_none_of_the_inviters_words_until_she_joins(world):
+    nina, nora = _pair_in_a_room(world, "nina", "nora")
+    words = f"We know who you talked to {secrets.token_hex(4)}"
+    room_id = assert_ok(attempt(world, nina, "create_room", options={"name": words, "topic": words}))["room_id"]
+    assert_ok(attempt(world, nina, "invite", room_id=room_id, user_id=nora.user_id))
+    shown = assert_ok(attempt(world, nora, "room_as_shown", room_id=room_id))
+    assert shown["membership"] == "invite" and shown["topic"] is None, shown
+    assert words not in json.dumps(shown), shown
+    # Once she has joined, the room's name and topic are hers to read.
+    assert_ok(attempt(world, nora, "join", room_id=room_id))
+    shown = assert_ok(attempt(world, nora, "room_as_shown", room_id=room_id))
+    assert shown["membership"] == "join" and shown["name"] == shown["topic"] == words, shown

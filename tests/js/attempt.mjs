@@ -4,12 +4,10 @@
 // Reads one JSON object on stdin: {base_url, user_id, access_token, action, ...the action's fields}
 // (stdin, not argv: an access token on a command line is visible to every local user).
 // Prints one JSON line: {"ok": true, "result": ...} or {"ok": false, "status", "errcode", "error"}.
-// No crypto: none of these actions needs it, and the client is never started (no sync).
+// No crypto: none of these actions needs it. The client syncs only for room_as_shown, once.
 import "./node-compat.mjs";
-import { createClient, MatrixError } from "matrix-js-sdk";
-import { logger } from "matrix-js-sdk/lib/logger.js";
-
-logger.disableAll(); // stdout carries the one answer line only
+import "./console-to-stderr.mjs";
+import { ClientEvent, createClient, Filter, MatrixError, SyncState } from "matrix-js-sdk";
 
 const ACTIONS = {
     set_display_name: (client, { name }) => client.setDisplayName(name),
@@ -37,10 +35,42 @@ const ACTIONS = {
             type: content_type,
         }),
     set_avatar_url: (client, { url }) => client.setAvatarUrl(url),
+    // What her client shows of a room after one sync, as Element's room list would (for an
+    // invitation: only what the server let into its invite state).
+    room_as_shown: async (client, { room_id }) => {
+        const prepared = new Promise((resolve, reject) =>
+            client.on(ClientEvent.Sync, (state, _previous, data) => {
+                if (state === SyncState.Prepared) resolve();
+                else if (state === SyncState.Error) reject(data?.error);
+            }),
+        );
+        // A filter of its own: Synapse answers an initial sync identical to a recent one from its cache.
+        const filter = new Filter(client.getUserId());
+        filter.setDefinition({
+            account_data: { not_types: [`x.crossline.test.${crypto.randomUUID()}`] },
+            room: { timeline: { limit: 1 } },
+        });
+        await client.startClient({ filter });
+        try {
+            await prepared;
+        } finally {
+            client.stopClient();
+        }
+        const room = client.getRoom(room_id);
+        if (!room) return { membership: null };
+        const topic = room.currentState.getStateEvents("m.room.topic", "");
+        return {
+            membership: room.getMyMembership(),
+            name: room.name,
+            topic: topic ? topic.getContent().topic : null,
+            state_types: [...room.currentState.events.keys()].sort(),
+        };
+    },
 };
 
+// Exits once the line is out: a stopped client can leave timers and requests that would keep Node up.
 function answer(outcome) {
-    process.stdout.write(JSON.stringify(outcome) + "\n");
+    process.stdout.write(JSON.stringify(outcome) + "\n", () => process.exit(0));
 }
 
 async function main() {
