@@ -232,14 +232,14 @@ def test_a_member_she_shares_no_room_with_cannot_invite_her(world, jo, jos_room)
     assert_refused(attempt(world, jo, "invite", room_id=jos_room, user_id=stranger.user_id), NOT_NOW)
 
 
-def _pair_in_a_room(world, *prefixes: str) -> list[Member]:
+def _sharing_a_room(world, *prefixes: str) -> list[Member]:
     people = [_fresh(world, prefix) for prefix in prefixes]
     share_a_room(world, {person.user_id: person.token for person in people})
     return people
 
 
 def test_after_she_declines_the_same_person_cannot_invite_her_again(world):
-    dana, vera, olga = _pair_in_a_room(world, "dana", "vera", "olga")
+    dana, vera, olga = _sharing_a_room(world, "dana", "vera", "olga")
     room_id = assert_ok(attempt(world, dana, "create_room", options={"name": "Coffee"}))["room_id"]
     assert_ok(attempt(world, dana, "invite", room_id=room_id, user_id=vera.user_id))
     assert_ok(attempt(world, vera, "leave", room_id=room_id))  # Element's Decline
@@ -251,7 +251,7 @@ def test_after_she_declines_the_same_person_cannot_invite_her_again(world):
 
 
 def test_an_ignored_persons_invitation_is_refused(world):
-    ivo, iris = _pair_in_a_room(world, "ivo", "iris")
+    ivo, iris = _sharing_a_room(world, "ivo", "iris")
     status, data = matrix(world.stack.homeserver_url, "PUT",
                           f"{CLIENT}/user/{iris.user_id}/account_data/m.ignored_user_list", iris.token,
                           {"ignored_users": {ivo.user_id: {}}})
@@ -284,7 +284,7 @@ def test_profile_and_room_pictures_are_refused(world, jo, jos_room):
 
 
 def test_her_client_shows_none_of_the_inviters_words_until_she_joins(world):
-    nina, nora = _pair_in_a_room(world, "nina", "nora")
+    nina, nora = _sharing_a_room(world, "nina", "nora")
     words = f"We know who you talked to {secrets.token_hex(4)}"
     room_id = assert_ok(attempt(world, nina, "create_room", options={"name": words, "topic": words}))["room_id"]
     assert_ok(attempt(world, nina, "invite", room_id=room_id, user_id=nora.user_id))
