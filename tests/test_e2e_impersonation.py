@@ -224,3 +224,13 @@ def test_an_account_id_cannot_read_as_staff_or_the_hub(world, staff):
     status, data = register_like_element(world.stack.homeserver_url, f"olesea{secrets.token_hex(2)}",
                                          "a password for tests 1", code)
     assert status == 200, data  # the same invitation, an ordinary name
+
+
+def test_the_hubs_notices_still_reach_a_member(world, staff):
+    """Synapse's notices account makes each member's 'Crossline notices' room: its words are the hub's."""
+    from crossline import secrets as secret_files
+    user_id, _ = _hostile_member(world)
+    admin = secret_files.read_secret(world.stack.data_dir / "secrets", secret_files.HUB_ADMIN_ACCESS_TOKEN)
+    status, data = matrix(world.stack.synapse_socket, "POST", "/_synapse/admin/v1/send_server_notice", admin,
+                          {"user_id": user_id, "content": {"msgtype": "m.text", "body": "Case 1 was decided"}})
+    assert status == 200, data
