@@ -6,11 +6,14 @@ hub, line, consultation, version and release date, and whether a newer version r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
 import subprocess
 import sys
+import threading
+import zlib
 from hashlib import sha256
 from pathlib import Path
 
@@ -23,12 +26,15 @@ from nacl.signing import SigningKey
 from crossline.clock import token_hash
 from crossline.cli import main
 from crossline.domain.consultations import Phase
+from crossline.reports import copies
 from crossline.reports.content import build_report
 from crossline.reports.signing import ReportVerificationError, fingerprint, sign_report, verify_report
+from crossline.reports.verdict import Verdict
 from crossline.services import consultations, reports
 from crossline.storage import lines, members, sessions
 from crossline.web.app import create_app
 from crossline.web.keys import WEB_SECRET
+from crossline.web.reports import REPORT_CHECKS
 from crossline.web.security import CSRF_COOKIE, SESSION_COOKIE
 from tests.fakes import make_unit_hub
 from tests.test_reports import consultation
@@ -160,6 +166,28 @@ def test_every_single_byte_change_of_a_small_release_is_refused():
 
 # -- Malformed files, through `crossline verify` ------------------------------------------------------
 
+def xref_bomb(entries: int) -> bytes:
+    """A tiny PDF whose compressed xref stream of zeros declares `entries` entries (7 bytes each):
+    a few KB that unpack to MBs (the reviewer's 68 KB one, 10 million entries, took a minute and GBs)."""
+    head = b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+    head += b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
+    data = zlib.compress(b"\0" * 7 * entries, 9)
+    at = len(head)
+    head += (b"3 0 obj << /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Filter /FlateDecode /Length %d >>\nstream\n"
+             % (entries, len(data))) + data + b"\nendstream\nendobj\n"
+    return head + b"startxref\n%d\n%%%%EOF\n" % at
+
+
+def test_a_pdf_that_unpacks_to_far_more_than_a_report_is_refused_for_that(tmp_path, capsys):
+    bomb = xref_bomb(500_000)  # 3.5 MB of xref from a few KB
+    assert len(bomb) < 10_000
+    with pytest.raises(ReportVerificationError, match="unpacks to far more than any report"):
+        copies.verify_copy(bomb)
+    (tmp_path / "bomb.pdf").write_bytes(bomb)
+    assert main(["verify", str(tmp_path / "bomb.pdf"), "--data-dir", str(tmp_path / "none")]) == 1
+    assert "unpacks to far more than any report" in capsys.readouterr().err
+
+
 def malformed_files(tmp_path: Path) -> dict[str, Path]:
     data = release_bytes()
     text = data.decode()
@@ -181,6 +209,7 @@ def malformed_files(tmp_path: Path) -> dict[str, Path]:
         "a list": b"[]",
         "a string": b'"report"',
         "null": b"null",
+        "PDF xref bomb": xref_bomb(500_000),
     }
     document = json.loads(data)
     for name, path, value in (("signature is a number", ("signature",), 5),
@@ -574,3 +603,30 @@ def test_the_room_summary_isolates_the_title_and_drops_controls(hub):
     text = reports.summary(record, data, reports.pdf_certificate_fingerprint(hub))
     assert not any(c in text for c in BIDI_AND_CONTROLS if c not in (FSI, PDI))
     assert f"Report on “{FSI}Wells” — 0 bridging recommendations{PDI}” ({FSI}Nistru{PDI}, consultation " in text
+
+
+async def test_uploads_checked_at_once_are_bounded(hub, site, monkeypatch):
+    """Parallel uploads wait their turn: at most two verdicts are computed at once (memory)."""
+    client, reader, _ = site
+    gate, running, most = threading.Event(), [0], [0]
+    lock = threading.Lock()
+
+    def slow_check(*args):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        gate.wait(60)
+        with lock:
+            running[0] -= 1
+        return Verdict(False, ("NOT VALID: test.",))
+
+    monkeypatch.setattr(reports, "check_file", slow_check)
+    uploads = [asyncio.ensure_future(reader.check(b"{}")) for _ in range(4)]
+    semaphore = client.app[REPORT_CHECKS]
+    for _ in range(600):  # until two are being checked and the others are held back
+        if running[0] == 2 and semaphore.locked():
+            break
+        await asyncio.sleep(0.05)
+    gate.set()
+    answers = await asyncio.gather(*uploads)
+    assert [status for status, _ in answers] == [200] * 4 and most[0] == 2

@@ -32,8 +32,10 @@ from cryptography.x509.oid import NameOID
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 from pyhanko.pdf_utils import embed, generic
+from pyhanko.pdf_utils.decode_limits import DecodeLimits, DocumentDecodeBudget, StreamDecodeLimits
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.metadata.model import DocumentMetadata
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
 from pyhanko.sign.validation import async_validate_pdf_signature
@@ -52,6 +54,12 @@ _VALIDATION_MOMENT = datetime(2030, 1, 1, tzinfo=UTC)
 # pyHanko logs what it finds odd in a hostile file as warnings; the reader gets our reason instead,
 # and `crossline verify` (no logging set up) would print them to her.
 logging.getLogger("pyhanko").setLevel(logging.ERROR)
+_MiB = 2**20
+# A hub's PDF decodes to well under 1 MiB in all (its largest stream, a font subset, to a few hundred
+# KiB). pyHanko's defaults allow 256 MiB a stream: a 68 KB file whose xref stream of zeros declares
+# millions of entries then costs a minute of CPU and GBs of memory. Far less is allowed here.
+DECODE_LIMITS = DecodeLimits(per_stream=StreamDecodeLimits(max_output_size=2 * _MiB),
+                             document_budget=DocumentDecodeBudget(base_allowance=8 * _MiB, max_ratio=4))
 
 
 def pdf_key(report_key: SigningKey) -> ec.EllipticCurvePrivateKey:
@@ -168,10 +176,10 @@ def verified_release(data: bytes) -> tuple[bytes, bytes, bytes]:
     (SPKI, DER) that signed the PDF and its certificate's endorsement by an Ed25519 key (for
     `check_endorsement`). Raises ReportVerificationError."""
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        reader = PdfFileReader(io.BytesIO(data), strict=False, decode_limits=DECODE_LIMITS)
         signatures = reader.embedded_signatures
-    except Exception:  # noqa: BLE001 - a PDF that cannot be read is not valid, whatever the reason
-        raise ReportVerificationError("the PDF cannot be read: it is damaged or not a PDF") from None
+    except Exception as error:  # noqa: BLE001 - a PDF that cannot be read is not valid, whatever the reason
+        raise _refused(error, "the PDF cannot be read: it is damaged or not a PDF") from None
     if len(signatures) != 1:
         raise ReportVerificationError(f"the PDF carries {len(signatures)} signatures: "
                                       "a hub's report carries exactly one")
@@ -183,8 +191,8 @@ def verified_release(data: bytes) -> tuple[bytes, bytes, bytes]:
         status = _run(lambda: async_validate_pdf_signature(
             signature, ValidationContext(trust_roots=[cert], allow_fetching=False, moment=_VALIDATION_MOMENT),
             skip_diff=True))  # what was added after signing is never allowed: no need to judge it
-    except Exception:  # noqa: BLE001 - a malformed signature is a failed one
-        raise ReportVerificationError("the PDF's signature is malformed") from None
+    except Exception as error:  # noqa: BLE001 - a malformed signature is a failed one
+        raise _refused(error, "the PDF's signature is malformed") from None
     if not (status.intact and status.valid):
         raise ReportVerificationError("the PDF was changed after it was signed: its signature does not match")
     if status.coverage is not SignatureCoverageLevel.ENTIRE_FILE:
@@ -196,6 +204,13 @@ def verified_release(data: bytes) -> tuple[bytes, bytes, bytes]:
     if len(endorsement) != 1:
         raise ReportVerificationError("the PDF is signed by a certificate that is not a Crossline hub's report key")
     return _embedded_release(reader), cert.public_key.dump(), endorsement[0]["extn_value"].contents
+
+
+def _refused(error: Exception, reason: str) -> ReportVerificationError:
+    if isinstance(error, PdfDecodeLimitError):
+        return ReportVerificationError("the PDF holds compressed data that unpacks to far more than any report "
+                                       "(a file made to exhaust the checker's memory)")
+    return ReportVerificationError(reason)
 
 
 def _written_as_signed(data: bytes, sig_object) -> bool:
@@ -228,5 +243,5 @@ def _embedded_release(reader: PdfFileReader) -> bytes:
         if set(files) != {RELEASE_FILE_NAME}:
             raise KeyError(RELEASE_FILE_NAME)
         return files[RELEASE_FILE_NAME]["/EF"]["/F"].get_object().data
-    except Exception:  # noqa: BLE001 - missing or malformed, the answer is the same
-        raise ReportVerificationError(f"the PDF does not hold the signed report ({RELEASE_FILE_NAME})") from None
+    except Exception as error:  # noqa: BLE001 - missing or malformed, the answer is the same
+        raise _refused(error, f"the PDF does not hold the signed report ({RELEASE_FILE_NAME})") from None

@@ -23,7 +23,13 @@ from crossline.web.render import render
 from crossline.web.security import staff_member
 
 
+# Checking an uploaded PDF takes up to a third of a second of CPU and tens of MB: at most two at a
+# time, so that parallel uploads cannot exhaust the hub's memory (the others wait their turn).
+REPORT_CHECKS = web.AppKey("report_checks", asyncio.Semaphore)
+
+
 def setup_routes(app: web.Application) -> None:
+    app[REPORT_CHECKS] = asyncio.Semaphore(2)
     app.router.add_get("/consultations/{cid:\\d+}/report", page)
     app.router.add_post("/consultations/{cid:\\d+}/report", start)
     app.router.add_post("/reports/{rid:\\d+}/narrative", narrative)
@@ -91,9 +97,9 @@ async def check_upload(request: web.Request) -> web.Response:
         service.require_reader(actor)
         context["missing"] = True
     else:
-        # Checking a PDF's signature takes CPU: beside the event loop, so other people's pages go on
-        # (the default executor's few threads bound how many run at once; the body limit, their memory).
-        context["verdict"] = await asyncio.to_thread(service.check_file, request.app[HUB], actor, data, signature)
+        # Checking a PDF's signature takes CPU: beside the event loop, so other people's pages go on.
+        async with request.app[REPORT_CHECKS]:
+            context["verdict"] = await asyncio.to_thread(service.check_file, request.app[HUB], actor, data, signature)
     return render(request, "report_check.html", context)
 
 
