@@ -23,7 +23,7 @@ class RecordingClient:
     """room_send as nio's: a response per call, decided by `answer(txn_id, attempt)`."""
 
     def __init__(self, rooms, answer):
-        self.rooms = {room: object() for room in rooms}
+        self.rooms = {room: SimpleNamespace(encrypted=True) for room in rooms}
         self.answer = answer
         self.sent: list[tuple[str, str]] = []
         self.attempts: dict[str, int] = {}
@@ -190,3 +190,15 @@ async def test_a_failing_pass_does_not_stop_the_sender(hub, caplog):
     stop.set()
     await sender
     assert "RuntimeError" in caplog.text and "secret" not in caplog.text
+
+
+async def test_nothing_is_sent_to_a_room_not_known_to_be_encrypted(hub):
+    """nio would send in clear to a room whose encryption state it has not seen: the message waits."""
+    client = RecordingClient(["!clear:h", "!known:h"], lambda txn_id, attempt: (200, None))
+    client.rooms["!clear:h"].encrypted = False
+    bot = bot_with(hub, client)
+    queue(hub, "!clear:h", "t-clear")
+    queue(hub, "!known:h", "t-known")
+    await flush(bot)
+    assert client.sent == [("!known:h", "t-known")]
+    assert waiting(hub) == ["t-clear"]

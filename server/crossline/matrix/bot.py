@@ -445,6 +445,13 @@ class HubBot:
 
     async def _send(self, message: bot_store.OutgoingMessage) -> bool:
         try:
+            room = self.client.rooms.get(message.room_id)
+            if room is None or not getattr(room, "encrypted", False):
+                # nio sends in clear to a room it does not know to be encrypted; every room the bot
+                # speaks in is encrypted, so its state is not synced yet: wait, never send in clear.
+                logger.warning("The bot holds a message for a room it does not yet know to be encrypted")
+                self._retry_later(message)
+                return False
             try:
                 content = message.content
                 if message.purpose == "report":
