@@ -95,6 +95,14 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
 
 
+def jpeg_with_scans_repeated(repeats: int, size=(64, 48)) -> bytes:
+    """A progressive JPEG whose last scan comes `repeats` times more: a valid file libjpeg decodes
+    pass after pass (a CPU bomb when the picture is large and the repeats many)."""
+    data = encoded(scene(size), "JPEG", progressive=True, quality=50)
+    last = data.rfind(b"\xff\xda")  # 0xFF 0xDA never occurs inside compressed data
+    return data[:-2] + data[last:-2] * repeats + b"\xff\xd9"
+
+
 def has_metadata(data: bytes) -> list[str]:
     """What a picture still carries: Pillow's reading and a raw search for the planted markers."""
     found = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps
@@ -33,6 +34,14 @@ XMP_DEVICE_MARKERS = (b"tiff:Model", b"tiff:Make", b"SerialNumber")
 # Modes kept as they are; every other mode (CMYK, palette, 16-bit, YCbCr, ...) is converted.
 KEPT_MODES = {"JPEG": ("L", "RGB"), "PNG": ("L", "LA", "RGB", "RGBA"), "WEBP": ("RGB", "RGBA")}
 QUALITY = 92
+# A progressive JPEG is drawn in passes (scans); phones and editors write about ten, baseline ones
+# one to three. libjpeg decodes every scan over the whole picture, so a small file repeating its
+# last scan thousands of times keeps a CPU busy for minutes: past this many, it is refused unread.
+MAX_JPEG_SCANS = 64
+# In a JPEG's compressed data a 0xFF byte is followed by 0x00 (a stuffed byte), by 0xD0-0xD7 (a
+# restart marker, part of the scan) or by 0xFF (fill); anything else is the next marker.
+_NEXT_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+_STANDALONE = {0x01, *range(0xD0, 0xD8)}
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,9 @@ def clean(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[str, bytes]:
         # Many phones write a JPEG with more pictures after it (MPO: previews, a depth map, each with
         # its own EXIF): the first is the photo, the others go.
         kind = "JPEG" if image.format == "MPO" else image.format
+        if kind == "JPEG" and _jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
+            raise InvalidInput("A picture is made of too many passes to be read safely. Send a screenshot of it, "
+                               "or save it again as an ordinary (not progressive) JPEG.")
         if image.format != "MPO" and getattr(image, "n_frames", 1) > 1:
             # Keeping the first frame only could drop exactly what she wanted moderators to see.
             raise InvalidInput("Animated pictures are not accepted: send a screenshot of the moment that matters.")
@@ -129,6 +141,33 @@ class _opened:
 
     def __exit__(self, *_exc) -> None:
         self.image.close()
+
+
+def _jpeg_scans(data: bytes, at_most: int) -> int:
+    """The scans (SOS segments) of the JPEG's first picture, counted to `at_most` + 1 at most,
+    walking its markers as libjpeg does (bytes between segments skipped to the next 0xFF), so
+    that none is missed; nothing is decoded. Stops at the first picture's end (EOI)."""
+    scans, at = 0, 2
+    while scans <= at_most and at + 1 < len(data):
+        if data[at] != 0xFF or data[at + 1] == 0xFF:
+            at = data.find(b"\xff", at + 1)
+            if at < 0:
+                break
+            continue
+        marker = data[at + 1]
+        if marker == 0xD9:
+            break
+        if marker in _STANDALONE:
+            at += 2
+            continue
+        at += 2 + int.from_bytes(data[at + 2:at + 4], "big")
+        if marker == 0xDA:
+            scans += 1
+            following = _NEXT_MARKER.search(data, at)
+            if following is None:
+                break
+            at = following.start()
+    return scans
 
 
 def _pixels(image: Image.Image, kind: str) -> Image.Image:
