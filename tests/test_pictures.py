@@ -140,6 +140,15 @@ def test_pillows_bomb_warning_made_an_error_by_a_filter_is_refused_the_same():
     assert location_in(pics.png_bomb(10_000, 10_000)) == Revealed()
 
 
+def test_a_webp_may_have_a_third_of_the_pixels_as_it_takes_three_times_the_memory():
+    """A 1,970-byte WebP of 50 megapixels took 1.3 GB to rebuild; a JPEG or PNG of as many, 400 MB."""
+    picture = pics.scene((10, 10))
+    with pytest.raises(InvalidInput, match="too many pixels"):
+        clean(pics.encoded(picture, "WEBP"), max_bytes=10_000, max_pixels=299)
+    assert clean(pics.encoded(picture, "WEBP"), max_bytes=10_000, max_pixels=300)[0] == "image/webp"
+    assert clean(pics.encoded(picture, "PNG"), max_bytes=10_000, max_pixels=100)[0] == "image/png"
+
+
 def test_the_limits_are_the_callers():
     with pytest.raises(InvalidInput, match="too many pixels"):
         clean(pics.tiny_png(), max_bytes=10_000, max_pixels=63)  # 8 x 8

@@ -115,6 +115,11 @@ async def test_a_bomb_an_oversized_or_broken_picture_is_refused_and_nothing_is_s
     assert counts(client) == before  # not the case, not her words, not the good picture
 
 
+def test_a_50_megapixel_phone_photo_fits_the_limit():
+    """The largest common phone sensor (8160 x 6144, 50.1 megapixels) was refused at 50_000_000."""
+    assert 8160 * 6144 <= service.MAX_IMAGE_PIXELS
+
+
 async def test_a_picture_added_on_the_status_page_is_cleaned_too_and_a_bad_one_adds_nothing(client):
     status, page = await send(client, {"category": "other", "text": "What happened"})
     case_id = int(re.search(r'id="case-number">(\d+)<', page).group(1))

@@ -34,6 +34,10 @@ XMP_DEVICE_MARKERS = (b"tiff:Model", b"tiff:Make", b"SerialNumber")
 # Modes kept as they are; every other mode (CMYK, palette, 16-bit, YCbCr, ...) is converted.
 KEPT_MODES = {"JPEG": ("L", "RGB"), "PNG": ("L", "LA", "RGB", "RGBA"), "WEBP": ("RGB", "RGBA")}
 QUALITY = 92
+# Pillow decodes a WebP through libwebp's animation decoder (a canvas and a frame beside the
+# picture) and its encoder keeps more copies: about 25 bytes a pixel at the peak (1.3 GB for 50
+# megapixels), against 7 to 8 for a JPEG or PNG. A WebP may therefore have a third of the pixels.
+WEBP_COST = 3
 # A progressive JPEG is drawn in passes (scans); phones and editors write about ten, baseline ones
 # one to three. libjpeg decodes every scan over the whole picture, so a small file repeating its
 # last scan thousands of times keeps a CPU busy for minutes: past this many, it is refused unread.
@@ -97,17 +101,17 @@ def clean(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[str, bytes]:
             pixels = _pixels(image, kind)
         except Exception as error:  # noqa: BLE001 - see _opened: hostile bytes may fail anywhere
             raise _unreadable() from error
-        # A new image given the pixels alone has no `info` (nor anything else) to carry over.
-        bare = Image.new(pixels.mode, pixels.size)
-        bare.paste(pixels)
-        del pixels
-    out = io.BytesIO()
-    if kind == "JPEG":
-        bare.save(out, "JPEG", quality=QUALITY)
-    elif kind == "PNG":
-        bare.save(out, "PNG", optimize=True)
-    else:
-        bare.save(out, "WEBP", quality=QUALITY)
+        # Savers write only the metadata they are given, except what they take from `info` (a JPEG
+        # comment, a PNG's ICC profile and transparency, a WebP's background): emptied, nothing is
+        # left to carry over, and no second copy of a large photo is made for it.
+        pixels.info = {}
+        out = io.BytesIO()
+        if kind == "JPEG":
+            pixels.save(out, "JPEG", quality=QUALITY)
+        elif kind == "PNG":
+            pixels.save(out, "PNG", optimize=True)
+        else:
+            pixels.save(out, "WEBP", quality=QUALITY)
     return ACCEPTED[kind], out.getvalue()
 
 
@@ -116,8 +120,8 @@ class _opened:
     refusal and the caller's pixel limit checked from the header, before any pixel is decoded.
 
     Pillow's own check raises DecompressionBombError above twice Image.MAX_IMAGE_PIXELS (about 179
-    megapixels) and only warns above it; the caller's limit (50 megapixels for reports) refuses
-    such a picture here anyway. The warning is caught when a filter makes it an error, but warning
+    megapixels) and only warns above it; the caller's limit (50 megapixels for reports, a third of
+    it for a WebP) refuses such a picture here anyway. The warning is caught when a filter makes it an error, but warning
     filters are not changed here: they are process-wide, and the bot and the web may check
     pictures at the same time."""
 
@@ -134,9 +138,10 @@ class _opened:
         except Exception as error:  # noqa: BLE001 - a decoder fed hostile bytes may raise anything
             raise _unreadable() from error
         width, height = self.image.size
-        if width * height > self.max_pixels:
+        limit = self.max_pixels // WEBP_COST if self.image.format == "WEBP" else self.max_pixels
+        if width * height > limit:
             self.image.close()
-            raise _too_many_pixels(self.max_pixels)
+            raise _too_many_pixels(limit)
         return self.image
 
     def __exit__(self, *_exc) -> None:
