@@ -397,3 +397,35 @@ async def test_every_download_is_a_copy_that_checks(aiohttp_client, hub, release
         assert verified.sha256 == sha256(served["json"]) and verified.fingerprint == reports.hub_fingerprint(hub), fmt
     code, out = pdfsig(tmp_path, served["pdf"])
     assert code == 0 and VALID in out, out
+
+
+# -- Every character she wrote, in the PDF -------------------------------------------------------
+
+def statements_release(*texts: str, title: str = "Crossing points") -> bytes:
+    source = consultation()
+    source = type(source)(**{**source.__dict__, "title": title, "statements": [
+        (11 + i, 1 + i, 5, text) for i, text in enumerate(texts)] + source.statements[len(texts):]})
+    return sign_report(build_report(source, 1_790_000_100_000), HUB_KEY)
+
+
+def pdftotext(tmp_path, pdf: bytes) -> str:
+    path = tmp_path / f"text-{time.monotonic_ns()}.pdf"
+    path.write_bytes(pdf)
+    return subprocess.run(["pdftotext", "-enc", "UTF-8", str(path), "-"], capture_output=True, text=True,
+                          timeout=60, check=True).stdout
+
+
+def test_nothing_she_wrote_vanishes_from_the_pdf(tmp_path):
+    """A negation in fullwidth or mathematical letters stays a negation; characters the fonts lack
+    are visible placeholders, and the copy says where the exact text is."""
+    data = statements_release("We do ＮＯＴ want the ferry schedule", "We do 𝐍𝐎𝐓 want the checkpoint open",
+                              "Open 渡口 now 🙂 please")
+    pdf = copies.sign_copy("pdf", data, HUB_KEY)
+    text = pdftotext(tmp_path, pdf)
+    assert "We do NOT want the ferry schedule" in text and "We do NOT want the checkpoint open" in text
+    assert "Open \ufffd\ufffd now \ufffd please" in text, "one visible placeholder for each character not drawn"
+    assert "the HTML and JSON copies hold the exact text" in " ".join(text.split())
+    assert copies.verify_copy(pdf) == verify_report(data)
+    # A report every character of which can be drawn says nothing of the kind.
+    plain = pdftotext(tmp_path, copies.sign_copy("pdf", statements_release("Open the ferry, 10² boats"), HUB_KEY))
+    assert "exact text" not in plain and "10² boats" in plain, "drawable characters are kept as written"

@@ -6,10 +6,16 @@ Member text (titles, names, prompts, statements, narrative) is neutralised (repo
 kept in a place of its own: a statement is a Markdown blockquote or a shaded PDF cell, never text
 between quotation marks that the statement itself could close, and the hub's figures follow it in
 their own paragraph.
+
+Nothing she wrote may vanish from the PDF: a character the bundled DejaVu fonts cannot draw is
+replaced by its compatibility form where that one can be drawn (fullwidth or mathematical-bold
+"ＮＯＴ" → "NOT"), else by a visible placeholder (�), and the copy then says that the HTML and JSON
+copies hold the exact text.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +24,10 @@ from importlib import resources
 from fpdf import FPDF
 
 from crossline.reports.neutral import markdown_inline, markdown_quote, neutral
+
+PLACEHOLDER = "\ufffd"
+NOT_DRAWN_NOTE = (f"Some characters in this report cannot be drawn with this PDF's fonts and are shown as "
+                  f"{PLACEHOLDER}: the HTML and JSON copies hold the exact text.")
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,26 @@ def to_markdown(report: dict, fingerprint: str, digest: str) -> str:
     return "\n".join(out)
 
 
+class _Drawable:
+    """Text as the PDF's fonts can draw it (every character of a text must be drawable in both weights)."""
+
+    def __init__(self, *cmaps: dict[int, object]):
+        self._known = set.intersection(*(set(cmap) for cmap in cmaps))
+
+    def _char(self, c: str) -> str:
+        if ord(c) in self._known or c in "\n ":
+            return c
+        compatible = unicodedata.normalize("NFKC", c)
+        return compatible if all(ord(k) in self._known for k in compatible) else PLACEHOLDER
+
+    def __call__(self, text: str) -> str:
+        return "".join(self._char(c) for c in unicodedata.normalize("NFC", text))
+
+    def all_drawn(self, texts: list[str]) -> bool:
+        return not any(c != PLACEHOLDER and self._char(c) == PLACEHOLDER
+                       for t in texts for c in unicodedata.normalize("NFC", t))
+
+
 def to_pdf(report: dict, fingerprint: str, digest: str) -> bytes:
     fonts = resources.files("crossline.reports").joinpath("fonts")
     pdf = FPDF(format="A4")
@@ -116,18 +146,23 @@ def to_pdf(report: dict, fingerprint: str, digest: str) -> bytes:
     pdf.set_creation_date(datetime.strptime(report["released_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC))
     pdf.add_font("DejaVu", "", str(fonts.joinpath("DejaVuSans.ttf")))
     pdf.add_font("DejaVu", "B", str(fonts.joinpath("DejaVuSans-Bold.ttf")))
-    pdf.set_title(title(report))
+    drawable = _Drawable(pdf.fonts["dejavu"].cmap, pdf.fonts["dejavuB"].cmap)
+    parts = sections(report)
+    texts = [title(report)] + [h for h, _ in parts] + [t for _, items in parts for i in items
+                                                         for t in (i.text, i.quote or "")]
+    pdf.set_title(drawable(title(report)))
     pdf.add_page()
     pdf.set_font("DejaVu", "B", 15)
-    pdf.multi_cell(0, 8, title(report), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 8, drawable(title(report)), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", "", 8)
-    for line in provenance(report, fingerprint, digest):
-        pdf.multi_cell(0, 4.5, line, new_x="LMARGIN", new_y="NEXT")
+    notes = [] if drawable.all_drawn(texts) else [NOT_DRAWN_NOTE]
+    for line in provenance(report, fingerprint, digest) + notes:
+        pdf.multi_cell(0, 4.5, drawable(line), new_x="LMARGIN", new_y="NEXT")
     pdf.set_fill_color(236, 236, 236)
-    for heading, items in sections(report):
+    for heading, items in parts:
         pdf.ln(3)
         pdf.set_font("DejaVu", "B", 12 if heading.startswith("Question") else 10.5)
-        pdf.multi_cell(0, 6, heading, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 6, drawable(heading), new_x="LMARGIN", new_y="NEXT")
         for item in items:
             if item.label:
                 pdf.set_font("DejaVu", "B", 9.5)
@@ -136,9 +171,10 @@ def to_pdf(report: dict, fingerprint: str, digest: str) -> bytes:
                 # Her words in a shaded, indented cell of their own: nothing in them can end it.
                 pdf.set_font("DejaVu", "", 9.5)
                 pdf.set_x(pdf.l_margin + 6)
-                pdf.multi_cell(0, 5, neutral(item.quote, paragraphs=True), fill=True, new_x="LMARGIN", new_y="NEXT")
+                pdf.multi_cell(0, 5, drawable(neutral(item.quote, paragraphs=True)), fill=True,
+                               new_x="LMARGIN", new_y="NEXT")
             if item.text:
                 pdf.set_font("DejaVu", "", 9.5)
-                pdf.multi_cell(0, 5, item.text, new_x="LMARGIN", new_y="NEXT")
+                pdf.multi_cell(0, 5, drawable(item.text), new_x="LMARGIN", new_y="NEXT")
             pdf.ln(1)
     return bytes(pdf.output())
