@@ -171,3 +171,42 @@ async def test_other_people_are_served_while_a_picture_is_being_rebuilt(client, 
     release.set()
     status, page = await sending
     assert status == 200, page
+
+
+async def test_only_rebuilding_waits_its_turn_and_past_a_while_her_words_are_kept_without_the_pictures(client,
+                                                                                                      monkeypatch):
+    """Two rebuilds held (every turn taken): a report with no picture goes through at once, and one
+    with a picture, past PICTURE_WAIT_S of waiting, keeps her words and tells her to add it later."""
+    import asyncio
+    import threading
+
+    from crossline.domain import pictures
+    from crossline.web import reporting
+
+    started, release = threading.Semaphore(0), threading.Event()
+    real_clean = pictures.clean
+
+    def held_clean(*args, **kwargs):
+        started.release()
+        assert release.wait(timeout=60), "a request waited for other people's pictures"
+        return real_clean(*args, **kwargs)
+
+    monkeypatch.setattr(pictures, "clean", held_clean)
+    monkeypatch.setattr(reporting, "PICTURE_WAIT_S", 0.05)
+    held = [asyncio.ensure_future(send(client, {"category": "threats", "text": f"flood {i}"}, [pics.tiny_png()]))
+            for i in range(2)]
+    for _ in held:
+        assert await asyncio.to_thread(started.acquire, True, 60)
+    before = counts(client)
+    status, page = await send(client, {"category": "threats", "text": "He knows where I live"})
+    assert status == 200 and "case-number" in page
+    status, page = await send(client, {"category": "threats", "text": "Here is his note"}, [pics.jpeg_with_gps()])
+    assert status == 200 and "screenshots were not kept this time" in page and "status page later" in page
+    case_id = int(re.search(r'id="case-number">(\d+)<', page).group(1))
+    assert stored_pictures(client, case_id) == [] and counts(client) == (before[0] + 2, before[1] + 2)
+    link = re.search(r'(/report/status/[^"<\s]+)', page).group(1)
+    status, page = await add(client, link, "One more thing", [pics.jpeg_with_gps()])
+    assert status == 200 and "Your words were added" in page and "screenshots were not kept" in page
+    assert stored_pictures(client, case_id) == [] and counts(client)[1] == before[1] + 3
+    release.set()
+    assert [status for status, _page in await asyncio.gather(*held)] == [200, 200]

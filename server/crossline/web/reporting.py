@@ -9,7 +9,8 @@ What a reporter typed is given back to her form when something is refused, so no
 
 Screenshots fill a disk, words barely: a held report keeps its words but not its screenshots, an
 addition through a status link past its limits too, and no screenshot is kept past the hour's
-byte budget or below the free-disk floor. Each time she is told, and told she can add them later.
+byte budget, below the free-disk floor, or when rebuilding them (domain/pictures.clean) would wait
+too long for a turn. Each time she is told, and told she can add them later.
 """
 
 from __future__ import annotations
@@ -30,13 +31,28 @@ from crossline.web.security import accepts_uploads
 
 
 # Rebuilding a large picture takes seconds of CPU and hundreds of MB: it runs beside the event loop
-# (so other people's requests go on), at most two at a time (so a flood of uploads cannot exhaust memory).
+# (so other people's requests go on), at most two at a time (so a flood of uploads cannot exhaust
+# memory). Only the rebuilding waits for a turn, never her words: past PICTURE_WAIT_S seconds of
+# waiting, her report is kept without its screenshots and she is told to add them later.
 PICTURE_WORK = web.AppKey("picture_work", asyncio.Semaphore)
+PICTURE_WAIT_S = 20.0
 
 
-async def _beside_the_loop(request: web.Request, call, *args, **kwargs):
-    async with request.app[PICTURE_WORK]:
-        return await asyncio.to_thread(call, *args, **kwargs)
+async def _rebuilt(request: web.Request, kept: list[bytes], not_kept: str | None):
+    """(kept, rebuilt, not_kept): the uploads kept with their rebuilt pictures (service.check_images),
+    or none if no turn came in time, with why, their bytes given back to the budget."""
+    if not kept:
+        return kept, service.Checked(), not_kept
+    work = request.app[PICTURE_WORK]
+    try:
+        await asyncio.wait_for(work.acquire(), PICTURE_WAIT_S)
+    except TimeoutError:
+        request.app[LIMITS].screenshots_not_stored(sum(map(len, kept)))
+        return [], service.Checked(), BUSY_SCREENSHOTS
+    try:
+        return kept, await asyncio.to_thread(service.check_images, kept), not_kept
+    finally:
+        work.release()
 
 
 def setup_routes(app: web.Application) -> None:
@@ -68,6 +84,8 @@ HELD_SCREENSHOTS = ("Your screenshots were not kept this time, because so many r
                     "(everything you wrote was). You can add them on your status page later: keep its link.")
 BUSY_LINK_SCREENSHOTS = ("Your screenshots were not kept, because a lot has been added to this report (or from "
                          "here) in the last hour. Add them again in an hour.")
+BUSY_SCREENSHOTS = ("Your screenshots were not kept this time, because many pictures are being received right now "
+                    "(everything you wrote was). You can add them on your status page later: keep its link.")
 NO_ROOM_SCREENSHOTS = ("Your screenshots were not kept, because the hub is short of room for them right now. "
                        "You can add them on your status page later.")
 
@@ -93,8 +111,9 @@ async def submit(request: web.Request) -> web.Response:
     held = limits.report_must_be_held(client(request))
     kept, not_kept = _screenshots_to_keep(request, await _images(form), HELD_SCREENSHOTS if held else None)
     try:
-        new = await _beside_the_loop(request, service.report_from_web, request.app[HUB], entered["category"],
-                                     entered["text"], entered["contact"], kept, held=held)
+        kept, checked, not_kept = await _rebuilt(request, kept, not_kept)
+        new = service.report_from_web(request.app[HUB], entered["category"], entered["text"], entered["contact"],
+                                      checked, held=held)
     except CrosslineError as error:
         limits.screenshots_not_stored(sum(map(len, kept)))
         return render(request, "report_form.html", {"categories": _categories(), "entered": entered,
@@ -129,8 +148,9 @@ async def add_more(request: web.Request) -> web.Response:
                                                 "hour. Try again in an hour.", status=429)
     kept, not_kept = _screenshots_to_keep(request, await _images(form), None if allowed else BUSY_LINK_SCREENSHOTS)
     try:
-        await _beside_the_loop(request, service.add_from_reporter, request.app[HUB], token, text, kept,
-                               {"yes": True, "no": False}.get(choice))
+        service.case_for_reporter(request.app[HUB], token)  # a wrong link costs no rebuilding
+        kept, checked, not_kept = await _rebuilt(request, kept, not_kept)
+        service.add_from_reporter(request.app[HUB], token, text, checked, {"yes": True, "no": False}.get(choice))
     except CrosslineError as error:
         limits.screenshots_not_stored(sum(map(len, kept)))
         return await status_page(request, error=error.message, status=error.status)
