@@ -93,7 +93,9 @@ def _glyph_codes(font) -> dict[str, bytes]:
     codes = {}
     for block in re.findall(r"beginbfchar(.*?)endbfchar", cmap, re.S):
         for source, target in re.findall(r"<([0-9A-Fa-f]+)>\s*<([0-9A-Fa-f]+)>", block):
-            codes[chr(int(target, 16))] = int(source, 16).to_bytes(2, "big")
+            shown = bytes.fromhex(target).decode("utf-16-be")
+            if len(shown) == 1:  # not a ligature's glyph (text is shaped: "fi" may be one glyph)
+                codes[shown] = int(source, 16).to_bytes(2, "big")
     return codes
 
 
@@ -105,12 +107,23 @@ def _shown(codes: dict[str, bytes], text: str) -> bytes:
 def edit_in_place(pdf: bytes, old: str, new: str) -> bytes:
     """A forger's best edit: page 1's compressed content stream decompressed, `old` (first time it is
     shown) made `new`, compressed again into exactly the same bytes' length, so that every offset
-    and the signature's byte range stay as they were."""
+    and the signature's byte range stay as they were. The text is shaped, so each glyph is shown on
+    its own, `(code) Tj` at its own position (`… Tm`): the forger swaps the codes of the glyphs."""
+    assert len(old) == len(new)
     page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
     content = page.get_contents().get_data()
-    fonts = [_glyph_codes(font.get_object()) for font in page["/Resources"]["/Font"].values()]
-    codes = next(codes for codes in fonts if set(old + new) <= set(codes) and _shown(codes, old) in content)
-    edited = content.replace(_shown(codes, old), _shown(codes, new), 1)
+    between = rb" Tj [0-9. -]+ Tm "
+    for font in page["/Resources"]["/Font"].values():
+        codes = _glyph_codes(font.get_object())
+        glyph = lambda c: b"(" + _shown(codes, c) + b")"  # noqa: E731
+        found = set(old + new) <= set(codes) and re.search(between.join(re.escape(glyph(c)) for c in old), content)
+        if found:
+            break
+    else:
+        raise AssertionError(f"{old!r} is not shown on page 1")
+    parts = re.split(b"(" + between + b")", found.group(0))
+    parts[::2] = [glyph(c) for c in new]
+    edited = content[:found.start()] + b"".join(parts) + content[found.end():]
     for match in re.finditer(rb"stream\r?\n", pdf):
         start, end = match.end(), pdf.find(b"endstream", match.end())
         compressed = pdf[start:end].rstrip(b"\r\n")
@@ -429,3 +442,13 @@ def test_nothing_she_wrote_vanishes_from_the_pdf(tmp_path):
     # A report every character of which can be drawn says nothing of the kind.
     plain = pdftotext(tmp_path, copies.sign_copy("pdf", statements_release("Open the ferry, 10² boats"), HUB_KEY))
     assert "exact text" not in plain and "10² boats" in plain, "drawable characters are kept as written"
+
+
+def test_right_to_left_statements_read_in_their_own_order(tmp_path):
+    arabic, hebrew = "نريد فتح المعبر 24 ساعة", "פתחו את המעבר בשעה 6"
+    data = statements_release(arabic, hebrew, title="المعبر")
+    pdf = copies.sign_copy("pdf", data, HUB_KEY)
+    assert pdf == copies.sign_copy("pdf", data, HUB_KEY), "shaped text is still deterministic"
+    text = pdftotext(tmp_path, pdf)
+    for words in ("نريد فتح المعبر", "ساعة", "פתחו את המעבר בשעה"):
+        assert words in text, (words, [line for line in text.splitlines() if "24" in line or "6" in line][:4])

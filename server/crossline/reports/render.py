@@ -10,7 +10,7 @@ their own paragraph.
 Nothing she wrote may vanish from the PDF: a character the bundled DejaVu fonts cannot draw is
 replaced by its compatibility form where that one can be drawn (fullwidth or mathematical-bold
 "ＮＯＴ" → "NOT"), else by a visible placeholder (�), and the copy then says that the HTML and JSON
-copies hold the exact text.
+copies hold the exact text. Text is shaped (HarfBuzz): Arabic joined, right-to-left text in its order.
 """
 
 from __future__ import annotations
@@ -146,6 +146,7 @@ def to_pdf(report: dict, fingerprint: str, digest: str) -> bytes:
     pdf.set_creation_date(datetime.strptime(report["released_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC))
     pdf.add_font("DejaVu", "", str(fonts.joinpath("DejaVuSans.ttf")))
     pdf.add_font("DejaVu", "B", str(fonts.joinpath("DejaVuSans-Bold.ttf")))
+    pdf.set_text_shaping(True)
     drawable = _Drawable(pdf.fonts["dejavu"].cmap, pdf.fonts["dejavuB"].cmap)
     parts = sections(report)
     texts = [title(report)] + [h for h, _ in parts] + [t for _, items in parts for i in items
