@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -452,3 +453,15 @@ def test_right_to_left_statements_read_in_their_own_order(tmp_path):
     text = pdftotext(tmp_path, pdf)
     for words in ("نريد فتح المعبر", "ساعة", "פתחו את המעבר בשעה"):
         assert words in text, (words, [line for line in text.splitlines() if "24" in line or "6" in line][:4])
+
+
+def test_no_member_text_reaches_the_log(caplog):
+    caplog.set_level(logging.DEBUG)
+    written = ["渡口每天开放 पुल खोलो", "We do ＮＯＴ want 🙂", "نريد فتح المعبر"]
+    data = statements_release(*written, title="渡轮 ferry")
+    for kind in ("pdf", "markdown"):
+        copies.sign_copy(kind, data, HUB_KEY)
+    html_copy(data)
+    characters = {c for text in written + ["渡轮"] for c in text if not c.isascii()}
+    logged = [record.getMessage() for record in caplog.records]
+    assert not [message for message in logged if characters & set(message)], logged[:5]

@@ -15,6 +15,7 @@ copies hold the exact text. Text is shaped (HarfBuzz): Arabic joined, right-to-l
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from fpdf import FPDF
 
 from crossline.reports.neutral import markdown_inline, markdown_quote, neutral
 
+# fpdf logs each glyph a font lacks, quoting the characters: member text must never reach the log.
+logging.getLogger("fpdf").setLevel(logging.ERROR)
 PLACEHOLDER = "\ufffd"
 NOT_DRAWN_NOTE = (f"Some characters in this report cannot be drawn with this PDF's fonts and are shown as "
                   f"{PLACEHOLDER}: the HTML and JSON copies hold the exact text.")
