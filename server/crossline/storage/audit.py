@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, text
 
 from crossline.domain.audit import GENESIS, entry_hash
 from crossline.storage.schema import audit_log
@@ -16,12 +16,19 @@ def _entry(seq: int, at: int, actor: str, kind: str, case_id: int | None, detail
 
 def append(conn: Connection, at: int, actor: str, kind: str, case_id: int | None, details: dict) -> int:
     """In the caller's transaction, so an action and its record commit together. The last entry
-    is read and the next one inserted with its primary key: two writers cannot both take a number."""
-    last = conn.execute(select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)).first()
-    seq, previous = (last.seq + 1, last.hash) if last else (1, GENESIS)
-    digest = entry_hash(previous, _entry(seq, at, actor, kind, case_id, details))
-    conn.execute(insert(audit_log).values(seq=seq, at=at, actor=actor, kind=kind, case_id=case_id,
-                                          details=json.dumps(details, sort_keys=True), previous_hash=previous, hash=digest))
+    is read and the next one inserted with its primary key, with other writers kept out between
+    the two, so that two never read the same last entry: on SQLite the savepoint takes the write
+    lock first if the caller's transaction has written nothing yet (storage/db.py, BEGIN
+    IMMEDIATE), on PostgreSQL the table is locked until the caller commits."""
+    with conn.begin_nested():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE"))
+        last = conn.execute(select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)).first()
+        seq, previous = (last.seq + 1, last.hash) if last else (1, GENESIS)
+        digest = entry_hash(previous, _entry(seq, at, actor, kind, case_id, details))
+        conn.execute(insert(audit_log).values(seq=seq, at=at, actor=actor, kind=kind, case_id=case_id,
+                                              details=json.dumps(details, sort_keys=True), previous_hash=previous,
+                                              hash=digest))
     return seq
 
 
