@@ -21,13 +21,16 @@ from pathlib import Path
 import pypdf
 import pytest
 from asn1crypto import cms
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from nacl.signing import SigningKey
 from pyhanko.pdf_utils import embed, generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign import fields, signers
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
@@ -469,3 +472,53 @@ def test_no_member_text_reaches_the_log(caplog, monkeypatch, placeholders):
     characters = {c for text in written + ["渡轮"] for c in text if not c.isascii()}
     logged = [record.getMessage() for record in caplog.records]
     assert not [message for message in logged if characters & set(message)], logged[:5]
+
+
+def second_signature(pdf: bytes) -> bytes:
+    """The reviewer's forgery: new figures painted over page 1 in an update, then a second signature
+    by a forger's key whose certificate copies the hub's (name, dates, serial, extensions)."""
+    genuine = pdf_signature.certificate(HUB_KEY)
+    forger = ec.derive_private_key(12345, ec.SECP256R1())
+    builder = (x509.CertificateBuilder().subject_name(genuine.subject).issuer_name(genuine.issuer)
+               .public_key(forger.public_key()).serial_number(genuine.serial_number)
+               .not_valid_before(genuine.not_valid_before_utc).not_valid_after(genuine.not_valid_after_utc))
+    for extension in genuine.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    cert = builder.sign(forger, hashes.SHA256())
+    page = pypdf.PdfReader(io.BytesIO(pdf)).pages[0]
+    codes = _glyph_codes(page["/Resources"]["/Font"]["/F1"].get_object())
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
+    writer.add_stream_to_page(0, writer.add_object(generic.StreamObject(
+        stream_data=b"q 1 1 1 rg 28 633 540 11 re f Q BT /F1 9 Tf 28.5 635.5 Td ("
+        + _shown(codes, "Least support: Left bank, 30% agree") + b") Tj ET")))
+    signer = signers.SimpleSigner(
+        signing_cert=asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER)),
+        signing_key=asn1_keys.PrivateKeyInfo.load(forger.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
+        cert_registry=None)
+    meta = signers.PdfSignatureMetadata(field_name="Sig2", subfilter=fields.SigSeedSubFilter.PADES)
+    return _Forger(meta, signer).sign_pdf(writer).getvalue()
+
+
+class _Forger(signers.PdfSigner):
+    """A forger's tool does not honour the certification's "no changes" as pyHanko does."""
+
+    def _enforce_certification_constraints(self, reader):
+        pass
+
+
+def test_the_pdf_is_certified_and_a_second_signature_is_refused(tmp_path):
+    pdf = copies.sign_copy("pdf", release(), HUB_KEY)
+    (signature,) = PdfFileReader(io.BytesIO(pdf), strict=False).embedded_signatures
+    assert signature.docmdp_level is fields.MDPPerm.NO_CHANGES, "a certification signature: no changes allowed"
+    forged = second_signature(pdf)
+    # pdfsig calls the forger's signature valid and total: the guide's rule is exactly one signature.
+    _, out = pdfsig(tmp_path, forged)
+    assert "Signature #2:" in out and out.count(VALID) == 2
+    guide = " ".join((Path(__file__).parents[1] / "docs" / "negotiators.md").read_text().split())
+    assert "exactly one signature" in guide and "Signature #2" in guide
+    refused(forged, "carries 2 signatures")
+    # pyHanko, which reads the certification, says the document was changed against it.
+    first = PdfFileReader(io.BytesIO(forged), strict=False).embedded_signatures[0]
+    status = validate_pdf_signature(first, ValidationContext(trust_roots=[first.signer_cert], allow_fetching=False))
+    assert status.coverage is not SignatureCoverageLevel.ENTIRE_FILE and not status.docmdp_ok

@@ -165,8 +165,11 @@ def sign_pdf_with(pdf: bytes, release: bytes, key: ec.EllipticCurvePrivateKey, c
         signing_key=asn1_keys.PrivateKeyInfo.load(key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())),
         cert_registry=None)
+    # A certification signature that allows no changes (DocMDP): PDF readers then treat anything added
+    # after it, a second signature included, as breaking the document's certification.
     meta = signers.PdfSignatureMetadata(field_name="CrosslineHubSignature", md_algorithm="sha256",
-                                        subfilter=fields.SigSeedSubFilter.PADES,
+                                        subfilter=fields.SigSeedSubFilter.PADES, certify=True,
+                                        docmdp_permissions=fields.MDPPerm.NO_CHANGES,
                                         reason="Released report of a Crossline hub", name="Crossline hub")
     return _run(lambda: _DatedSigner(meta, signer, signed_at=released_at).async_sign_pdf(writer)).getvalue()
 
