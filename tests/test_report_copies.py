@@ -35,6 +35,7 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
+from crossline.cli import main
 from crossline.clock import token_hash
 from crossline.domain.consultations import Phase
 from crossline.reports import copies, pdf_signature, render
@@ -522,3 +523,22 @@ def test_the_pdf_is_certified_and_a_second_signature_is_refused(tmp_path):
     first = PdfFileReader(io.BytesIO(forged), strict=False).embedded_signatures[0]
     status = validate_pdf_signature(first, ValidationContext(trust_roots=[first.signer_cert], allow_fetching=False))
     assert status.coverage is not SignatureCoverageLevel.ENTIRE_FILE and not status.docmdp_ok
+
+
+async def test_the_pdf_certificate_fingerprint_is_shown_where_readers_look(aiohttp_client, hub, released, tmp_path,
+                                                                         capsys):
+    published = reports.pdf_certificate_fingerprint(hub)
+    with hub.engine.begin() as conn:
+        sessions.add_session(conn, token_hash("session-fac"), hub.facilitator.id, 0, int(time.time() * 1000) + 3_600_000)
+    client = await aiohttp_client(create_app(hub.config, clock=hub.clock, background=False))
+    client.session.cookie_jar.update_cookies({"crossline_session": "session-fac"})
+    for page in ("/reports", f"/reports/{released.id}"):
+        response = await client.get(page)
+        assert response.status == 200 and f'<code id="pdf-certificate">{published}</code>' in await response.text()
+    pdf = await (await client.get(f"/reports/{released.id}/report.pdf")).read()
+    (tmp_path / "report.pdf").write_bytes(pdf)
+    assert main(["verify", str(tmp_path / "report.pdf"), "--data-dir", str(hub.config.paths.data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"PDF certificate, SHA-256 fingerprint {published}" in out, out
+    guide = " ".join((Path(__file__).parents[1] / "docs" / "negotiators.md").read_text().split())
+    assert "Reports page and each report's page show it" in guide

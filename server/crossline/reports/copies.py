@@ -26,6 +26,7 @@ import base64
 import binascii
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from nacl.exceptions import BadSignatureError
@@ -69,10 +70,10 @@ def verify_copy(data: bytes, detached_signature: bytes | None = None) -> Verifie
     if kind == "json":
         return verify_report(data)
     if kind == "pdf":
-        release, spki, endorsement = pdf_signature.verified_release(data)
+        release, spki, endorsement, certificate = pdf_signature.verified_release(data)
         verified = _embedded(release, "PDF")
         pdf_signature.check_endorsement(_report_key(release), spki, endorsement)
-        return verified
+        return replace(verified, pdf_certificate=certificate)
     return _verify_text(data, kind)
 
 

@@ -174,10 +174,10 @@ def sign_pdf_with(pdf: bytes, release: bytes, key: ec.EllipticCurvePrivateKey, c
     return _run(lambda: _DatedSigner(meta, signer, signed_at=released_at).async_sign_pdf(writer)).getvalue()
 
 
-def verified_release(data: bytes) -> tuple[bytes, bytes, bytes]:
+def verified_release(data: bytes) -> tuple[bytes, bytes, bytes, str]:
     """Once the PDF's own signature is checked: the signed JSON release it holds, the public key
-    (SPKI, DER) that signed the PDF and its certificate's endorsement by an Ed25519 key (for
-    `check_endorsement`). Raises ReportVerificationError."""
+    (SPKI, DER) that signed the PDF, its certificate's endorsement by an Ed25519 key (for
+    `check_endorsement`) and the certificate's SHA-256 fingerprint. Raises ReportVerificationError."""
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False, decode_limits=DECODE_LIMITS)
         signatures = reader.embedded_signatures
@@ -206,7 +206,8 @@ def verified_release(data: bytes) -> tuple[bytes, bytes, bytes]:
     endorsement = [e for e in cert["tbs_certificate"]["extensions"] or () if e["extn_id"].dotted == ENDORSEMENT_OID]
     if len(endorsement) != 1:
         raise ReportVerificationError("the PDF is signed by a certificate that is not a Crossline hub's report key")
-    return _embedded_release(reader), cert.public_key.dump(), endorsement[0]["extn_value"].contents
+    return (_embedded_release(reader), cert.public_key.dump(), endorsement[0]["extn_value"].contents,
+            fingerprint(cert.dump()))
 
 
 def _refused(error: Exception, reason: str) -> ReportVerificationError:

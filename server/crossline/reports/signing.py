@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from canonicaljson import encode_canonical_json
 from nacl.exceptions import BadSignatureError
@@ -62,6 +62,8 @@ class VerifiedReport:
     report: dict
     fingerprint: str
     sha256: str
+    # For a PDF copy: its signing certificate's SHA-256 fingerprint (what PDF readers show).
+    pdf_certificate: str | None = field(default=None, compare=False)
 
 
 class UnknownSigner(ReportVerificationError):

@@ -114,6 +114,9 @@ def check(verify: Callable[[], VerifiedReport], trusted: Mapping[str, str], reco
              f"Consultation: {release.title} (consultation {release.consultation_id}, closed {release.closed_on})",
              f"Version: {release.version}, released {release.released_on}",
              f"SHA-256 of the signed report: {release.sha256}"]
+    if verified.pdf_certificate:
+        lines.append(f"The PDF is signed by the hub's PDF certificate, SHA-256 fingerprint {verified.pdf_certificate} "
+                     "(PDF readers show it in the signature's certificate details).")
     newer = None
     history = records[1] if records and same_fingerprint(records[0], verified.fingerprint) else None
     if history is None:

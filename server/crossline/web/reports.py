@@ -71,7 +71,8 @@ async def release(request: web.Request) -> web.Response:
 async def index(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     return render(request, "reports.html", {"releases": service.releases(hub, staff_member(request)),
-                                            "fingerprint": service.hub_fingerprint(hub), "day": day})
+                                            "fingerprint": service.hub_fingerprint(hub),
+                                            "pdf_certificate": service.pdf_certificate_fingerprint(hub), "day": day})
 
 
 # A report's PDF is well under this; the limit answers larger uploads with 413 before reading them.
@@ -118,7 +119,8 @@ async def view(request: web.Request) -> web.Response:
     return render(request, "report_view.html", {
         "record": record, "report": verified.report, "fingerprint": verified.fingerprint, "sha256": verified.sha256,
         "released_on": day(verified.report["released_at"]), "closed_on": day(verified.report["consultation"]["closed_at"]),
-        "newer": service.superseded_by(request.app[HUB], record), "day": day})
+        "newer": service.superseded_by(request.app[HUB], record), "day": day,
+        "pdf_certificate": service.pdf_certificate_fingerprint(request.app[HUB])})
 
 
 async def download(request: web.Request) -> web.Response:
