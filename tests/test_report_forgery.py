@@ -630,3 +630,17 @@ async def test_uploads_checked_at_once_are_bounded(hub, site, monkeypatch):
     gate.set()
     answers = await asyncio.gather(*uploads)
     assert [status for status, _ in answers] == [200] * 4 and most[0] == 2
+
+
+async def test_the_reports_list_and_draft_page_neutralise_titles(hub, site):
+    client, reader, _ = site
+    title = "Wells \u202egnissorc eht nepo\u202c\u2066"
+    made = closed_consultation(hub, title)
+    released(hub, made)
+    status, page = await reader.get("/reports")
+    assert status == 200 and "Wells gnissorc eht nepo" in page
+    assert not set(BIDI_AND_CONTROLS) & set(page)
+    with hub.engine.begin() as conn:
+        sessions.add_session(conn, token_hash("facilitator-cookie"), hub.facilitator.id, 0, hub.clock.now_ms() + 3600_000)
+    status, page = await Reader(client, "facilitator-cookie").get(f"/consultations/{made}/report")
+    assert status == 200 and "Wells gnissorc eht nepo" in page and not set(BIDI_AND_CONTROLS) & set(page)

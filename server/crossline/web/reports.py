@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from crossline.reports.neutral import neutral_tree
+from crossline.reports.neutral import neutral, neutral_tree
 from crossline.reports.signing import verify_report
 from crossline.reports.verdict import day
 from crossline.services import reports as service
@@ -44,7 +44,8 @@ def setup_routes(app: web.Application) -> None:
 async def page(request: web.Request) -> web.Response:
     found = service.draft_page(request.app[HUB], staff_member(request), int(request.match_info["cid"]))
     return render(request, "report_draft.html", {
-        "consultation": found.consultation, "line": found.line, "versions": found.versions, "draft": found.draft,
+        "consultation": found.consultation, "title": neutral(found.consultation.title), "line_name": neutral(found.line.name),
+        "versions": found.versions, "draft": found.draft,
         "report": found.content and neutral_tree(found.content), "rooms": found.rooms, "fingerprint": found.fingerprint,
         "day": day})
 
@@ -70,7 +71,10 @@ async def release(request: web.Request) -> web.Response:
 
 async def index(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    return render(request, "reports.html", {"releases": service.releases(hub, staff_member(request)),
+    # Titles and line names neutralised like every other report text: none can reorder the list.
+    rows = [replace(row, title=neutral(row.title), line=neutral(row.line))
+            for row in service.releases(hub, staff_member(request))]
+    return render(request, "reports.html", {"releases": rows,
                                             "fingerprint": service.hub_fingerprint(hub),
                                             "pdf_certificate": service.pdf_certificate_fingerprint(hub), "day": day})
 
