@@ -13,12 +13,15 @@ import json
 import subprocess
 import sys
 import threading
+import unicodedata
 import zlib
 from hashlib import sha256
 from pathlib import Path
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from aiohttp.test_utils import TestClient, TestServer
 from canonicaljson import encode_canonical_json
 from nacl.signing import SigningKey
@@ -486,6 +489,32 @@ def test_neutral_keeps_every_script_and_drops_what_reorders_text():
     assert neutral("one\n\n\n\ntwo", paragraphs=True) == "one\n\ntwo"
     assert neutral("lone \ud800 surrogate") == "lone ? surrogate"
     assert not any(c in neutral("x" + BIDI_AND_CONTROLS + "y") for c in BIDI_AND_CONTROLS)
+
+
+INVISIBLE = ("\u00ad\u034f\u180e\u206a\u206b\u206c\u206d\u206e\u206f\U000e0001\U000e0041\U000e007f\u115f\u1160"
+             "\u3164\uffa0\u2800\u0600\U000110bd\U0001d173\ufff9")
+
+
+def test_neutral_drops_every_format_character_and_filler():
+    from crossline.reports.neutral import neutral
+
+    assert neutral("N" + INVISIBLE + "OT") == "NOT"
+    assert neutral("\u3164\u115f", paragraphs=True) == ""
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40), st.booleans())
+def test_neutral_leaves_no_invisible_character_and_keeps_every_letter(text, paragraphs):
+    from crossline.reports.neutral import _FILLERS, _JOINERS, neutral
+
+    out = neutral(text, paragraphs)
+    for i, c in enumerate(out):
+        category = unicodedata.category(c)
+        assert c not in _FILLERS and (category != "Cc" or (c == "\n" and paragraphs)), (text, c)
+        assert category != "Cf" or (c in _JOINERS and 0 < i < len(out) - 1), (text, c)
+    def letters(s: str) -> list[str]:
+        return [c for c in s if unicodedata.category(c)[0] in "LN" and c not in _FILLERS]
+    assert letters(out) == letters(text)
 
 
 def test_a_hostile_statement_is_one_quoted_statement_in_markdown():

@@ -1,11 +1,14 @@
 """Member text made safe to show in a report (pure): titles, names, prompts, statements and
 narratives keep every letter of every script, but lose what could reorder or hide text around them.
 
-Dropped: the explicit bidirectional embeddings, overrides and isolates (U+202A–202E,
-U+2066–2069), the direction marks (U+200E, U+200F, U+061C), C0 and C1 controls (a newline is
-kept only where a format shows paragraphs), the byte-order mark, zero-width spaces and invisible
-operators. The zero-width joiner and non-joiner are kept between two letters (Persian, Arabic,
-Devanagari and others need them inside words) or inside an emoji sequence, dropped elsewhere.
+Dropped: every format character (Unicode category Cf: the bidirectional embeddings, overrides,
+isolates and marks, the byte-order mark, zero-width spaces, invisible operators, the soft hyphen,
+the deprecated format characters, tags…), C0 and C1 controls (a newline is kept only where a format
+shows paragraphs), and the characters that show as nothing though they are letters or marks (the
+combining grapheme joiner, the Hangul fillers, the braille blank). The zero-width joiner and
+non-joiner (Cf too) are kept between two letters (Persian, Arabic, Devanagari and others need them
+inside words) or inside an emoji sequence, dropped elsewhere. A deny-list of named characters
+would miss the next invisible one; a whole category does not.
 Direction is then set structurally by each format: a `<bdi>` or `dir="auto"` element in HTML, an
 isolate (FSI…PDI) around the text in Markdown, a cell of its own in the PDF.
 """
@@ -17,8 +20,8 @@ import unicodedata
 
 FSI, PDI = "\u2068", "\u2069"
 _JOINERS = "\u200c\u200d"
-_DROPPED = re.compile("[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f"
-                      "\u202a-\u202e\u2060-\u2069\ufeff\ufff9-\ufffb]")
+_CONTROLS = re.compile("[\u0000-\u0009\u000b-\u001f\u007f-\u009f]")  # all but the newline
+_FILLERS = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u2800\u3164\uffa0")
 _LINE_BREAKS = re.compile("\r\n|[\r\u2028\u2029\u0085]")
 _MARKDOWN_PUNCTUATION = re.compile(r"""([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~])""")
 
@@ -33,7 +36,8 @@ def neutral(text: object, paragraphs: bool = False) -> str:
     text = _LINE_BREAKS.sub("\n", str(text)).replace("\t", " ")
     # A lone surrogate cannot be shown (nor encoded): it becomes "?".
     text = text.encode("utf-8", "replace").decode("utf-8") if any("\ud800" <= c <= "\udfff" for c in text) else text
-    text = _DROPPED.sub("", text)
+    text = "".join(c for c in _CONTROLS.sub("", text)
+                   if c in _JOINERS or not (c in _FILLERS or unicodedata.category(c) == "Cf"))
     text = "".join(c for i, c in enumerate(text) if c not in _JOINERS or (
         0 < i < len(text) - 1 and _joins(text[i - 1], text[i + 1])))
     if not paragraphs:
