@@ -49,6 +49,7 @@ class Media:
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
+        self.pending: set[str] = set()  # media ids created (POST /_matrix/media/v1/create), never uploaded
         self.sent = 0
         self.running = self.most_at_once = 0
         self.tokens: list[str] = []
@@ -58,6 +59,10 @@ class Media:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.tokens.append(request.headers.get("Authorization", ""))
         assert "access_token" not in request.query
+        if request.match_info["media_id"] in self.pending:  # created, never uploaded: Synapse waits timeout_ms
+            if request.query.get("timeout_ms") != "0":
+                await asyncio.sleep(2)  # Synapse: 20 s by default
+            return web.json_response({"errcode": "M_NOT_YET_UPLOADED"}, status=504)
         data = self.files.get(request.match_info["media_id"])
         if data is None:
             return web.json_response({"errcode": "M_NOT_FOUND"}, status=404)
@@ -151,6 +156,11 @@ async def run(bot, messages: list[RoomMessage]) -> list:
     return checks
 
 
+def checked(checks: list) -> list[str]:
+    """The event ids of the pictures these checks read."""
+    return [sent.event_id for check in checks for sent in check.pictures]
+
+
 def queued(hub) -> list[bot_store.OutgoingMessage]:
     with hub.engine.connect() as conn:
         return bot_store.waiting_messages(conn, 500)
@@ -225,7 +235,7 @@ async def test_pictures_without_a_place_or_unreadable_or_oversized_bring_nothing
         sent("$text", image_event(media, "text", b"not a picture at all, only words")),
         sent("$missing", {"type": "m.room.message", "content": {"msgtype": "m.image", "url": f"mxc://{SERVER}/no"}}),
     ])
-    assert len(checks) == 6 and queued(bot.hub) == []
+    assert len(checked(checks)) == 6 and queued(bot.hub) == []
     assert media.sent < 200_000 + 10 * 65536  # the oversized file was not read to its end
 
 
@@ -263,7 +273,7 @@ def test_which_events_are_pictures():
 async def test_each_picture_is_checked_once_per_sender_even_after_a_restart(bot):
     serve_direct_room(bot.hub)
     event = image_event(bot.media, "gps", jpeg_with_gps())
-    assert len(await run(bot, [sent("$gps", event)])) == 1
+    assert checked(await run(bot, [sent("$gps", event)])) == ["$gps"]
     # The same event again (a batch replayed), and the same file in another event (sent again, a
     # caption edited): not checked again, by this bot or by one restarted (a new gate, the same marks).
     assert await run(bot, [sent("$gps", event), sent("$again", event)]) == []
@@ -272,7 +282,7 @@ async def test_each_picture_is_checked_once_per_sender_even_after_a_restart(bot)
     assert len(queued(bot.hub)) == 1
     # Someone else who forwards it is told too: it is her message now.
     serve_direct_room(bot.hub, BEA, "!bea-dm:crossline.local")
-    assert len(await run(bot, [sent("$fwd", event, sender=BEA)])) == 1
+    assert checked(await run(bot, [sent("$fwd", event, sender=BEA)])) == ["$fwd"]
     assert [m.room_id for m in queued(bot.hub)] == [DM, "!bea-dm:crossline.local"]
 
 
@@ -295,29 +305,31 @@ async def test_a_flood_of_pictures_is_bounded_work(bot):
     flood = [sent(f"$f{i}", image_event(media, f"f{i}", jpeg_with_gps())) for i in range(100)]
     with bot.hub.engine.begin() as conn:
         checks = service.to_check_in(conn, bot.hub, flood, bot.pictures.gate)
-    assert len(checks) == PICTURES_PER_MINUTE  # one member: a few a minute, the rest never checked
+    # One member: a few a minute are read, the others only counted (her warning says how many).
+    assert len(checked(checks)) == PICTURES_PER_MINUTE and checks[0].unchecked == 100 - PICTURES_PER_MINUTE
     others = [sent(f"$o{i}", image_event(media, f"o{i}", jpeg_with_gps()), sender=f"@m{i}:crossline.local")
               for i in range(MAX_WAITING * 2)]
     with bot.hub.engine.begin() as conn:
         checks += service.to_check_in(conn, bot.hub, others, bot.pictures.gate)
     bot.pictures.check_later(checks)  # returns at once: the sync loop goes on while they wait
-    assert len(bot.pictures.tasks) == MAX_WAITING
 
     async def downloads_started():
         while media.running < CHECKS_AT_ONCE:
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(downloads_started(), timeout=30)
+    assert len(bot.pictures.tasks) == MAX_WAITING  # the others were dropped
     assert media.running == CHECKS_AT_ONCE  # the others wait their turn, none is refused for it
     media.open.set()
     await asyncio.gather(*bot.pictures.tasks)
-    assert media.most_at_once == CHECKS_AT_ONCE and len(media.tokens) == MAX_WAITING
+    # Hers (the first to come: five pictures) and 31 others' were read.
+    assert media.most_at_once == CHECKS_AT_ONCE and len(media.tokens) == PICTURES_PER_MINUTE + MAX_WAITING - 1
     # A minute later she may send pictures again.
     bot.hub.clock.now += 60_000
     with bot.hub.engine.begin() as conn:
         later = service.to_check_in(conn, bot.hub, [sent("$later", image_event(media, "later", jpeg_with_gps()))],
                                     bot.pictures.gate)
-    assert len(later) == 1
+    assert checked(later) == ["$later"]
 
 
 async def test_no_warning_goes_to_an_opened_room_its_client_does_not_know_encrypted(bot):
@@ -347,3 +359,55 @@ async def test_a_photo_sent_as_a_file_is_checked_too(bot):
     await run(bot, [sent("$file", event)])
     (warning,) = queued(bot.hub)
     assert warning.room_id == DM and "the place where it was taken" in warning.content["body"]
+
+
+async def test_an_album_is_told_in_one_warning_naming_each_picture_and_counting_those_not_read(bot):
+    """Eight photos at once, all with a place: one warning names the five read and counts the three
+    past her limit (they were named by five warnings, and three never mentioned)."""
+    serve_direct_room(bot.hub)
+    album = [sent(f"$p{i}", image_event(bot.media, f"p{i}", jpeg_with_gps(), body=f"IMG_{i}.jpg")) for i in range(8)]
+    album.insert(2, sent("$plain", image_event(bot.media, "plain", plain_jpeg(), body="IMG_plain.jpg")))
+    bot.pictures.gate = PictureGate(bot.hub.clock, per_minute=6)
+    await run(bot, album)
+    (warning,) = queued(bot.hub)
+    body = warning.content["body"]
+    assert body.startswith("5 pictures you sent carry") and "3 more pictures" in body
+    for i in range(5):
+        assert f"{member_words(f'IMG_{i}.jpg')} in “Bridges consultation”" in body
+    assert "IMG_plain" not in body and "IMG_5" not in body and service.GUIDE_SECTION in body
+
+
+async def test_pictures_created_but_never_uploaded_hold_no_one_elses_warning(bot):
+    """Seven accounts send pictures whose files were created and never uploaded (Synapse would wait
+    20 s on each download): asked with timeout_ms=0, they are answered at once, and her warning comes."""
+    serve_direct_room(bot.hub)
+    flood = []
+    for account in range(7):
+        for i in range(PICTURES_PER_MINUTE):
+            event = image_event(bot.media, f"pending{account}-{i}", b"x")
+            bot.media.pending.add(f"pending{account}-{i}")
+            flood.append(sent(f"$h{account}-{i}", event, sender=f"@hostile{account}:crossline.local"))
+    flood.append(sent("$ana", image_event(bot.media, "ana", jpeg_with_gps())))
+    await run(bot, flood)
+    (warning,) = queued(bot.hub)
+    assert warning.room_id == DM
+
+
+async def test_when_too_many_wait_the_sender_with_the_most_waiting_loses_one_not_a_newcomer(bot):
+    bot.media.open.clear()  # downloads hang until released
+    serve_direct_room(bot.hub)
+    batches = [[sent(f"$h{b}-{i}", image_event(bot.media, f"h{b}-{i}", plain_jpeg()), sender=f"@h{i}:crossline.local")
+                for i in range(4)] for b in range(MAX_WAITING // 4 + 2)]
+    for batch in batches:  # four accounts, a batch each after another: eight checks waiting each
+        with bot.hub.engine.begin() as conn:
+            bot.pictures.check_later(service.to_check_in(conn, bot.hub, batch, PictureGate(bot.hub.clock)))
+    assert len(bot.pictures.tasks) == MAX_WAITING
+    with bot.hub.engine.begin() as conn:
+        hers = service.to_check_in(conn, bot.hub, [sent("$ana", image_event(bot.media, "ana", jpeg_with_gps()))],
+                                   bot.pictures.gate)
+    bot.pictures.check_later(hers)
+    assert ANA in bot.pictures.waiting and len(bot.pictures.tasks) == MAX_WAITING + 1  # one of theirs cancelled
+    bot.media.open.set()
+    await asyncio.gather(*bot.pictures.tasks, return_exceptions=True)
+    (warning,) = queued(bot.hub)
+    assert warning.room_id == DM

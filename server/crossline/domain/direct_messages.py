@@ -44,6 +44,11 @@ ENGLISH = {
     "picture_reveals": "A picture you sent in “{room}”{picture} carries, hidden in its file, the place where "
                        "it was taken{device}. Anyone in that room who saves the picture can read it.",
     "picture_named": " ({name})",
+    "picture_reveals_many": "{count} pictures you sent carry, hidden in their files, the place where they were "
+                            "taken{device}. Anyone in those rooms who saves them can read it:\n{pictures}",
+    "picture_in_room": "- {name} in “{room}”",
+    "picture_unchecked": "You sent {count} more pictures at the same time that I did not check (I check a few a "
+                         "minute): if they come from the same app, they most likely carry the place too.",
     "picture_device": " and the phone or camera that took it",
     "picture_remove": "To remove it: in your app, open that message's menu (on a phone, press and hold it) and "
                       "choose Remove. Then, if you still want to share it, send it again from an app that "

@@ -51,7 +51,9 @@ async def download(session: aiohttp.ClientSession, base_url: str, token: str, pi
     """The file's bytes as stored (ciphertext for an encrypted file); None if the homeserver does
     not give it. Raises TooLarge past `max_bytes`, without reading further."""
     path = f"{MEDIA}/{quote(picture.server_name, safe='')}/{quote(picture.media_id, safe='')}"
-    async with session.get(base_url + path, headers={"Authorization": f"Bearer {token}"},
+    # timeout_ms=0: a file created (POST /_matrix/media/v1/create) but never uploaded is answered at
+    # once (504), not after Synapse's default 20 s wait, so no one can hold the checks with them.
+    async with session.get(base_url + path, params={"timeout_ms": "0"}, headers={"Authorization": f"Bearer {token}"},
                            timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
         if response.status != 200:
             return None
@@ -87,51 +89,83 @@ class PictureChecker:
         self.gate = PictureGate(bot.hub.clock)
         self.running = asyncio.Semaphore(CHECKS_AT_ONCE)
         self.tasks: set[asyncio.Task] = set()
+        self.waiting: dict[str, list[asyncio.Task]] = {}  # by sender: checks not started yet, oldest first
         self.warning = asyncio.Lock()  # one warning at a time: never two rooms opened for one member
 
     def check_later(self, checks: list[PictureCheck]) -> None:
-        """Starts these checks beside the sync loop; those beyond MAX_WAITING are dropped."""
+        """Starts these checks beside the sync loop. At most MAX_WAITING wait: past it, the newest
+        check of whoever has the most waiting is dropped (the newcomer's own if nobody has more than
+        she would), so a few accounts sending many pictures cannot push out someone else's."""
         dropped = 0
         for check in checks:
-            if len(self.tasks) >= MAX_WAITING:
+            mine = self.waiting.get(check.sender, [])
+            if sum(map(len, self.waiting.values())) >= MAX_WAITING:
+                # Of those with the most waiting, the last to arrive: the first to arrive keep their turn.
+                most = max(reversed(self.waiting.values()), key=len)
                 dropped += 1
-                continue
+                if len(most) <= len(mine):
+                    continue
+                most.pop().cancel()
             task = asyncio.create_task(self._check(check))
+            self.waiting.setdefault(check.sender, []).append(task)
             self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+            task.add_done_callback(self._done(check.sender))
         if dropped:
-            logger.warning("%d pictures were not checked: too many were waiting", dropped)
+            logger.warning("%d members' pictures were not checked: too many were waiting", dropped)
+
+    def _done(self, sender: str):
+        def forget(task: asyncio.Task) -> None:
+            self.tasks.discard(task)
+            self._started(sender, task)
+        return forget
+
+    def _started(self, sender: str, task: asyncio.Task) -> None:
+        waiting = self.waiting.get(sender, [])
+        if task in waiting:
+            waiting.remove(task)
+        if not waiting:
+            self.waiting.pop(sender, None)
 
     async def _check(self, check: PictureCheck) -> None:
         try:
+            found = []
             async with self.running:
-                stored = await download(self.bot.session, self.base_url, self.bot.client.access_token,
-                                        check.picture, self.max_bytes)
-                if stored is None:
-                    return
-                revealed = await asyncio.to_thread(revealed_by, stored, check.picture)
-                del stored
-            if revealed:
+                self._started(check.sender, asyncio.current_task())
+                for sent in check.pictures:
+                    revealed = await self._read(sent)
+                    if revealed:
+                        room = self.bot.client.rooms.get(sent.room_id)
+                        found.append(service.Found(sent, revealed, room.display_name if room is not None else ""))
+            if found:
                 async with self.warning:
-                    await self._warn(check, revealed)
+                    await self._warn(check, found)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # noqa: BLE001 - one picture must never stop the bot
             logger.info("A picture was not checked (%s)", type(error).__name__)
 
-    async def _warn(self, check: PictureCheck, revealed: Revealed) -> None:
+    async def _read(self, sent: service.SentPicture) -> Revealed:
+        try:
+            stored = await download(self.bot.session, self.base_url, self.bot.client.access_token, sent.picture,
+                                    self.max_bytes)
+        except (TooLarge, aiohttp.ClientError, asyncio.TimeoutError) as error:
+            logger.info("A picture was not checked (%s)", type(error).__name__)
+            return Revealed()
+        if stored is None:
+            return Revealed()
+        return await asyncio.to_thread(revealed_by, stored, sent.picture)
+
+    async def _warn(self, check: PictureCheck, found: list[service.Found]) -> None:
         hub = self.bot.hub
-        room = self.bot.client.rooms.get(check.room_id)
-        room_name = room.display_name if room is not None else ""
         with hub.engine.begin() as conn:
-            if service.warn_in(conn, hub, check, revealed, room_name):
+            if service.warn_in(conn, hub, check, found):
                 self.bot.outbox_ready.set()
                 return
         room_id = await self._open_room(check.sender)
         if room_id is None:
             return
         with hub.engine.begin() as conn:
-            service.warn_in_opened(conn, hub, room_id, check, revealed, room_name)
+            service.warn_in_opened(conn, hub, room_id, check, found)
         self.bot.outbox_ready.set()
 
     async def _open_room(self, user_id: str) -> str | None:

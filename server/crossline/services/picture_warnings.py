@@ -5,8 +5,9 @@ picture reveals is domain/pictures.location_in; every sentence is in domain/dire
 Which pictures are checked is decided in the sync batch's transaction (`to_check_in`): each
 (sender, file) is marked there, before any check, so a picture is checked at most once, restarts
 included; a check cut short by a restart is not tried again. Each member has a few checks a
-minute (`PICTURES_PER_MINUTE`): a hostile member cannot make the bot download without end, and
-her pictures over the limit are not checked. Pictures in her direct room with the bot are not
+minute (`PICTURES_PER_MINUTE`): a hostile member cannot make the bot download without end. Her
+pictures over the limit are not read; a warning about the others says how many there were. A
+member's pictures of one batch (an album) are told in one warning naming each that carries a place. Pictures in her direct room with the bot are not
 checked: nobody else is there.
 
 The warning goes to her alone: in her direct room with the bot if she has one, otherwise in a
@@ -40,12 +41,21 @@ LANGUAGE = "en"
 
 
 @dataclass(frozen=True)
-class PictureCheck:
-    key: str  # check_key: also the warning's transaction id, so a warning is queued once
+class SentPicture:
     event_id: str
     room_id: str
-    sender: str
     picture: PictureFile
+
+
+@dataclass(frozen=True)
+class PictureCheck:
+    """One member's pictures of one sync batch (an album comes in one), checked together and told
+    in one warning that names every picture that carries a place."""
+
+    key: str  # the first picture's check_key: also the warning's transaction id, so it is queued once
+    sender: str
+    pictures: tuple[SentPicture, ...]
+    unchecked: int = 0  # her pictures of the batch past her limit: not read, but counted in the warning
 
 
 class PictureGate:
@@ -60,9 +70,10 @@ class PictureGate:
 
 
 def to_check_in(conn: Connection, hub: Hub, messages: list[RoomMessage], gate: PictureGate) -> list[PictureCheck]:
-    """The pictures of a sync batch to check, each marked as checked in the caller's transaction.
-    Left out: the bot's own, files already checked for that sender, pictures deleted in the same
-    batch, pictures in a member's direct room with the bot, and a member's pictures over her limit."""
+    """The pictures of a sync batch to check, one PictureCheck per sender, each picture marked as
+    checked in the caller's transaction. Left out: the bot's own, files already checked for that
+    sender, pictures deleted in the same batch, pictures in a member's direct room with the bot.
+    A member's pictures over her limit are not read; the warning says how many there were."""
     config = hub.config
     found = [(m, picture_in(m.event, config.synapse.server_name)) for m in messages if m.sender != config.bot_user_id]
     found = [(m, p) for m, p in found if p is not None]
@@ -71,46 +82,66 @@ def to_check_in(conn: Connection, hub: Hub, messages: list[RoomMessage], gate: P
     deleted = {parsed.redacted_event_id for parsed in (parse_event(m.event) for m in messages)
                if isinstance(parsed, Redaction)}
     private = direct_rooms.direct_rooms(conn, {m.room_id for m, _ in found})
-    checks = []
+    by_sender: dict[str, tuple[list[tuple[str, SentPicture]], list[int]]] = {}
     for message, picture in found:
         key = check_key(message.sender, picture)
         if message.event_id in deleted or message.room_id in private:
             continue
         if not bot_store.mark_processed(conn, key, hub.clock.now_ms()):
             continue
+        checked, unchecked = by_sender.setdefault(message.sender, ([], [0]))
         if gate.allows(message.sender):
-            checks.append(PictureCheck(key, message.event_id, message.room_id, message.sender, picture))
-    return checks
+            checked.append((key, SentPicture(message.event_id, message.room_id, picture)))
+        else:
+            unchecked[0] += 1
+    return [PictureCheck(checked[0][0], sender, tuple(sent for _key, sent in checked), unchecked[0])
+            for sender, (checked, unchecked) in by_sender.items() if checked]
 
 
-def warning(revealed: Revealed, room_name: str, picture_name: str, opened: bool) -> str:
-    """What she is told: where she sent which picture, what it reveals (never the place), how to
-    remove it. `opened`: the first message of a room the bot opened for it, which says why first."""
-    device = say("picture_device", LANGUAGE) if revealed.device else ""
-    name = room_messages.member_words(picture_name, 80)
+@dataclass(frozen=True)
+class Found:
+    """A picture of hers that carries a place, and the name of the room she sent it in."""
+
+    sent: SentPicture
+    revealed: Revealed
+    room_name: str
+
+
+def warning(found: list[Found], unchecked: int, opened: bool) -> str:
+    """What she is told: where she sent which pictures, what they reveal (never the place), how to
+    remove them. `opened`: the first message of a room the bot opened for it, which says why first.
+    `unchecked`: pictures she sent with them that were not read (past her limit)."""
+    device = say("picture_device", LANGUAGE) if any(f.revealed.device for f in found) else ""
     lines = [say("picture_opened", LANGUAGE)] if opened else []
-    lines += [say("picture_reveals", LANGUAGE, room=room_messages.member_words(room_name, 120),
-                  picture=say("picture_named", LANGUAGE, name=name) if name else "", device=device),
-              say("picture_remove", LANGUAGE, guide=GUIDE_SECTION),
-              say("picture_private", LANGUAGE)]
+    if len(found) == 1:
+        name = room_messages.member_words(found[0].sent.picture.name, 80)
+        lines.append(say("picture_reveals", LANGUAGE, room=room_messages.member_words(found[0].room_name, 120),
+                         picture=say("picture_named", LANGUAGE, name=name) if name else "", device=device))
+    else:
+        named = [say("picture_in_room", LANGUAGE, name=room_messages.member_words(f.sent.picture.name, 80),
+                     room=room_messages.member_words(f.room_name, 120)) for f in found]
+        lines.append(say("picture_reveals_many", LANGUAGE, count=len(found), device=device,
+                         pictures="\n".join(named)))
+    if unchecked:
+        lines.append(say("picture_unchecked", LANGUAGE, count=unchecked))
+    lines += [say("picture_remove", LANGUAGE, guide=GUIDE_SECTION), say("picture_private", LANGUAGE)]
     return "\n".join(lines)
 
 
-def warn_in(conn: Connection, hub: Hub, check: PictureCheck, revealed: Revealed, room_name: str) -> bool:
+def warn_in(conn: Connection, hub: Hub, check: PictureCheck, found: list[Found]) -> bool:
     """Queues the warning in her direct room with the bot; False if she has none (the caller opens
     one and calls `warn_in_opened`)."""
     room_id = direct_rooms.served_room_of(conn, check.sender)
     if room_id is None:
         return False
-    _queue(conn, hub, room_id, check, warning(revealed, room_name, check.picture.name, opened=False))
+    _queue(conn, hub, room_id, check, warning(found, check.unchecked, opened=False))
     return True
 
 
-def warn_in_opened(conn: Connection, hub: Hub, room_id: str, check: PictureCheck, revealed: Revealed,
-                   room_name: str) -> None:
+def warn_in_opened(conn: Connection, hub: Hub, room_id: str, check: PictureCheck, found: list[Found]) -> None:
     """The room the bot just opened with her: the warning first (it says why the room exists), then
     the room is served as her direct room (with its usual welcome after it)."""
-    _queue(conn, hub, room_id, check, warning(revealed, room_name, check.picture.name, opened=True))
+    _queue(conn, hub, room_id, check, warning(found, check.unchecked, opened=True))
     direct_rooms.joined_in(conn, hub, room_id, check.sender)
 
 
