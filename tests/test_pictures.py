@@ -63,8 +63,28 @@ def test_what_a_picture_reveals_is_told_apart():
     assert location_in(pics.encoded(pics.scene(), "WEBP", xmp=xmp_place)) == Revealed(place=True)
     assert location_in(pics.tiny_png()) == Revealed()
     # Nothing readable: nothing revealed, and never an exception the bot would have to catch.
-    for data in (b"", b"junk", b"\xff\xd8\xff" + b"\x00" * 10, pics.png_bomb(), pics.jpeg_with_gps()[:300]):
+    for data in (b"", b"junk", b"\xff\xd8\xff" + b"\x00" * 10, pics.png_bomb(), pics.jpeg_with_gps()[:100]):
         assert location_in(data) == Revealed()
+    # Cut short after its EXIF, a file still carries the place: the bot tells her.
+    assert location_in(pics.jpeg_with_gps()[:300]) == Revealed(place=True, device=True)
+
+
+def declared_size(data: bytes, width: int, height: int) -> bytes:
+    """The picture's header made to say width x height (no pixel changes: only metadata is read)."""
+    if data.startswith(b"\x89PNG"):
+        return data[:16] + width.to_bytes(4, "big") + height.to_bytes(4, "big") + data[24:]
+    frame = data.index(b"\xff\xc0")  # baseline start of frame: length, precision, height, width
+    return data[:frame + 5] + height.to_bytes(2, "big") + width.to_bytes(2, "big") + data[frame + 9:]
+
+
+def test_the_place_is_read_in_a_picture_of_any_size_without_decoding_it(monkeypatch):
+    """A 108-megapixel phone photo (and past Pillow's own bomb limit) with GPS was said to reveal
+    nothing: the pixel limit applied, and a PNG's late eXIf chunk was read by decoding the PNG."""
+    huge = [declared_size(pics.jpeg_with_gps(), 12_000, 9_000), declared_size(pics.jpeg_with_gps(), 20_000, 20_000),
+            declared_size(pics.png_with_text_chunks(), 20_000, 20_000)]
+    monkeypatch.setattr(Image, "open", None)  # nothing is opened with Pillow, so nothing is decoded
+    for data in huge:
+        assert location_in(data) == Revealed(place=True, device=True)
 
 
 def test_a_sideways_photo_comes_out_upright():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import math
 import re
+import zlib
 from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps
@@ -60,21 +61,93 @@ class Revealed:
         return self.place
 
 
-def location_in(data: bytes, max_pixels: int = 50_000_000) -> Revealed:
+def location_in(data: bytes) -> Revealed:
     """Whether the picture in `data` reveals where it was taken (`.place`) and the device that
-    took it (`.device`). Never says where: only whether. Bytes that are not a readable JPEG, PNG or
-    WebP, or a picture above `max_pixels`, reveal nothing this function can read: Revealed()."""
+    took it (`.device`). Never says where: only whether. Only the metadata is read, found by walking
+    the file's segments or chunks: no pixel is decoded, so a picture of any size is read, quickly.
+    Bytes that are not a JPEG, PNG or WebP, or whose metadata cannot be read, reveal nothing."""
     try:
-        with _opened(data, max_pixels) as image:
-            exif = image.getexif()  # for PNG this may read past the pixels to a late eXIf chunk
-            xmp = _xmp(image)
-            gps, camera = exif.get_ifd(GPS_IFD), exif.get_ifd(EXIF_IFD)
-    except Exception:  # noqa: BLE001 - unreadable bytes (InvalidInput) or a malformed EXIF block
+        raw_exif, xmp = _metadata(data)
+        exif = Image.Exif()
+        if raw_exif:
+            exif.load(raw_exif)
+        gps, camera = exif.get_ifd(GPS_IFD), exif.get_ifd(EXIF_IFD)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block may fail anywhere: nothing readable
         return Revealed()
     place = any(tag in gps for tag in GPS_POSITION_TAGS) or any(m in xmp for m in XMP_PLACE_MARKERS)
     device = (any(tag in exif for tag in DEVICE_TAGS) or any(tag in camera for tag in DEVICE_EXIF_TAGS)
               or any(m in xmp for m in XMP_DEVICE_MARKERS))
     return Revealed(place=place, device=device)
+
+
+def _metadata(data: bytes) -> tuple[bytes, bytes]:
+    """(EXIF, XMP) as the file carries them, either empty: from a JPEG's APP1 segments before its
+    first scan, a PNG's eXIf and text chunks, a WebP's EXIF and XMP chunks."""
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_metadata(data)
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return _png_metadata(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        chunks = dict(_chunks(data, 12, lambda at: (data[at:at + 4], int.from_bytes(data[at + 4:at + 8], "little"),
+                                                     at + 8)))
+        return chunks.get(b"EXIF", b""), chunks.get(b"XMP ", b"")
+    return b"", b""
+
+
+def _jpeg_metadata(data: bytes) -> tuple[bytes, bytes]:
+    exif = xmp = b""
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker, length = data[at + 1], int.from_bytes(data[at + 2:at + 4], "big")
+        if marker in (0xDA, 0xD9) or at + 2 + length > len(data):
+            break  # the first scan: no metadata of this picture after it
+        body = data[at + 4:at + 2 + length]
+        if marker == 0xE1 and body.startswith(b"Exif\x00\x00") and not exif:
+            exif = body
+        elif marker == 0xE1 and body.startswith(b"http://ns.adobe.com/xap/1.0/\x00"):
+            xmp += body
+        at += 2 + length
+    return exif, xmp
+
+
+def _png_metadata(data: bytes) -> tuple[bytes, bytes]:
+    exif = xmp = b""
+    for kind, body in _chunks(data, 8, lambda at: (data[at + 4:at + 8], int.from_bytes(data[at:at + 4], "big"),
+                                                   at + 8), trailer=4):
+        if kind == b"eXIf" and not exif:
+            exif = body
+        elif kind in (b"tEXt", b"zTXt", b"iTXt"):
+            keyword, _, text = body.partition(b"\x00")
+            if kind == b"zTXt":
+                text = _inflated(text[1:])
+            elif kind == b"iTXt":
+                compressed, rest = text[:1] == b"\x01", text[2:]
+                text = rest.split(b"\x00", 2)[-1]  # after the language tag and the translated keyword
+                text = _inflated(text) if compressed else text
+            if keyword == b"XML:com.adobe.xmp":
+                xmp += text
+            elif keyword == b"Raw profile type exif" and not exif:  # ImageMagick: hex after three lines
+                exif = bytes.fromhex("".join(text.decode("latin-1").split("\n")[3:]))
+    return exif, xmp
+
+
+def _chunks(data: bytes, at: int, header, trailer: int = 0):
+    """(kind, body) of each chunk from `at`: `header(at)` gives kind, body length and where the body
+    starts; `trailer`: bytes after the body (PNG's CRC); RIFF pads bodies to an even length."""
+    while at + 8 <= len(data):
+        kind, length, start = header(at)
+        if start + length > len(data):
+            return
+        yield kind, data[start:start + length]
+        at = start + length + trailer + (length % 2 if not trailer else 0)
+
+
+def _inflated(compressed: bytes, at_most: int = 1024 * 1024) -> bytes:
+    """At most `at_most` bytes of a zlib stream: a text chunk may be a zip bomb."""
+    try:
+        return zlib.decompressobj().decompress(compressed, at_most)
+    except zlib.error:
+        return b""
 
 
 def clean(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[str, bytes]:
