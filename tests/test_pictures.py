@@ -169,6 +169,17 @@ def test_a_webp_may_have_a_third_of_the_pixels_as_it_takes_three_times_the_memor
     assert clean(pics.encoded(picture, "PNG"), max_bytes=10_000, max_pixels=100)[0] == "image/png"
 
 
+def test_a_colour_named_transparent_stays_transparent():
+    """A grey or RGB PNG whose tRNS chunk names a transparent colour came out opaque."""
+    for mode, clear in (("L", 0), ("RGB", (1, 2, 3))):
+        picture = Image.new(mode, (10, 10), clear)
+        picture.paste(255 if mode == "L" else (200, 100, 50), (5, 0, 10, 10))
+        _mime, cleaned = clean(pics.encoded(picture, "PNG", transparency=clear), **LIMITS)
+        with Image.open(io.BytesIO(cleaned)) as seen:
+            rgba = seen.convert("RGBA")
+            assert rgba.getpixel((1, 1))[3] == 0 and rgba.getpixel((8, 1))[3] == 255, mode
+
+
 def test_the_limits_are_the_callers():
     with pytest.raises(InvalidInput, match="too many pixels"):
         clean(pics.tiny_png(), max_bytes=10_000, max_pixels=63)  # 8 x 8

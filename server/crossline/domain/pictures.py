@@ -252,9 +252,11 @@ def _pixels(image: Image.Image, kind: str) -> Image.Image:
     image.load()  # raises on a truncated file (Pillow's LOAD_TRUNCATED_IMAGES stays off)
     ImageOps.exif_transpose(image, in_place=True)  # in place: one copy fewer of a large photo
     upright = _in_srgb(image, image.info.get("icc_profile"))
-    if upright.mode in KEPT_MODES[kind]:
-        return upright
+    # A grey or colour PNG may name one colour transparent (tRNS), kept in `info`, which is not
+    # written again: made an alpha channel, so what was transparent stays so.
     has_alpha = "A" in upright.mode or "transparency" in upright.info
+    if upright.mode in KEPT_MODES[kind] and "transparency" not in upright.info:
+        return upright
     wanted = "RGBA" if has_alpha and "RGBA" in KEPT_MODES[kind] else "RGB"
     if upright.mode in ("I;16", "I;16B", "I;16L", "I"):
         return upright.convert("I").point(lambda value: value * (1 / 256)).convert("L")  # 16-bit grey: 8-bit
