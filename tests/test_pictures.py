@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageCms, PngImagePlugin
 
-from crossline.domain.pictures import ACCEPTED, Revealed, clean, location_in
+from crossline.domain.pictures import ACCEPTED, Revealed, clean, location_in, pixels_only
 from crossline.errors import InvalidInput
 from tests import pictures_support as pics
 
@@ -214,6 +214,7 @@ def test_any_small_picture_in_any_mode_comes_out_without_metadata(mode_and_forma
     mime, cleaned = clean(upload, **LIMITS)
     assert mime == ACCEPTED[fmt]
     assert pics.has_metadata(cleaned) == [] and location_in(cleaned) == Revealed()
+    assert pixels_only(cleaned) and not pixels_only(upload)  # served as stored; an upload never is
     with Image.open(io.BytesIO(cleaned)) as seen:
         assert seen.format == fmt and seen.size == (width, height)
     assert clean(cleaned, **LIMITS)[0] == mime  # what is stored is itself acceptable

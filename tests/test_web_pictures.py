@@ -210,3 +210,24 @@ async def test_only_rebuilding_waits_its_turn_and_past_a_while_her_words_are_kep
     assert stored_pictures(client, case_id) == [] and counts(client)[1] == before[1] + 3
     release.set()
     assert [status for status, _page in await asyncio.gather(*held)] == [200, 200]
+
+
+async def test_a_picture_stored_before_pictures_were_rebuilt_is_served_without_its_metadata(client):
+    """Pictures stored before e40ff72 were kept byte for byte: they are rebuilt when shown, while
+    what is stored stays as received; an old picture that cannot be rebuilt is not shown."""
+    status, page = await send(client, {"category": "threats", "text": "An old report"})
+    case_id = int(re.search(r'id="case-number">(\d+)<', page).group(1))
+    hub = client.app[HUB]
+    with hub.engine.begin() as conn:
+        for data in (pics.jpeg_with_gps(), pics.png_with_text_chunks(), b"\xff\xd8 not a picture"):
+            store.add_evidence(conn, case_id, "reporter_supplied", "image/jpeg", service.seal(hub, data), 0)
+    cookie = moderator_cookie(client)
+    (old_jpeg, _, stored), (old_png, _, _), (broken, _, _) = stored_pictures(client, case_id)
+    for evidence_id in (old_jpeg, old_png):
+        response = await client.get(f"/moderation/cases/{case_id}/evidence/{evidence_id}", cookies=cookie)
+        served = await response.read()
+        assert response.status == 200 and pics.has_metadata(served) == []
+        looks_the_same(served, pics.scene())
+    assert stored == pics.jpeg_with_gps()
+    response = await client.get(f"/moderation/cases/{case_id}/evidence/{broken}", cookies=cookie)
+    assert response.status == 400 and "not shown" in await response.text()

@@ -94,6 +94,40 @@ def _metadata(data: bytes) -> tuple[bytes, bytes]:
     return b"", b""
 
 
+# What `clean` writes, and nothing else: a JPEG's JFIF header, tables, frame and one scan; a PNG's
+# header, palette, transparency and pixel chunks; a WebP's pixel and alpha chunks.
+_PIXELS_ONLY_JPEG = {0xE0, 0xDB, 0xC0, 0xC4, 0xDD}
+_PIXELS_ONLY_PNG = {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND"}
+_PIXELS_ONLY_WEBP = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH"}
+
+
+def pixels_only(data: bytes) -> bool:
+    """Whether the picture holds nothing but what `clean` writes (so it need not be rebuilt to be
+    safe to show): any other segment or chunk, or bytes after the picture's end, and it does not."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        chunks = list(_chunks(data, 8, lambda at: (data[at + 4:at + 8], int.from_bytes(data[at:at + 4], "big"),
+                                                   at + 8), trailer=4))
+        size = 8 + sum(12 + len(body) for _kind, body in chunks)
+        return size == len(data) and bool(chunks) and {kind for kind, _ in chunks} <= _PIXELS_ONLY_PNG
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        chunks = list(_chunks(data, 12, lambda at: (data[at:at + 4], int.from_bytes(data[at + 4:at + 8], "little"),
+                                                     at + 8)))
+        size = 12 + sum(8 + len(body) + len(body) % 2 for _kind, body in chunks)
+        return size == len(data) and bool(chunks) and {kind for kind, _ in chunks} <= _PIXELS_ONLY_WEBP
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker, length = data[at + 1], int.from_bytes(data[at + 2:at + 4], "big")
+        if marker == 0xDA:  # the one scan, then the end of the picture and of the file
+            end = _NEXT_MARKER.search(data, at + 2 + length)
+            return end is not None and end.start() == len(data) - 2 and data[-1] == 0xD9
+        if marker not in _PIXELS_ONLY_JPEG or (marker == 0xE0 and not data[at + 4:at + 9] == b"JFIF\x00"):
+            return False
+        at += 2 + length
+    return False
+
+
 def _jpeg_metadata(data: bytes) -> tuple[bytes, bytes]:
     exif = xmp = b""
     at = 2

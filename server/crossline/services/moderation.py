@@ -313,8 +313,21 @@ def evidence_image(hub: Hub, actor: Member, case_id: int, evidence_id: int) -> t
         case_for(conn, hub, actor, case_id)
         for i, _, mime, sealed, _ in store.list_evidence(conn, case_id):
             if i == evidence_id and mime != "text/plain":
-                return mime, unseal(hub, sealed)
+                return _shown(mime, unseal(hub, sealed))
     raise NotFound("There is no such image in this case.")
+
+
+def _shown(mime: str, data: bytes) -> tuple[str, bytes]:
+    """A stored picture as moderators may see it. Pictures stored before the hub rebuilt every
+    upload (commit e40ff72) may still carry where they were taken: those are rebuilt here, each time
+    they are shown (what is stored stays the evidence received); all others are shown as stored."""
+    if pictures.pixels_only(data):
+        return mime, data
+    try:
+        return pictures.clean(data, max_bytes=len(data), max_pixels=MAX_IMAGE_PIXELS)
+    except InvalidInput:
+        raise InvalidInput("This picture was stored before the hub removed what pictures reveal, and it cannot "
+                           "be rebuilt to hide where it was taken, so it is not shown.") from None
 
 
 def triage(hub: Hub, actor: Member, case_id: int, category: str, urgent: bool) -> None:
