@@ -542,3 +542,11 @@ async def test_the_pdf_certificate_fingerprint_is_shown_where_readers_look(aioht
     assert f"PDF certificate, SHA-256 fingerprint {published}" in out, out
     guide = " ".join((Path(__file__).parents[1] / "docs" / "negotiators.md").read_text().split())
     assert "Reports page and each report's page show it" in guide
+
+
+@pytest.mark.parametrize("kind", ["pdf", "markdown", "html"])
+def test_a_copy_is_signed_only_for_a_release_of_the_same_key(kind):
+    theirs = release(key=OTHER_KEY)
+    with pytest.raises(ValueError, match="not signed by the key"):
+        copies.sign_copy(kind, theirs, HUB_KEY, b"<!doctype html>\n")
+    assert copies.verify_copy(text_copy("markdown", theirs, OTHER_KEY)).fingerprint == verify_report(theirs).fingerprint

@@ -252,7 +252,6 @@ def _hub_records(data_dir: Path):
     as this user can read them (a negotiator's own computer has no hub: (None, None)). Never
     creates anything."""
     from crossline.reports.signing import fingerprint, signing_key_from_secret
-    from crossline.reports.verdict import Known
     from crossline.secrets import REPORT_SIGNING_KEY, read_secret
 
     try:
@@ -267,12 +266,11 @@ def _hub_records(data_dir: Path):
     def history(consultation_id: int) -> list:
         from sqlalchemy.exc import SQLAlchemyError
 
-        from crossline.storage import reports as store
+        from crossline.services.reports import history as releases_of
         from crossline.storage.db import create_database_engine
 
         try:
-            with create_database_engine(config.database_url).connect() as conn:
-                return [Known(*row) for row in store.releases_of(conn, consultation_id)]
+            return releases_of(create_database_engine(config.database_url), consultation_id)
         except (SQLAlchemyError, ImportError) as error:  # unreachable or no driver: no records
             raise LookupError(error) from None
 

@@ -34,7 +34,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from crossline.reports import pdf_signature
 from crossline.reports.render import to_markdown, to_pdf
-from crossline.reports.signing import ReportVerificationError, VerifiedReport, verify_report
+from crossline.reports.signing import ReportVerificationError, VerifiedReport, fingerprint, same_fingerprint, verify_report
 
 KINDS = ("json", "pdf", "html", "markdown")
 COPY_CONTEXT = b"crossline report copy/1\n"
@@ -80,7 +80,9 @@ def verify_copy(data: bytes, detached_signature: bytes | None = None) -> Verifie
 def sign_copy(kind: str, release: bytes, key: SigningKey, html: bytes = b"") -> bytes:
     """A signed copy of a release: "pdf" or "markdown" (rendered here) or "html" (rendered by the web
     app from its template and given as `html`)."""
-    verified = verify_report(release)  # only ever sign a copy of what the hub signed
+    verified = verify_report(release)
+    if not same_fingerprint(verified.fingerprint, fingerprint(bytes(key.verify_key))):  # only what this key signed
+        raise ValueError("this release was not signed by the key asked to sign its copy")
     if kind == "pdf":
         released_at = datetime.strptime(verified.report["released_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         return pdf_signature.sign_pdf(to_pdf(verified.report, verified.fingerprint, verified.sha256), release, key,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from sqlalchemy import Engine
+
 from crossline import secrets
 from crossline.domain.consultations import Phase, StatementStatus
 from crossline.domain.consultations import Consultation
@@ -216,15 +218,15 @@ def releases(hub: Hub, actor: Member | None) -> list[store.ReleaseRow]:
         return store.released_reports(conn)
 
 
-def history(hub: Hub, consultation_id: int) -> list[Known]:
-    """This hub's releases of a consultation, oldest first."""
-    with hub.engine.connect() as conn:
+def history(engine: Engine, consultation_id: int) -> list[Known]:
+    """A hub's releases of a consultation, oldest first (also for `crossline verify`, which has no Hub)."""
+    with engine.connect() as conn:
         return [Known(*row) for row in store.releases_of(conn, consultation_id)]
 
 
 def superseded_by(hub: Hub, record: ReportRecord) -> Known | None:
     """The latest release of the same consultation, when it is newer than `record`."""
-    latest = max(history(hub, record.consultation_id), key=lambda k: k.version, default=None)
+    latest = max(history(hub.engine, record.consultation_id), key=lambda k: k.version, default=None)
     return latest if latest is not None and latest.version > record.version else None
 
 
@@ -233,4 +235,4 @@ def check_file(hub: Hub, actor: Member | None, data: bytes, detached_signature: 
     require_reader(actor)
     ours = hub_fingerprint(hub)
     return check(lambda: copies.verify_copy(data, detached_signature), {ours: "this hub's key"},
-                 (ours, lambda consultation_id: history(hub, consultation_id)))
+                 (ours, lambda consultation_id: history(hub.engine, consultation_id)))
