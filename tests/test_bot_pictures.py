@@ -411,3 +411,16 @@ async def test_when_too_many_wait_the_sender_with_the_most_waiting_loses_one_not
     await asyncio.gather(*bot.pictures.tasks, return_exceptions=True)
     (warning,) = queued(bot.hub)
     assert warning.room_id == DM
+
+
+async def test_a_declined_warning_room_is_not_opened_again_for_a_week(bot):
+    """She rejects the room the bot opened (the bot leaves it): her next pictures with a place
+    brought a new room and invitation each; now none for a week, then one again."""
+    for i in range(4):
+        await run(bot, [sent(f"$gps{i}", image_event(bot.media, f"gps{i}", jpeg_with_gps()), sender=BEA)])
+        with bot.hub.engine.begin() as conn:  # she rejected the invitation; the bot left (matrix/direct_rooms)
+            direct_rooms.left_in(conn, f"!opened{len(bot.client.created)}:crossline.local")
+    assert len(bot.client.created) == 1
+    bot.hub.clock.now += service.DECLINE_PAUSE_MS
+    await run(bot, [sent("$later", image_event(bot.media, "later", jpeg_with_gps()), sender=BEA)])
+    assert len(bot.client.created) == 2

@@ -161,6 +161,8 @@ class PictureChecker:
             if service.warn_in(conn, hub, check, found):
                 self.bot.outbox_ready.set()
                 return
+            if not service.may_open_room(conn, hub, check.sender):
+                return  # she declined the last room the bot opened for this
         room_id = await self._open_room(check.sender)
         if room_id is None:
             return

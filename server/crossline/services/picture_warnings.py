@@ -11,12 +11,14 @@ member's pictures of one batch (an album) are told in one warning naming each th
 checked: nobody else is there.
 
 The warning goes to her alone: in her direct room with the bot if she has one, otherwise in a
-room the bot opens with her for it (matrix/pictures.py), which then becomes her direct room. It
+room the bot opens with her for it (matrix/pictures.py), which then becomes her direct room. If she
+declines that room, the bot opens none again for a week (`DECLINE_PAUSE_MS`): she is not warned. It
 says what the picture reveals and how to remove it, never the place.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -34,6 +36,9 @@ from crossline.services.room_events import RoomMessage
 from crossline.storage import bot as bot_store
 
 PICTURES_PER_MINUTE = 5
+# She declined (or left) the room the bot opened to warn her: no other is opened for a week, as a
+# member she declines cannot invite her again for a week (policies/crossline_policies/contact.py).
+DECLINE_PAUSE_MS = 7 * 24 * 3600 * 1000
 # The section of docs/participants.md that says, app by app, how to send pictures without location.
 GUIDE_SECTION = "Photos that do not show where you are"
 # Members have no language setting yet: every catalog falls back to English.
@@ -138,11 +143,25 @@ def warn_in(conn: Connection, hub: Hub, check: PictureCheck, found: list[Found])
     return True
 
 
+def may_open_room(conn: Connection, hub: Hub, user_id: str) -> bool:
+    """Whether the bot may open a room with her for a warning: not within DECLINE_PAUSE_MS of the
+    last one it opened, which she then declined or left (it would still be her served room
+    otherwise), as an invitation she declines from a member holds that member off for a week."""
+    opened = bot_store.get_state(conn, _opened_key(user_id))
+    return opened is None or hub.clock.now_ms() - int(opened) >= DECLINE_PAUSE_MS
+
+
 def warn_in_opened(conn: Connection, hub: Hub, room_id: str, check: PictureCheck, found: list[Found]) -> None:
     """The room the bot just opened with her: the warning first (it says why the room exists), then
     the room is served as her direct room (with its usual welcome after it)."""
     _queue(conn, hub, room_id, check, warning(found, check.unchecked, opened=True))
     direct_rooms.joined_in(conn, hub, room_id, check.sender)
+    bot_store.set_state(conn, _opened_key(check.sender), str(hub.clock.now_ms()))
+
+
+def _opened_key(user_id: str) -> str:
+    # The bot's key-value state holds 64 characters; a user id can be longer.
+    return "picture-room-of:" + hashlib.sha256(user_id.encode()).hexdigest()[:40]
 
 
 def _queue(conn: Connection, hub: Hub, room_id: str, check: PictureCheck, text: str) -> None:
