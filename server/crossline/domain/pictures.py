@@ -227,10 +227,10 @@ class _opened:
     refusal and the caller's pixel limit checked from the header, before any pixel is decoded.
 
     Pillow's own check raises DecompressionBombError above twice Image.MAX_IMAGE_PIXELS (about 179
-    megapixels) and only warns above it; the caller's limit (50 megapixels for reports, a third of
-    it for a WebP) refuses such a picture here anyway. The warning is caught when a filter makes it an error, but warning
-    filters are not changed here: they are process-wide, and the bot and the web may check
-    pictures at the same time."""
+    megapixels) and only warns above it; the caller's limit (52 megapixels for reports, a third of
+    it for a WebP) refuses such a picture here anyway. The warning is caught when a filter makes it
+    an error, but warning filters are not changed here: they are process-wide, and other threads
+    may rebuild pictures at the same time."""
 
     def __init__(self, data: bytes, max_pixels: int):
         self.data, self.max_pixels = data, max_pixels

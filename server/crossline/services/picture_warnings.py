@@ -7,8 +7,8 @@ Which pictures are checked is decided in the sync batch's transaction (`to_check
 included; a check cut short by a restart is not tried again. Each member has a few checks a
 minute (`PICTURES_PER_MINUTE`): a hostile member cannot make the bot download without end. Her
 pictures over the limit are not read; a warning about the others says how many there were. A
-member's pictures of one batch (an album) are told in one warning naming each that carries a place. Pictures in her direct room with the bot are not
-checked: nobody else is there.
+member's pictures of one batch (an album) are told in one warning naming each that carries a
+place. Pictures in her direct room with the bot are not checked: nobody else is there.
 
 The warning goes to her alone: in her direct room with the bot if she has one, otherwise in a
 room the bot opens with her for it (matrix/pictures.py), which then becomes her direct room. If she
