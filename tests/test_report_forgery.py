@@ -34,6 +34,7 @@ from crossline.reports import copies
 from crossline.reports.content import build_report
 from crossline.reports.signing import ReportVerificationError, fingerprint, sign_report, verify_report
 from crossline.reports.verdict import Verdict, check
+from crossline.secrets import REPORT_SIGNING_KEY
 from crossline.services import consultations, reports
 from crossline.storage import lines, members, sessions
 from crossline.web.app import create_app
@@ -677,3 +678,40 @@ async def test_the_reports_list_and_draft_page_neutralise_titles(hub, site):
         sessions.add_session(conn, token_hash("facilitator-cookie"), hub.facilitator.id, 0, hub.clock.now_ms() + 3600_000)
     status, page = await Reader(client, "facilitator-cookie").get(f"/consultations/{made}/report")
     assert status == 200 and "Wells gnissorc eht nepo" in page and not set(BIDI_AND_CONTROLS) & set(page)
+
+
+def test_verify_says_why_there_is_no_hub_key(hub, tmp_path):
+    other = make_unit_hub(tmp_path / "other")
+    _, theirs = released(other, closed_consultation(other, "Wells"))
+    path = tmp_path / "theirs.json"
+    path.write_bytes(theirs)
+    code, _, err = verify(path, "--data-dir", tmp_path / "nowhere")
+    assert code == 1 and f"no hub data directory at {tmp_path / 'nowhere'}" in err
+    secret = hub.config.paths.secrets_dir / REPORT_SIGNING_KEY
+    secret.chmod(0o644)  # a secret others could read is not used (run as root, an unreadable one cannot be made)
+    try:
+        code, _, err = verify(path, "--data-dir", hub.config.data_dir)
+    finally:
+        secret.chmod(0o600)
+    assert code == 1 and "no hub data directory" not in err
+    assert f"the hub's report key in {hub.config.data_dir} cannot be read" in err and "--fingerprint" in err
+
+
+def test_verify_checks_the_file_once_when_the_hubs_records_cannot_be_read(hub, tmp_path, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    _, v1 = released(hub, closed_consultation(hub, "Wells"))
+    pdf = copies.sign_copy("pdf", v1, reports._signing_key(hub))
+    path = tmp_path / "report.pdf"
+    path.write_bytes(pdf)
+    calls = []
+    real = copies.verify_copy
+    monkeypatch.setattr(copies, "verify_copy", lambda *args: calls.append(1) or real(*args))
+
+    def unreachable(engine, consultation_id):
+        raise OperationalError("select", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(reports, "history", unreachable)
+    code, out, _ = verify(path, "--data-dir", hub.config.data_dir)
+    assert code == 0 and len(calls) == 1, calls
+    assert "records could not be read" in out and "not known here" in out

@@ -248,20 +248,23 @@ def cmd_audit_verify(data_dir: Path) -> int:
 
 
 def _hub_records(data_dir: Path):
-    """This hub's report key fingerprint and (that fingerprint, the lookup of its releases), as far
-    as this user can read them (a negotiator's own computer has no hub: (None, None)). Never
-    creates anything."""
+    """This hub's report key fingerprint, (that fingerprint, the lookup of its releases) and, when
+    there is no key, why: as far as this user can read them (a negotiator's own computer has no
+    hub). Never creates anything."""
     from crossline.reports.signing import fingerprint, signing_key_from_secret
     from crossline.secrets import REPORT_SIGNING_KEY, read_secret
 
+    if not data_dir.is_dir():
+        return None, None, f"no hub data directory at {data_dir}, and no --fingerprint"
     try:
         config = load_config(data_dir)
         secret = read_secret(config.paths.secrets_dir, REPORT_SIGNING_KEY)
-    except (ConfigError, SecretError, OSError, ValueError):
-        return None, None
+    except (ConfigError, SecretError, OSError, ValueError) as error:
+        return None, None, (f"the hub's report key in {data_dir} cannot be read ({error}); run the check as the "
+                            "hub's user, or give --fingerprint")
     hub_key = fingerprint(bytes(signing_key_from_secret(secret).verify_key))
     if config.database.url is None and not config.paths.hub_database.exists():
-        return hub_key, None
+        return hub_key, None, ""
 
     def history(consultation_id: int) -> list:
         from sqlalchemy.exc import SQLAlchemyError
@@ -274,7 +277,7 @@ def _hub_records(data_dir: Path):
         except (SQLAlchemyError, ImportError) as error:  # unreachable or no driver: no records
             raise LookupError(error) from None
 
-    return hub_key, (hub_key, history)
+    return hub_key, (hub_key, history), ""
 
 
 MAX_REPORT_FILE = 64 * 2**20  # a report's PDF is well under 1 MiB
@@ -302,16 +305,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if data is None or (args.signature and detached is None):
         print(f"NOT VALID: larger than any report ({MAX_REPORT_FILE // 2**20} MiB at most).", file=sys.stderr)
         return 1
-    hub_key, records = _hub_records(data_dir)
+    hub_key, records, no_key = _hub_records(data_dir)
     trusted = {}
     if hub_key:
         trusted[hub_key] = f"this hub's key ({data_dir})"
     if args.fingerprint:
         trusted[args.fingerprint] = "the key whose fingerprint you gave"
-    try:
-        verdict = check(lambda: verify_copy(data, detached), trusted, records)
-    except LookupError:  # the hub's database could not be read: the verdict without its history
-        verdict = check(lambda: verify_copy(data, detached), trusted, None)
+    verdict = check(lambda: verify_copy(data, detached), trusted, records, no_key)
     print("\n".join(verdict.lines), file=sys.stdout if verdict.valid else sys.stderr)
     return 0 if verdict.valid else 1
 

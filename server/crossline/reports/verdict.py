@@ -86,10 +86,12 @@ def describe(verified: VerifiedReport) -> Release:
 Records = tuple[str, Callable[[int], Sequence[Known]]]
 
 
-def check(verify: Callable[[], VerifiedReport], trusted: Mapping[str, str], records: Records | None) -> Verdict:
+def check(verify: Callable[[], VerifiedReport], trusted: Mapping[str, str], records: Records | None,
+          no_key: str = "no hub data directory and no --fingerprint") -> Verdict:
     """`verify` checks the file's own signature; `trusted` maps each fingerprint the reader trusts
     to whose it is; `records` is a hub's key fingerprint and the lookup of its releases of a
-    consultation (by id), if at hand: used only for a file signed by that hub's key."""
+    consultation (by id), if at hand: used only for a file signed by that hub's key (a lookup that
+    cannot read them raises LookupError). `no_key` says why nothing is trusted, when nothing is."""
     try:
         verified = verify()
         release = describe(verified)
@@ -105,8 +107,7 @@ def check(verify: Callable[[], VerifiedReport], trusted: Mapping[str, str], reco
             f"That key's fingerprint: {verified.fingerprint}",
             "Compare it with the fingerprint your hub publishes (on its Reports page, or given to you in person). "
             "Only if they are the same, check again naming it: crossline verify FILE --fingerprint \"…\"."
-            + ("" if trusted else " (There was no hub key to compare with here: no hub data directory and "
-                                  "no --fingerprint.)"),
+            + ("" if trusted else f" (There was no hub key to compare with here: {no_key}.)"),
         ))
     lines = [f"Valid: signed by {whose} (fingerprint {verified.fingerprint}).",
              f"Hub: {release.hub or 'not named in this release (released before reports named their hub)'}",
@@ -119,11 +120,15 @@ def check(verify: Callable[[], VerifiedReport], trusted: Mapping[str, str], reco
                      "(PDF readers show it in the signature's certificate details).")
     newer = None
     history = records[1] if records and same_fingerprint(records[0], verified.fingerprint) else None
-    if history is None:
+    try:
+        known = None if history is None else list(history(release.consultation_id))
+    except LookupError:
+        known = None
+        lines.append("The hub's records could not be read here (its database did not answer).")
+    if known is None:
         lines.append("Whether a newer version replaced it: not known here (this check cannot see the hub's "
                      "records). The hub's Reports page lists every version.")
     else:
-        known = list(history(release.consultation_id))
         latest = max(known, key=lambda k: k.version, default=None)
         if not any(k.sha256 == release.sha256 for k in known):
             lines.append("WARNING: this hub's records hold no release with this SHA-256, although its key signed "
