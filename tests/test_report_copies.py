@@ -550,3 +550,14 @@ def test_a_copy_is_signed_only_for_a_release_of_the_same_key(kind):
     with pytest.raises(ValueError, match="not signed by the key"):
         copies.sign_copy(kind, theirs, HUB_KEY, b"<!doctype html>\n")
     assert copies.verify_copy(text_copy("markdown", theirs, OTHER_KEY)).fingerprint == verify_report(theirs).fingerprint
+
+
+def test_each_quoted_statement_has_a_rule_that_prints_in_black_and_white():
+    """The shade alone may vanish in black-and-white print: a black rule runs down each quote's left side."""
+    pdf = copies.sign_copy("pdf", statements_release("Keep the ferry\n\nand the bridge"), HUB_KEY)
+    for page in pypdf.PdfReader(io.BytesIO(pdf)).pages:
+        content = page.get_contents().get_data()
+        shaded = {(x, y) for x, y in re.findall(rb"([\d.]+) ([\d.]+) [\d.]+ [\d.]+ re f", content)}
+        ruled = {(x, y) for x, y, x2 in re.findall(rb"([\d.]+) ([\d.]+) m ([\d.]+) [\d.]+ l S", content) if x == x2}
+        assert shaded and shaded <= ruled, (shaded - ruled)
+        assert b" G" not in content and b" RG" not in content, "drawn in the default colour, black"

@@ -163,6 +163,8 @@ def to_pdf(report: dict, fingerprint: str, digest: str) -> bytes:
     for line in provenance(report, fingerprint, digest) + notes:
         pdf.multi_cell(0, 4.5, drawable(line), new_x="LMARGIN", new_y="NEXT")
     pdf.set_fill_color(236, 236, 236)
+    pdf.set_draw_color(0)
+    pdf.set_line_width(0.8)
     for heading, items in parts:
         pdf.ln(3)
         pdf.set_font("DejaVu", "B", 12 if heading.startswith("Question") else 10.5)
@@ -172,10 +174,11 @@ def to_pdf(report: dict, fingerprint: str, digest: str) -> bytes:
                 pdf.set_font("DejaVu", "B", 9.5)
                 pdf.multi_cell(0, 5, item.label + ":", new_x="LMARGIN", new_y="NEXT")
             if item.quote is not None:
-                # Her words in a shaded, indented cell of their own: nothing in them can end it.
+                # Her words in a shaded, indented cell of their own: nothing in them can end it. A black
+                # rule on its left keeps it apart where the shade does not print (black and white).
                 pdf.set_font("DejaVu", "", 9.5)
                 pdf.set_x(pdf.l_margin + 6)
-                pdf.multi_cell(0, 5, drawable(neutral(item.quote, paragraphs=True)), fill=True,
+                pdf.multi_cell(0, 5, drawable(neutral(item.quote, paragraphs=True)), fill=True, border="L",
                                new_x="LMARGIN", new_y="NEXT")
             if item.text:
                 pdf.set_font("DejaVu", "", 9.5)
