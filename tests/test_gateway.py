@@ -20,6 +20,8 @@ from crossline.gateway.addresses import DAY_MS, AddressPseudonyms
 from crossline.gateway.proxy import LOGIN_FLOOR_S, Gateway, Upstream, create_gateway
 from crossline.gateway.tokens import synapse_token
 from crossline.synapse.files import hardened_template
+from crossline_policies.names import protected_names_document
+from crossline_policies.protected_names_file import ProtectedNamesFile
 from tests.fakes import FakeClock
 
 KEY = "test registration token key"
@@ -37,6 +39,11 @@ class FakeSynapse:
         self.usable_tokens: set[str] = set()
         self.rooms = {ROOM: {ALICE: "join", BELLA: "join"}}
         self.padding = 0  # characters added to a keys/query answer
+        self.display_names: dict[str, str] = {ALICE: "Alice Staff"}
+        self.whoami_down = False  # Synapse cannot say whose a token is (restarting, overloaded)
+
+    async def display_name(self, user_id: str) -> str | None:
+        return self.display_names.get(user_id)
 
     async def registration_token_usable(self, token: str, now_ms: int) -> bool:
         return token in self.usable_tokens
@@ -58,6 +65,8 @@ class FakeSynapse:
             return web.json_response({"errcode": "M_NOT_JSON"}, status=400)
 
     def _answer(self, path: str, body: bytes, headers) -> web.Response:
+        if path == "/_matrix/client/v3/account/whoami" and self.whoami_down:
+            return web.json_response({"errcode": "M_UNKNOWN"}, status=502)
         if path == "/_matrix/client/v3/account/whoami":
             user_id = TOKENS.get(headers.get("Authorization", "").removeprefix("Bearer "))
             return web.json_response({"user_id": user_id} if user_id else {"errcode": "M_UNKNOWN_TOKEN"},
@@ -106,6 +115,22 @@ async def gateway(synapse, aiohttp_client):
     client = await aiohttp_client(create_gateway(proxy))
     client.reports, client.sleeps = reports, sleeps
     yield client
+    await session.close()
+
+
+@pytest.fixture
+async def named_gateway(synapse, aiohttp_client, tmp_path):
+    """A gateway that checks display names against the hub's protected-names file (Alice is staff)."""
+    path = tmp_path / "protected-names.json"
+    path.write_text(json.dumps(protected_names_document([], [ALICE], [ALICE])))
+    session = aiohttp.ClientSession(auto_decompress=False)
+
+    async def take_report(reporter: str, room_id: str, reason: str) -> None:
+        pass
+
+    proxy = Gateway(Upstream(synapse.url, session), synapse, KEY, FakeClock(1_000 * DAY_MS), take_report,
+                    protected_names=ProtectedNamesFile(path))
+    yield await aiohttp_client(create_gateway(proxy))
     await session.close()
 
 
@@ -483,3 +508,27 @@ async def test_her_own_password_stage_works_and_is_limited_like_a_login(gateway,
     assert statuses == [401] * 10 + [429]
     assert len([s for s in synapse.seen if s["path"] == path]) == 10
     assert gateway.sleeps == [LOGIN_FLOOR_S] * 11
+
+
+DISPLAY_NAME = "/_matrix/client/v3/profile/%40bella%3Ahub.test/displayname"
+
+
+def display_name_changes(synapse) -> list[bytes]:
+    return [seen["body"] for seen in synapse.seen if seen["path"].endswith("/displayname")]
+
+
+async def test_a_display_name_is_checked_before_synapse_stores_it(named_gateway, synapse):
+    """Her own new name passes; staff's name or a role word never reaches Synapse."""
+    for name, status in (("Bella Rusu", 200), ("Alice Staff", 403), ("Moderator", 403)):
+        response = await named_gateway.put(DISPLAY_NAME, json={"displayname": name}, headers=bearer("bella-token"))
+        assert response.status == status, name
+    assert display_name_changes(synapse) == [b'{"displayname": "Bella Rusu"}']
+
+
+async def test_a_display_name_longer_than_synapse_allows_is_refused_before_it_is_read(named_gateway, synapse):
+    """Each character costs the name check time on the gateway's event loop: past Synapse's own limit
+    (256) a name is refused with what to do, unchecked and not forwarded."""
+    name = "Ana " * 65  # 260 characters of an ordinary name
+    response = await named_gateway.put(DISPLAY_NAME, json={"displayname": name}, headers=bearer("bella-token"))
+    assert response.status == 403 and "at most 256 characters" in (await response.json())["error"]
+    assert display_name_changes(synapse) == []

@@ -207,3 +207,13 @@ def test_an_account_id_cannot_read_as_staff_the_bot_a_pseudonym_or_the_hub():
     assert "Choose an account name" in names.check_account_name("moderator", PROTECTED)
     for localpart in ("dana", "olesea.ceban", "natalia.cozma", "botezatu", "nistru-consultation-crossings"):
         assert names.check_account_name(localpart, PROTECTED) is None, localpart
+
+
+def test_a_text_longer_than_its_limit_is_refused_before_it_is_read():
+    """The check costs tens of microseconds a character: past Synapse's display-name limit (a topic's
+    1000) nothing else is looked at, and the refusal says how long it may be."""
+    ordinary = "Ana " * 65
+    assert "at most 256 characters" in names.check_name(ordinary, MEMBER, PROTECTED)
+    assert "at most 256 characters" in names.check_name(ordinary, MEMBER, PROTECTED, "room name")
+    assert names.check_name(ordinary, MEMBER, PROTECTED, "room topic") is None
+    assert "at most 1000 characters" in names.check_name("Ana " * 251, MEMBER, PROTECTED, "room topic")
