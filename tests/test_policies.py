@@ -314,3 +314,29 @@ def test_a_template_folder_missing_a_required_template_is_refused(tmp_path):
     write_template(tmp_path, valid_text())
     with pytest.raises(RoomTemplateError, match="missing room templates: cross-line-dialogue"):
         load_room_templates(tmp_path)
+
+
+ELEMENT_STATE = [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": enforcement.MEGOLM}},
+                 {"type": "m.room.history_visibility", "content": {"history_visibility": "shared"}},
+                 {"type": "m.room.guest_access", "content": {"guest_access": "forbidden"}}]
+
+
+def test_what_a_new_room_or_a_topic_carries_is_bounded(monkeypatch):
+    """Every topic text is checked against every protected name in Synapse's reactor: a topic has at
+    most two forms, each distinct text is checked once, and a new room starts with a few settings, each once."""
+    assert enforcement.check_create_room({"preset": "private_chat", "initial_state": ELEMENT_STATE}) is None
+    topic = {"topic": "Bus times", "m.topic": {"m.text": [{"body": "Bus times"}, {"body": "<b>Bus times</b>",
+                                                                            "mimetype": "text/html"}]}}
+    assert enforcement.check_event(enforcement.RoomEvent("m.room.topic", topic, "")) is None
+    three = {"topic": "x", "m.topic": {"m.text": [{"body": "x"}] * 3}}
+    assert "at most 2 forms" in enforcement.check_event(enforcement.RoomEvent("m.room.topic", three, ""))
+    many = [{"type": "m.room.topic", "state_key": "", "content": {"topic": f"t{i}"}} for i in range(11)]
+    assert "at most 10 settings" in enforcement.check_create_room({"initial_state": many})
+    twice = [*ELEMENT_STATE, {"type": "m.room.topic", "content": {"topic": "a"}},
+             {"type": "m.room.topic", "state_key": "", "content": {"topic": "b"}}]
+    assert "each setting once" in enforcement.check_create_room({"initial_state": twice})
+    checked: list[str] = []
+    monkeypatch.setattr(enforcement.names, "check_name", lambda text, *args: checked.append(text))
+    enforcement.check_event(enforcement.RoomEvent("m.room.topic", {**topic, "m.topic": {"m.text": [{"body": "Bus times"}]}},
+                                                  "", protected=enforcement.names.Protected(), sender="@eve:hub"))
+    assert checked == ["Bus times"]

@@ -36,6 +36,11 @@ PROTECTED_STATE = frozenset({
 POLICY_RULES = frozenset({"m.policy.rule.user", "m.policy.rule.room", "m.policy.rule.server"})
 MAX_NAME = 255
 MAX_TOPIC = 1000
+# A topic's forms (plain text and HTML), and the settings a new room may start with: each text is
+# checked against every protected name, so their number is bounded too (the check costs time in
+# Synapse's reactor, which serves everyone).
+MAX_TOPIC_FORMS = 2
+MAX_INITIAL_STATE = 10
 TOMBSTONE_BODY = "This room has been replaced"  # what Synapse writes on an upgrade
 
 NOT_ENCRYPTED = (
@@ -129,7 +134,7 @@ def _check_names(event: RoomEvent) -> str | None:
         rich = content.get("m.topic")
         blocks = rich.get("m.text", []) if isinstance(rich, Mapping) else rich if isinstance(rich, list) else []
         texts = [content.get("topic") or "", *(b.get("body") or "" for b in blocks if isinstance(b, Mapping))]
-        return names.check_names([t for t in texts if t], event.sender, event.protected, "room topic")
+        return names.check_names([t for t in dict.fromkeys(texts) if t], event.sender, event.protected, "room topic")
     return None
 
 
@@ -170,9 +175,15 @@ def check_create_room(request: Mapping[str, Any], creator: str = "",
             first_state.append((event_type, {key: request[key]}, ""))
     if "power_level_content_override" in request:
         first_state.append(("m.room.power_levels", _mapping(request["power_level_content_override"]), ""))
-    for state in request.get("initial_state") or []:
+    initial = request.get("initial_state") or []
+    if not isinstance(initial, list) or len(initial) > MAX_INITIAL_STATE:
+        return f"A new room can start with at most {MAX_INITIAL_STATE} settings. Create it with fewer."
+    for state in initial:
         state = _mapping(state)
         first_state.append((str(state.get("type", "")), _mapping(state.get("content")), str(state.get("state_key", ""))))
+    keys = [(event_type, state_key) for event_type, _, state_key in first_state[-len(initial):]] if initial else []
+    if len(set(keys)) != len(keys):
+        return "A new room's settings name each setting once. Create it again with each setting given once."
     for event_type, content, state_key in first_state:
         refusal = check_event(RoomEvent(event_type, content, state_key, protected=protected, sender=creator))
         if refusal:
@@ -413,6 +424,8 @@ def _topic(content: Mapping[str, Any]) -> str | None:
     rich = content.get("m.topic", [])
     # Current clients send {"m.text": [blocks]}; the first version of the proposal, the list.
     blocks = rich["m.text"] if isinstance(rich, Mapping) and set(rich) == {"m.text"} else rich
+    if isinstance(blocks, list) and len(blocks) > MAX_TOPIC_FORMS:
+        return f"A room topic has at most {MAX_TOPIC_FORMS} forms: plain text, and the same text as HTML."
     if not isinstance(blocks, list) or not all(
         isinstance(block, Mapping) and set(block) <= {"body", "mimetype"}
         and block.get("mimetype", "text/plain") in ("text/plain", "text/html") for block in blocks
