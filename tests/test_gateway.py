@@ -532,3 +532,20 @@ async def test_a_display_name_longer_than_synapse_allows_is_refused_before_it_is
     response = await named_gateway.put(DISPLAY_NAME, json={"displayname": name}, headers=bearer("bella-token"))
     assert response.status == 403 and "at most 256 characters" in (await response.json())["error"]
     assert display_name_changes(synapse) == []
+
+
+@pytest.mark.parametrize("method, path", [
+    ("PUT", "/_matrix/client/v3/profile/%40bella%3Ahub.test/m.tz"),
+    ("PUT", "/_matrix/client/v3/profile/@bella:hub.test/org.example.status"),
+    ("PUT", "/_matrix/client/unstable/uk.tcpip.msc4133/profile/%40bella%3Ahub.test/us.cloke.msc4175.tz"),
+    ("PUT", "/_matrix/client/v3/profile/%40bella%3Ahub.test/%6D.tz"),
+    ("DELETE", "/_matrix/client/v3/profile/%40bella%3Ahub.test/m.tz"),
+])
+async def test_custom_profile_fields_are_no_channel_for_free_text(named_gateway, synapse, method, path):
+    """Room peers read every profile field, and Element shows m.tz: only the (checked) display name is set."""
+    response = await named_gateway.request(method, path, json={"m.tz": "We know who you talked to"},
+                                           headers=bearer("bella-token"))
+    assert response.status == 403 and "display name only" in (await response.json())["error"]
+    assert [seen for seen in synapse.seen if "/profile/" in seen["path"]] == []
+    response = await named_gateway.get(path, headers=bearer("bella-token"))
+    assert response.status == 200, "reading a profile still works"

@@ -31,6 +31,7 @@ class Route(Enum):
     TOKEN_FALLBACK = "token_fallback"
     USER_INTERACTIVE_AUTH = "user_interactive_auth"
     DISPLAY_NAME = "display_name"
+    PROFILE_FIELD = "profile_field"
 
 
 _ROUTES = (
@@ -83,6 +84,8 @@ def classify(method: str, raw_path: str) -> Match:
         return Match(Route.TOKEN_FALLBACK, raw_path)
     if method == "PUT" and is_display_name_change(segments):
         return Match(Route.DISPLAY_NAME, raw_path)
+    if method in ("PUT", "DELETE") and is_free_profile_field(segments):
+        return Match(Route.PROFILE_FIELD, raw_path)
     if method == "POST":
         report = _ROOM_REPORT.match(raw_path)
         if report:
@@ -103,6 +106,14 @@ def is_display_name_change(segments: list[str]) -> bool:
     unquoting each segment (so "display%6Eame" is one too)."""
     return segments[:2] == ["_matrix", "client"] and len(segments) >= 5 and segments[-3] == "profile" \
         and segments[-1] == "displayname"
+
+
+def is_free_profile_field(segments: list[str]) -> bool:
+    """A custom profile field (`PUT /profile/{user}/{field}`, MSC4133, any namespaced name): free text
+    room peers read, unchecked, so a channel around every name rule. Only the display name (checked
+    here) and the picture (refused by Synapse's config) are set."""
+    return segments[:2] == ["_matrix", "client"] and len(segments) >= 5 and segments[-3] == "profile" \
+        and segments[-1] not in ("displayname", "avatar_url")
 
 
 def display_name(body: object) -> str | None:

@@ -289,6 +289,10 @@ class Gateway:
             await self._pad_failure(started)
         return _reply(answer)
 
+    async def _profile_field(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+        return _matrix_error(403, "M_FORBIDDEN", "Crossline profiles hold a display name only: other profile "
+                             "fields would show your free text to others unchecked. Nothing was changed.")
+
     async def _not_here(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         return _matrix_error(404, "M_UNRECOGNIZED", "Unrecognized request")
 
@@ -437,6 +441,7 @@ _HANDLERS = {
     Route.TOKEN_FALLBACK: Gateway._not_here,
     Route.USER_INTERACTIVE_AUTH: Gateway._user_interactive_auth,
     Route.DISPLAY_NAME: Gateway._display_name,
+    Route.PROFILE_FIELD: Gateway._profile_field,
 }
 
 
