@@ -549,3 +549,18 @@ async def test_custom_profile_fields_are_no_channel_for_free_text(named_gateway,
     assert [seen for seen in synapse.seen if "/profile/" in seen["path"]] == []
     response = await named_gateway.get(path, headers=bearer("bella-token"))
     assert response.status == 200, "reading a profile still works"
+
+
+async def test_a_display_name_is_never_forwarded_unchecked_when_synapse_cannot_say_whose_it_is(named_gateway, synapse):
+    """If whoami fails (Synapse restarting, overloaded), the name is not forwarded unchecked: she is told to
+    try again. Once Synapse answers, her own name passes."""
+    synapse.whoami_down = True
+    for name in ("Moderator", "Bella Rusu"):
+        response = await named_gateway.put(DISPLAY_NAME, json={"displayname": name}, headers=bearer("bella-token"))
+        assert response.status == 503 and "Try again" in (await response.json())["error"]
+    response = await named_gateway.put(DISPLAY_NAME, json={"displayname": "Moderator"}, headers=bearer("no-such-token"))
+    assert response.status == 503
+    assert display_name_changes(synapse) == []
+    synapse.whoami_down = False
+    response = await named_gateway.put(DISPLAY_NAME, json={"displayname": "Bella Rusu"}, headers=bearer("bella-token"))
+    assert response.status == 200

@@ -398,9 +398,12 @@ class Gateway:
         if body_bytes and body is None:
             return _not_json()
         name = filters.display_name(body)
-        requester = await self._requester(request) if name and self._protected_names else None
-        if requester is not None:
-            refusal = names.check_name(name or "", requester, await self._protected())
+        if name and self._protected_names:
+            requester = await self._requester(request)
+            if requester is None:  # an unknown token, or Synapse cannot say whose it is: never unchecked
+                return _matrix_error(503, "M_UNKNOWN", "Your new display name could not be checked just now, "
+                                     "so it was not saved. Try again in a minute.")
+            refusal = names.check_name(name, requester, await self._protected())
             if refusal:
                 return _matrix_error(403, "M_FORBIDDEN", refusal)
         return _reply(await self._exchange(request, _target(match.upstream_path, query), body_bytes))
