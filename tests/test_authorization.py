@@ -51,8 +51,9 @@ from crossline.web.app import create_app
 from crossline.web.keys import HUB, LIVE
 from crossline_policies.rooms import load_room_templates
 from tests.fakes import FakeClock, FakeHomeserver, FakeJanus
+from tests.pictures_support import tiny_png
 
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+PNG = tiny_png()  # a real picture: the moderator's view rebuilds stored pictures it cannot tell are clean
 SERVER = "crossline.local"
 
 # -- Callers ---------------------------------------------------------------------------------------
