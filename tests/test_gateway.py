@@ -98,8 +98,15 @@ async def synapse():
     await server.close()
 
 
+def names_file(tmp_path) -> ProtectedNamesFile:
+    """The hub's protected names: Alice is staff."""
+    path = tmp_path / "protected-names.json"
+    path.write_text(json.dumps(protected_names_document([], [ALICE], [ALICE])))
+    return ProtectedNamesFile(path)
+
+
 @pytest.fixture
-async def gateway(synapse, aiohttp_client):
+async def gateway(synapse, aiohttp_client, tmp_path):
     session = aiohttp.ClientSession(auto_decompress=False)
     reports: list[tuple[str, str, str]] = []
     sleeps: list[float] = []
@@ -111,7 +118,7 @@ async def gateway(synapse, aiohttp_client):
         sleeps.append(seconds)
 
     proxy = Gateway(Upstream(synapse.url, session), synapse, KEY, FakeClock(1_000 * DAY_MS), take_report,
-                    sleep=sleep, monotonic=lambda: 100.0)
+                    sleep=sleep, monotonic=lambda: 100.0, protected_names=names_file(tmp_path))
     client = await aiohttp_client(create_gateway(proxy))
     client.reports, client.sleeps = reports, sleeps
     yield client
@@ -121,15 +128,13 @@ async def gateway(synapse, aiohttp_client):
 @pytest.fixture
 async def named_gateway(synapse, aiohttp_client, tmp_path):
     """A gateway that checks display names against the hub's protected-names file (Alice is staff)."""
-    path = tmp_path / "protected-names.json"
-    path.write_text(json.dumps(protected_names_document([], [ALICE], [ALICE])))
     session = aiohttp.ClientSession(auto_decompress=False)
 
     async def take_report(reporter: str, room_id: str, reason: str) -> None:
         pass
 
     proxy = Gateway(Upstream(synapse.url, session), synapse, KEY, FakeClock(1_000 * DAY_MS), take_report,
-                    protected_names=ProtectedNamesFile(path))
+                    protected_names=names_file(tmp_path))
     yield await aiohttp_client(create_gateway(proxy))
     await session.close()
 
@@ -167,7 +172,7 @@ async def test_bodies_pass_both_ways_and_synapse_never_sees_the_client_address(g
     assert len(signed_in) == 2 and forwarded not in signed_in
 
 
-async def test_a_trusted_proxy_forwards_the_address_it_saw(aiohttp_client, synapse):
+async def test_a_trusted_proxy_forwards_the_address_it_saw(aiohttp_client, synapse, tmp_path):
     session = aiohttp.ClientSession()
 
     async def nothing(*_):
@@ -177,7 +182,8 @@ async def test_a_trusted_proxy_forwards_the_address_it_saw(aiohttp_client, synap
     seen = []
     for trusted in ((), ("127.0.0.0/8",)):
         proxy = Gateway(Upstream(synapse.url, session), synapse, KEY, clock, nothing, trusted_proxies=trusted,
-                        addresses=AddressPseudonyms(clock, random_bytes=lambda n: b"k" * n))
+                        addresses=AddressPseudonyms(clock, random_bytes=lambda n: b"k" * n),
+                        protected_names=names_file(tmp_path))
         client = await aiohttp_client(create_gateway(proxy))
         await client.get("/_matrix/client/versions", headers={"X-Forwarded-For": "203.0.113.9"})
         seen.append(synapse.seen[-1]["headers"]["X-Forwarded-For"])
@@ -342,7 +348,7 @@ async def test_a_refused_login_is_answered_no_sooner_than_the_floor(gateway, syn
     assert gateway.sleeps == [LOGIN_FLOOR_S], "a successful login is not delayed"
 
 
-async def test_nobody_can_lock_an_account_out_of_element(aiohttp_client, synapse):
+async def test_nobody_can_lock_an_account_out_of_element(aiohttp_client, synapse, tmp_path):
     """Wrong passwords are limited per account and address together, before Synapse (whose own
     limit is per account alone and is set out of reach in the hardened config)."""
     session = aiohttp.ClientSession()
@@ -354,7 +360,7 @@ async def test_nobody_can_lock_an_account_out_of_element(aiohttp_client, synapse
         return None
 
     proxy = Gateway(Upstream(synapse.url, session), synapse, KEY, FakeClock(0), nothing,
-                    trusted_proxies=("127.0.0.0/8",), sleep=no_wait)
+                    trusted_proxies=("127.0.0.0/8",), sleep=no_wait, protected_names=names_file(tmp_path))
     client = await aiohttp_client(create_gateway(proxy))
     synapse.answers["/_matrix/client/v3/login"] = (403, {"errcode": "M_FORBIDDEN"})
 
@@ -396,13 +402,14 @@ async def test_other_reports_and_refused_ones_are_left_to_synapse(gateway, synap
     assert gateway.reports == []
 
 
-async def test_synapse_down_is_a_clear_matrix_error(aiohttp_client, synapse):
+async def test_synapse_down_is_a_clear_matrix_error(aiohttp_client, synapse, tmp_path):
     session = aiohttp.ClientSession()
 
     async def nothing(*_):
         return None
 
-    proxy = Gateway(Upstream("http://127.0.0.1:9", session), synapse, KEY, FakeClock(0), nothing)
+    proxy = Gateway(Upstream("http://127.0.0.1:9", session), synapse, KEY, FakeClock(0), nothing,
+                    protected_names=names_file(tmp_path))
     client = await aiohttp_client(create_gateway(proxy))
     response = await client.get("/_matrix/client/versions")
     assert response.status == 502 and (await response.json())["errcode"] == "M_UNKNOWN"

@@ -5,14 +5,19 @@ knows is one the check refuses."""
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
 from importlib import resources
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from crossline.secrets import write_private_file
 from crossline_policies import names
 from crossline_policies.names import Protected, ProtectedName
+from crossline_policies.protected_names_file import ProtectedNamesFile
+from crossline_policies.synapse_module import CrosslinePolicy
 
 STAFF = "@natalia:hub"
 BOT = "@crossline-bot:hub"
@@ -217,3 +222,35 @@ def test_a_text_longer_than_its_limit_is_refused_before_it_is_read():
     assert "at most 256 characters" in names.check_name(ordinary, MEMBER, PROTECTED, "room name")
     assert names.check_name(ordinary, MEMBER, PROTECTED, "room topic") is None
     assert "at most 1000 characters" in names.check_name("Ana " * 251, MEMBER, PROTECTED, "room topic")
+
+
+def test_the_protected_names_are_read_again_after_each_rewrite_and_kept_while_unreadable(tmp_path):
+    """Known by inode, time and size, as the hub replaces the file whole: a second rewrite within one
+    tick of the file system's clock is read too. While the file cannot be read, the last names stay."""
+    path = tmp_path / "protected-names.json"
+
+    def publish(*pseudonyms: str) -> None:
+        document = names.protected_names_document([ProtectedName(n, PSEUDONYM, "a pseudonym") for n in pseudonyms],
+                                                  [BOT], [STAFF])
+        write_private_file(path, json.dumps(document))
+
+    publish()
+    tick = path.stat().st_mtime_ns
+    current = ProtectedNamesFile(path)
+    assert current.current()[0].names == ()
+    publish("River Voice")
+    os.utime(path, ns=(tick, tick))  # the same tick of a coarse clock
+    assert [n.name for n in current.current()[0].names] == ["River Voice"]
+    assert names.check_name("Riv\u0435r Voice", MEMBER, current.current()[0]) is not None
+    path.write_text("{not json")
+    assert [n.name for n in current.current()[0].names] == ["River Voice"], "unreadable: the last names stay"
+    path.unlink()
+    assert current.current()[1] == (STAFF,)
+
+
+def test_the_synapse_module_does_not_start_without_the_protected_names():
+    """Without them no display name, room name or topic would be checked: fail closed, at start."""
+    config = {"known_members_path": "/k.json", "registration_claims_dir": "/c", "exempt_users": []}
+    with pytest.raises(ValueError, match="protected_names_path"):
+        CrosslinePolicy.parse_config(config)
+    assert CrosslinePolicy.parse_config({**config, "protected_names_path": "/p.json"}).protected_names_path.name == "p.json"

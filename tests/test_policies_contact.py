@@ -93,10 +93,10 @@ def test_the_known_members_file_round_trips_and_old_files_fail_closed(tmp_path):
 
 
 def test_the_module_rereads_the_file_each_time_the_hub_rewrites_it(tmp_path):
-    from crossline_policies.synapse_module import KnownMembers
+    from crossline_policies.synapse_module import known_members
 
     path = tmp_path / "known-members.json"
-    known = KnownMembers(path)
+    known = known_members(path)
     assert known.current() == Directory()  # missing: fail closed
     for preference in ("line", "nobody", "rooms", "line"):  # rewrites within one clock tick
         write_known_members(path, {"@ana:hub.test": {"lines": [1], "invites_from": preference}}, [])

@@ -3,33 +3,22 @@ hub's gateway read it: re-read whenever the hub rewrites it."""
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
+from crossline_policies.hub_file import HubFile
 from crossline_policies.names import Protected, load_protected, staff_names
-
-logger = logging.getLogger(__name__)
 
 
 class ProtectedNamesFile:
     def __init__(self, path: Path):
-        self._path = path
-        self._mtime_ns: int | None = None
-        self._current: tuple[Protected, tuple[str, ...]] = (Protected(), ())
+        # While the file cannot be read, the names last read stay protected (none before the first
+        # read: reserved words, hidden characters and mixed scripts are still refused).
+        self._file = HubFile(path, load_protected, lambda last: last or (Protected(), ()), "protected-names")
 
     def current(self) -> tuple[Protected, tuple[str, ...]]:
-        """The names and hub accounts, and the staff accounts whose display names the caller adds.
-        Without the file, reserved words, hidden characters and mixed scripts are still refused."""
-        try:
-            mtime_ns = self._path.stat().st_mtime_ns
-            if mtime_ns != self._mtime_ns:
-                self._current = load_protected(json.loads(self._path.read_text(encoding="utf-8")))
-                self._mtime_ns = mtime_ns
-        except (OSError, ValueError) as error:
-            logger.warning("Crossline protected-names file %s unreadable (%s)", self._path, type(error).__name__)
-        return self._current
+        """The names and hub accounts, and the staff accounts whose display names the caller adds."""
+        return self._file.current()
 
 
 async def with_staff_names(protected: Protected, staff: Iterable[str],

@@ -3,7 +3,8 @@
 Configured by `crossline init` in homeserver.yaml:
     modules:
       - module: crossline_policies.synapse_module.CrosslinePolicy
-        config: {known_members_path: ..., registration_claims_dir: ..., exempt_users: [...]}
+        config: {known_members_path: ..., registration_claims_dir: ..., exempt_users: [...],
+                 protected_names_path: ...}
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from synapse.module_api import NOT_SPAM, ModuleApi
 from synapse.types import UserID
 
 from crossline_policies import contact, enforcement, names
+from crossline_policies.hub_file import HubFile
 from crossline_policies.protected_names_file import ProtectedNamesFile, with_staff_names
 
 logger = logging.getLogger(__name__)
@@ -35,35 +37,17 @@ class ModuleConfig:
     known_members_path: Path
     registration_claims_dir: Path
     exempt_users: frozenset[str]
+    protected_names_path: Path
     live_widget_sender: str = ""
     live_page_prefix: str = ""
-    protected_names_path: Path | None = None
     # How long after she declines someone's invitation that person cannot invite her again.
     decline_pause_ms: int = 7 * 24 * 3600 * 1000
 
 
-class KnownMembers:
-    """The hub's directory of accounts (`contact.Directory`), re-read whenever the hub rewrites the file."""
-
-    def __init__(self, path: Path):
-        self._path = path
-        self._version: tuple[int, int, int] | None = None
-        self._directory = contact.Directory()
-
-    def current(self) -> contact.Directory:
-        try:
-            stat = self._path.stat()
-        except FileNotFoundError:
-            # Fail closed: without the hub's list nobody can be invited.
-            logger.warning("Crossline known-members file %s is missing", self._path)
-            return contact.Directory()
-        # The hub replaces the file whole (a new inode each time): two writes within one tick of
-        # the file system's clock still differ.
-        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-        if version != self._version:
-            self._directory = contact.parse_directory(json.loads(self._path.read_text(encoding="utf-8")))
-            self._version = version
-        return self._directory
+def known_members(path: Path) -> HubFile[contact.Directory]:
+    """The hub's directory of accounts (`contact.Directory`). Fail closed: while the file cannot be read
+    nobody can be invited."""
+    return HubFile(path, contact.parse_directory, lambda _last: contact.Directory(), "known-members")
 
 
 # She left the room right after joining it from the invitation: a decline as much as a rejection.
@@ -108,8 +92,8 @@ class CrosslinePolicy:
     def __init__(self, config: ModuleConfig, api: ModuleApi):
         self._config = config
         self._api = api
-        self._known = KnownMembers(config.known_members_path)
-        self._protected = ProtectedNamesFile(config.protected_names_path) if config.protected_names_path else None
+        self._known = known_members(config.known_members_path)
+        self._protected = ProtectedNamesFile(config.protected_names_path)
         api.register_spam_checker_callbacks(
             user_may_invite=self.user_may_invite,
             user_may_publish_room=self.user_may_publish_room,
@@ -128,13 +112,16 @@ class CrosslinePolicy:
 
     @staticmethod
     def parse_config(config: dict[str, Any]) -> ModuleConfig:
+        if not config.get("protected_names_path"):
+            # Fail closed: without the hub's names no display name, room name or topic would be checked.
+            raise ValueError("The Crossline module needs protected_names_path (written by crossline init).")
         return ModuleConfig(
             known_members_path=Path(config["known_members_path"]),
             registration_claims_dir=Path(config["registration_claims_dir"]),
             exempt_users=frozenset(config.get("exempt_users", [])),
             live_widget_sender=str(config.get("live_widget_sender", "")),
             live_page_prefix=str(config.get("live_page_prefix", "")),
-            protected_names_path=Path(config["protected_names_path"]) if config.get("protected_names_path") else None,
+            protected_names_path=Path(config["protected_names_path"]),
             decline_pause_ms=int(config.get("decline_pause_seconds", 7 * 24 * 3600)) * 1000,
         )
 
@@ -173,10 +160,8 @@ class CrosslinePolicy:
             sender=event.sender,
         )
 
-    async def _protected_names(self) -> names.Protected | None:
+    async def _protected_names(self) -> names.Protected:
         """The hub's protected names, with its staff's and bot's display names as they are now."""
-        if self._protected is None:
-            return None
         protected, staff = self._protected.current()
         return await with_staff_names(protected, staff, self._display_name)
 

@@ -105,7 +105,7 @@ class Gateway:
     def __init__(self, upstream: Upstream, homeserver: GatewayHomeserver, token_key: str, clock: Clock,
                  on_room_report: RoomReportSink, trusted_proxies: tuple[str, ...] = (),
                  addresses: AddressPseudonyms | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 monotonic: Callable[[], float] = time.monotonic, protected_names: ProtectedNamesFile | None = None):
+                 monotonic: Callable[[], float] = time.monotonic, *, protected_names: ProtectedNamesFile):
         self._upstream = upstream
         self._homeserver = homeserver
         self._token_key = token_key
@@ -325,7 +325,7 @@ class Gateway:
             # Synapse checks a user name before any auth stage and says M_USER_IN_USE: only
             # someone with a usable invitation may learn that a name is taken.
             body.pop("username", None)
-        elif isinstance(body.get("username"), str) and self._protected_names:
+        elif isinstance(body.get("username"), str):
             refusal = names.check_account_name(body["username"], await self._protected())
             if refusal:
                 return _matrix_error(400, "M_INVALID_USERNAME", refusal)
@@ -398,7 +398,7 @@ class Gateway:
         if body_bytes and body is None:
             return _not_json()
         name = filters.display_name(body)
-        if name and self._protected_names:
+        if name:
             requester = await self._requester(request)
             if requester is None:  # an unknown token, or Synapse cannot say whose it is: never unchecked
                 return _matrix_error(503, "M_UNKNOWN", "Your new display name could not be checked just now, "
@@ -410,7 +410,6 @@ class Gateway:
 
     async def _protected(self) -> names.Protected:
         """The hub's protected names, with its staff's and bot's display names as they are now."""
-        assert self._protected_names is not None
         protected, staff = self._protected_names.current()
         return await with_staff_names(protected, staff, self._homeserver.display_name)
 
