@@ -246,8 +246,12 @@ def _png() -> bytes:
     return out.getvalue()
 
 
-def test_clear_media_is_refused_and_encrypted_attachments_still_work(world):
-    nina, nora = nistru(world, "nina"), nistru(world, "nora", "Right bank")
+def test_clear_media_is_refused_and_encrypted_attachments_still_work(world, ararat):
+    """An encrypted attachment reaches a member she shares a room with; nobody outside her rooms (here a
+    member of another line, and one of her own line) can download it, nor its thumbnail."""
+    nina, nora, nadia = nistru(world, "nina"), nistru(world, "nora", "Right bank"), nistru(world, "nadia")
+    ani = _person(world, ararat[0], ararat[1]["North"], "ani")
+    share_a_room(world, {nina.user_id: nina.token, nora.user_id: nora.token})
     for data, content_type, kind in ((_png(), "image/png", "image"),
                                      (b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n", "application/pdf", "PDF"),
                                      ("Мы знаем, с кем вы говорили.\n".encode() * 4, "text/plain", "text"),
@@ -268,6 +272,12 @@ def test_clear_media_is_refused_and_encrypted_attachments_still_work(world):
             assert isinstance(uploaded, UploadResponse), uploaded
             downloaded = await reader.download(uploaded.content_uri)
             assert isinstance(downloaded, DownloadResponse), downloaded
+            media = uploaded.content_uri.removeprefix("mxc://")
+            for stranger in (ani, nadia):
+                for path in (f"/_matrix/client/v1/media/download/{media}", f"/_matrix/client/v1/media/thumbnail/{media}"
+                             "?width=32&height=32", f"/_matrix/media/v3/download/{media}"):
+                    status, answer = matrix(world.stack.homeserver_url, "GET", path, stranger.token)
+                    assert status == 404, (path, status, answer)
             return decrypt_attachment(downloaded.body, keys["key"]["k"], keys["hashes"]["sha256"], keys["iv"])
         finally:
             await sender.close()

@@ -16,7 +16,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from crossline.config import ConfigError, parse_config
+from crossline.gateway import filters
 from crossline.gateway.addresses import DAY_MS, AddressPseudonyms
+from crossline.gateway.filters import Route
 from crossline.gateway.proxy import LOGIN_FLOOR_S, Gateway, Upstream, create_gateway
 from crossline.gateway.tokens import synapse_token
 from crossline.synapse.files import hardened_template
@@ -40,10 +42,14 @@ class FakeSynapse:
         self.rooms = {ROOM: {ALICE: "join", BELLA: "join"}}
         self.padding = 0  # characters added to a keys/query answer
         self.display_names: dict[str, str] = {ALICE: "Alice Staff"}
+        self.uploads = {"alices-photo": ALICE, "bellas-photo": BELLA}  # media id -> who uploaded it
         self.whoami_down = False  # Synapse cannot say whose a token is (restarting, overloaded)
 
     async def display_name(self, user_id: str) -> str | None:
         return self.display_names.get(user_id)
+
+    async def media_uploader(self, server_name: str, media_id: str) -> str | None:
+        return self.uploads.get(media_id) if server_name == "hub.test" else None
 
     async def registration_token_usable(self, token: str, now_ms: int) -> bool:
         return token in self.usable_tokens
@@ -571,3 +577,38 @@ async def test_a_display_name_is_never_forwarded_unchecked_when_synapse_cannot_s
     synapse.whoami_down = False
     response = await named_gateway.put(DISPLAY_NAME, json={"displayname": "Bella Rusu"}, headers=bearer("bella-token"))
     assert response.status == 200
+
+
+
+MEDIA_PATHS = ["/_matrix/client/v1/media/download/hub.test/{id}",
+               "/_matrix/client/v1/media/download/hub.test/{id}/photo.jpg",
+               "/_matrix/client/v1/media/thumbnail/hub.test/{id}",
+               "/_matrix/client/unstable/org.matrix.msc3916/media/download/hub.test/{id}",
+               "/_matrix/media/v3/download/hub.test/{id}",
+               "/_matrix/media/r0/thumbnail/hub%2Etest/{id}",
+               "/_matrix/media/v1/download//hub.test/{id}"]
+
+
+@pytest.mark.parametrize("path", MEDIA_PATHS)
+async def test_a_file_reaches_only_its_uploader_and_those_who_share_a_room_with_her(named_gateway, synapse, path):
+    """A member's clear upload (a picture sent outside encrypted rooms) is no file for strangers or other
+    lines: they are answered as for a file that does not exist, and Synapse is never asked for it."""
+    for method in ("GET", "HEAD"):
+        response = await named_gateway.request(method, path.format(id="bellas-photo"), headers=bearer("stranger-token"))
+        assert response.status == 404
+    assert [seen for seen in synapse.seen if "photo" in seen["path"]] == []
+    for token, media_id in (("alice-token", "bellas-photo"), ("bella-token", "bellas-photo"),
+                            ("bella-token", "alices-photo"), ("stranger-token", "alices-photo"),  # a hub account's
+                            ("stranger-token", "no-such-file")):
+        response = await named_gateway.get(path.format(id=media_id), headers=bearer(token))
+        assert response.status == 200, (token, media_id)
+    response = await named_gateway.get(path.format(id="bellas-photo"))
+    assert response.status == 401
+
+
+def test_media_paths_are_recognised_only_for_downloads():
+    assert filters.classify("GET", "/_matrix/client/v1/media/config").route is Route.PASS
+    assert filters.classify("POST", "/_matrix/media/v3/upload").route is Route.PASS
+    assert filters.classify("GET", "/_matrix/client/v1/media/preview_url").route is Route.PASS
+    assert filters.classify("GET", "/_matrix/client/v1/media/download/hub.test").route is Route.PASS
+    assert filters.classify("GET", "/_matrix/client/v1/media/download/hub.test/x").media == ("hub.test", "x")

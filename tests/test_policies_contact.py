@@ -127,6 +127,34 @@ def test_clear_media_is_recognised(data, kind):
     assert contact.clear_media_kind(data[:contact.SNIFF_BYTES]) == kind
 
 
+def _jpeg_starting_with(marker: bytes) -> bytes:
+    """A JPEG whose first segment is `marker` (Photoshop's APP13, or DQT with no APP0): Pillow opens both."""
+    jpeg = _picture("JPEG")
+    rest = jpeg[4 + int.from_bytes(jpeg[4:6], "big"):]  # without its APP0
+    return jpeg[:2] + (b"\xff\xed\x00\x10Photoshop 3.0\x00" if marker == b"\xed" else b"") + rest
+
+
+_NOISE = random.Random(2626).randbytes(1000)
+
+
+@pytest.mark.parametrize("data, kind", [
+    (_jpeg_starting_with(b"\xed"), "image"), (_jpeg_starting_with(b"\xdb"), "image"),
+    ("\ufeff<html><body>We know who you talked to</body></html>".encode("utf-16-le"), "text"),
+    ("\ufeff<svg xmlns='http://www.w3.org/2000/svg'><text>hi</text></svg>".encode("utf-16"), "text"),
+    ("\ufeffWe know who you talked to".encode("utf-32"), "text"),
+    (b"\x01We know who you talked to on Tuesday, at the market.", "text"),
+    (_NOISE[:900] + b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF", "PDF"),
+    ((b"\xff\xfb\x90\x64" + bytes(413)) * 3, "audio"),  # MPEG-1 layer III frames, no ID3 tag
+    (b"P6\n64 64\n255\n" + _NOISE, "image"), (b"P5\n# made by hand\n8 8\n255\n" + _NOISE, "image"),
+    (b"BZh91AY&SY" + _NOISE, "archive"), (b"\xfd7zXZ\x00" + _NOISE, "archive"),
+    (b"\x28\xb5\x2f\xfd" + _NOISE, "archive"), (b"SQLite format 3\x00" + _NOISE, "database"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n" + _NOISE, "image"), (b"MThd\x00\x00\x00\x06" + _NOISE, "audio"),
+])
+def test_clear_files_the_first_sniffer_missed_are_recognised(data, kind):
+    """Review of issue 26, finding 3: each of these passed as 'random bytes'."""
+    assert contact.clear_media_kind(data[:contact.SNIFF_BYTES]) == kind
+
+
 def test_random_bytes_which_is_what_an_encrypted_attachment_is_pass():
     generator = random.Random(26)
     for size in (1, 15, 16, 17, 100, 4096):

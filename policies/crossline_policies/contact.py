@@ -8,6 +8,8 @@ what only Synapse knows (shared rooms, her ignore list, her recent declines) as 
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,6 +143,12 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"Rar!\x1a\x07", "archive"),
     (0, b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "document"),
     (0, b"{\\rtf", "document"),
+    (0, b"BZh", "archive"),  # with its block size checked below
+    (0, b"\xfd7zXZ\x00", "archive"),
+    (0, b"\x28\xb5\x2f\xfd", "archive"),  # zstd
+    (0, b"\x00\x00\x00\x0cjP  \r\n\x87\n", "image"),  # JPEG 2000
+    (0, b"SQLite format 3\x00", "database"),
+    (0, b"MThd\x00\x00\x00\x06", "audio"),  # MIDI
 )
 _RIFF_KINDS = {b"WEBP": "image", b"WAVE": "audio", b"AVI ": "video"}
 _FTYP_KINDS = {b"avif": "image", b"avis": "image", b"heic": "image", b"heix": "image", b"mif1": "image",
@@ -154,7 +162,9 @@ def clear_media_kind(head: bytes) -> str | None:
     random bytes, which is what an encrypted attachment is."""
     for offset, magic, kind in _SIGNATURES:
         if head[offset:offset + len(magic)] == magic:
-            if magic == b"\xff\xd8\xff" and len(head) > 3 and head[3] not in (0xDB, 0xE0, 0xE1, 0xEE, 0xFE, 0xE2):
+            if magic == b"\xff\xd8\xff" and len(head) > 3 and not 0xC0 <= head[3] <= 0xFE:
+                continue  # any JPEG marker may come first (APP13 from Photoshop, DQT without APP0)
+            if magic == b"BZh" and head[3:4] not in tuple(bytes([c]) for c in b"123456789"):
                 continue
             if magic == b"ID3" and head[3:4] not in (b"\x02", b"\x03", b"\x04"):
                 continue
@@ -167,9 +177,47 @@ def clear_media_kind(head: bytes) -> str | None:
         return _RIFF_KINDS[head[8:12]]
     if head[4:8] == b"ftyp":
         return _FTYP_KINDS.get(head[8:12], "video")
-    if _is_text(head):
+    if _PNM.match(head):
+        return "image"
+    if b"%PDF-" in head[:1024]:
+        return "PDF"  # readers look for it anywhere in the first kilobyte
+    if _is_mp3(head):
+        return "audio"
+    if _is_text(head) or _is_wide_text(head):
         return "text"
     return None
+
+
+# Netpbm (PBM, PGM, PPM): the magic, comments, then width and height in digits.
+_PNM = re.compile(rb"P[1-6][ \t\r\n]+(?:#[^\n]*\n[ \t\r\n]*)*\d+[ \t\r\n]+\d+[ \t\r\n]")
+# MPEG audio without an ID3 tag: a frame header, and the next frame's header where its length says.
+_MP3_BITRATES = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+_MP3_RATES = (44100, 48000, 32000)
+
+
+def _is_mp3(head: bytes) -> bool:
+    if len(head) < 4 or head[0] != 0xFF or head[1] & 0xFE != 0xFA:  # MPEG-1 layer III
+        return False
+    bitrate, rate, padding = head[2] >> 4, (head[2] >> 2) & 3, (head[2] >> 1) & 1
+    if not 0 < bitrate < 15 or rate == 3:
+        return False
+    length = 144_000 * _MP3_BITRATES[bitrate] // _MP3_RATES[rate] + padding
+    follow = head[length:length + 2]
+    return len(follow) == 2 and follow[0] == 0xFF and follow[1] & 0xFE == 0xFA
+
+
+def _is_wide_text(head: bytes) -> bool:
+    """UTF-16 or UTF-32 text after its byte-order mark (HTML, SVG saved by Windows tools)."""
+    for bom, codec in ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+                       (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):
+            body = head[len(bom):len(bom) + 128]
+            text = body[:len(body) - len(body) % (4 if "32" in codec else 2)].decode(codec, errors="replace")
+            text = text.lstrip("\ufeff")
+            # Random pairs of bytes are mostly printable (CJK): a few ASCII characters are asked for too.
+            return sum(char.isascii() for char in text) >= 4 and \
+                all(char.isprintable() or char in "\t\n\r\f" for char in text)
+    return False
 
 
 def _is_text(head: bytes) -> bool:
@@ -184,5 +232,7 @@ def _is_text(head: bytes) -> bool:
         if error.start < len(head) - 3:
             return False
         text = head[:error.start].decode("utf-8")
-    return all(char.isprintable() or char in "\t\n\r\f" for char in text.lstrip("\ufeff"))
+    # Thirty-two random bytes decode as UTF-8 about once in a billion: any such text is readable,
+    # control characters or not. Shorter, only printable text counts.
+    return len(head) >= 32 or all(char.isprintable() or char in "\t\n\r\f" for char in text.lstrip("\ufeff"))
 

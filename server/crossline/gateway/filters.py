@@ -32,6 +32,7 @@ class Route(Enum):
     USER_INTERACTIVE_AUTH = "user_interactive_auth"
     DISPLAY_NAME = "display_name"
     PROFILE_FIELD = "profile_field"
+    MEDIA = "media"
 
 
 _ROUTES = (
@@ -73,6 +74,7 @@ class Match:
     route: Route
     upstream_path: str  # the raw path to send to Synapse
     room_id: str = ""
+    media: tuple[str, str] = ("", "")  # a media download's server name and media id
 
 
 def classify(method: str, raw_path: str) -> Match:
@@ -93,6 +95,9 @@ def classify(method: str, raw_path: str) -> Match:
             return Match(Route.ROOM_REPORT, upstream, unquote(report["room"]))
     # Synapse answers HEAD as it answers GET (the status alone would tell).
     method = "GET" if method == "HEAD" else method
+    media = media_asked_for(segments) if method == "GET" else None
+    if media is not None:
+        return Match(Route.MEDIA, raw_path, media=media)
     for route, route_method, pattern in _ROUTES:
         if method == route_method and pattern.match(raw_path):
             return Match(route, raw_path)
@@ -114,6 +119,21 @@ def is_free_profile_field(segments: list[str]) -> bool:
     here) and the picture (refused by Synapse's config) are set."""
     return segments[:2] == ["_matrix", "client"] and len(segments) >= 5 and segments[-3] == "profile" \
         and segments[-1] not in ("displayname", "avatar_url")
+
+
+_MEDIA_READS = ("download", "thumbnail")
+
+
+def media_asked_for(segments: list[str]) -> tuple[str, str] | None:
+    """The (server name, media id) a download or thumbnail asks for, on any path Synapse serves them
+    (/_matrix/client/v1/media/..., the legacy /_matrix/media/{version}/..., unstable prefixes)."""
+    if segments[:1] != ["_matrix"] or "media" not in segments:
+        return None
+    after = segments.index("media") + 1
+    for i in range(after, min(after + 2, len(segments))):
+        if segments[i] in _MEDIA_READS and len(segments) >= i + 3:
+            return segments[i + 1], segments[i + 2]
+    return None
 
 
 def display_name(body: object) -> str | None:

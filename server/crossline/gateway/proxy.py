@@ -78,6 +78,7 @@ class GatewayHomeserver(Protocol):
     async def memberships(self, user_id: str) -> dict[str, str]: ...
     async def room_memberships(self, room_id: str) -> dict[str, str]: ...
     async def display_name(self, user_id: str) -> str | None: ...
+    async def media_uploader(self, server_name: str, media_id: str) -> str | None: ...
 
 
 @dataclass
@@ -289,6 +290,25 @@ class Gateway:
             await self._pad_failure(started)
         return _reply(answer)
 
+    async def _media(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
+        """A file is served only to its uploader, to those who share a room with her, and to the hub's
+        accounts: what a member uploads in clear (or a picture sent outside encrypted rooms) never reaches
+        strangers or other lines. The bot downloads pictures from Synapse directly, not through here."""
+        requester = await self._requester(request)
+        if requester is None:
+            return _matrix_error(401, "M_MISSING_TOKEN", "Sign in to download files.")
+        try:
+            uploader = await self._homeserver.media_uploader(*match.media)
+            hub_accounts = self._protected_names.current()[0].hub_accounts
+            allowed = not uploader or requester == uploader or requester in hub_accounts or uploader in hub_accounts \
+                or uploader in await self._peers.visible(requester, {uploader})
+        except CrosslineError:
+            return _matrix_error(503, "M_UNKNOWN", "The file cannot be checked just now. Try again in a minute.")
+        if not allowed:
+            # As Synapse answers for a file that does not exist: a stranger learns nothing about it.
+            return _matrix_error(404, "M_NOT_FOUND", "Not found")
+        return await self._stream(request, _target(match.upstream_path, query))
+
     async def _profile_field(self, request: web.Request, match: filters.Match, query: str) -> web.StreamResponse:
         return _matrix_error(403, "M_FORBIDDEN", "Crossline profiles hold a display name only: other profile "
                              "fields would show your free text to others unchecked. Nothing was changed.")
@@ -444,6 +464,7 @@ _HANDLERS = {
     Route.USER_INTERACTIVE_AUTH: Gateway._user_interactive_auth,
     Route.DISPLAY_NAME: Gateway._display_name,
     Route.PROFILE_FIELD: Gateway._profile_field,
+    Route.MEDIA: Gateway._media,
 }
 
 

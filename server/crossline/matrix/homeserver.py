@@ -168,6 +168,18 @@ class Homeserver:
         name = (info or {}).get("displayname")
         return name if isinstance(name, str) else None
 
+    async def media_uploader(self, server_name: str, media_id: str) -> str | None:
+        """Who uploaded a file of this server (None if Synapse knows no such file, or it came from
+        another server)."""
+        status, data = await self._request(
+            "GET", f"{ADMIN}/v1/media/{quote(server_name, safe='')}/{quote(media_id, safe='')}", self.admin_token)
+        if status in (400, 404):  # no such file: the download itself is answered so too
+            return None
+        if status != 200:
+            raise HomeserverError(f"Synapse's media information answered {status}")
+        user_id = data.get("user_id") if isinstance(data, dict) else None
+        return user_id if isinstance(user_id, str) else None
+
     async def register_with_token(self, localpart: str, password: str, registration_token: str) -> str:
         """Register through the client API exactly as a Matrix client would, so the same
         token rules apply. Returns the new user id."""
