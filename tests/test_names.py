@@ -254,3 +254,47 @@ def test_the_synapse_module_does_not_start_without_the_protected_names():
     with pytest.raises(ValueError, match="protected_names_path"):
         CrosslinePolicy.parse_config(config)
     assert CrosslinePolicy.parse_config({**config, "protected_names_path": "/p.json"}).protected_names_path.name == "p.json"
+
+
+# Written by hand, not drawn from the tables or data the check reads (review of issue 26, findings 4 and 8).
+ROLE_CLAIMS = [
+    "Facilitatoare", "Moderatoare", "Administratoare", "Mediatoare", "Coordonatoare", "Negociator", "Oficial",
+    "Sistem", "Notificare", "Модер", "Админка", "Поддержку", "Адміністратор", "Moderatrice", "Moderadora",
+    "Modérateur", "Fasilitator", "Mods", "Admins", "Ana the Moderator", "SuperModerator", "M o d e r a t o r",
+    "M.o.d.e.r.a.t.o.r", "Moder@tor", "Cross Line", "Cross-line", "C r o s s l i n e", "Help", "Support",
+    "Security", "\u1d0d\u1d0f\u1d05\u1d07\u0280\u1d00\u1d1b\u1d0f\u0280",  # small capitals: MODERATOR
+]
+STAFF_FORGERIES = [
+    "N\u1d00t\u1d00li\u1d00 Cojocaru", "Natalia \u1d04\u1d0f\u1d0a\u1d0f\u1d04\u1d00\u0280\u1d1c",  # small capitals
+    "Cojocaru Natalia", "Cojocaru, Natalia", "COJOCARU natalia", "Natalia (Cojocaru)",
+]
+ORDINARY_TOO = ["Natalia / Наталья", "Ana Modern", "Adina Mina", "Mediha Aliyeva", "Ana Cross", "Linea Moreau",
+                "Corina Botnari", "Olga Supruna", "Nadia Helms"]
+ROOM_CLAIMS = ["Moderators", "Crossline notices", "Cross Line news", "Official notices", "Support", "Help desk",
+               "Notices", "Admins only", "Moderatoare", "Security", "Поддержка"]
+ORDINARY_ROOMS = ["Peer support", "Supporting each other", "Unofficial notes", "Mothers' help",
+                  "Crossings notices board", "Help with the bus times", "Knitting circle / Кружок вязания",
+                  "Women of both banks", "Modern history reading group"]
+ORDINARY_TOPICS = ["Security at the crossings", "Can anyone help with the bus times?", "Support for families",
+                   "Notices about the market days", "Mutual help and peer support for mothers"]
+
+
+def test_role_words_cannot_be_claimed_in_any_form_while_ordinary_names_pass():
+    for name in ROLE_CLAIMS:
+        assert names.check_name(name, MEMBER, PROTECTED), name
+    for name in STAFF_FORGERIES:
+        assert "a staff member" in (names.check_name(name, MEMBER, PROTECTED) or ""), name
+    for localpart in ("cojocaru.natalia", "s.u.p.p.o.r.t", "moderatoare", "cross-line"):
+        assert names.check_account_name(localpart, PROTECTED), localpart
+    for name in ORDINARY_TOO:
+        assert names.check_name(name, MEMBER, PROTECTED) is None, name
+
+
+def test_a_room_may_be_called_peer_support_but_not_support():
+    for name in ROOM_CLAIMS:
+        assert names.check_name(name, MEMBER, PROTECTED, "room name"), name
+    for name in ORDINARY_ROOMS:
+        assert names.check_name(name, MEMBER, PROTECTED, "room name") is None, name
+    for topic in ORDINARY_TOPICS:
+        assert names.check_name(topic, MEMBER, PROTECTED, "room topic") is None, topic
+    assert names.check_name("Ask the moderator", MEMBER, PROTECTED, "room topic")

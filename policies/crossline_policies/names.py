@@ -16,34 +16,66 @@ import unicodedata
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 from importlib import resources
 
-# Words that would make a name read as the hub speaking, or as someone with a role on it. Kept in
-# one place: add the words of any language the hub serves. Reason: a member who calls herself
-# "Moderator", "Crossline notices" or "Поддержка" is believed by the women she writes to.
-RESERVED_WORDS: dict[str, str] = {
-    # Staff roles (English, Romanian and Azerbaijani share most of them).
-    "moderator": "a staff role", "facilitator": "a staff role", "administrator": "a staff role",
-    "admin": "a staff role",
-    "negotiator": "a staff role", "staff": "the hub's staff", "official": "the hub speaking",
-    # The hub and its bot.
-    "crossline": "the hub's name", "notices": "the hub's notices", "notice": "the hub's notices",
-    "bot": "the hub's bot", "system": "the hub speaking", "support": "the hub's help",
-    "help": "the hub's help", "helpdesk": "the hub's help", "security": "the hub speaking",
-    # Russian.
-    "модератор": "a staff role", "фасилитатор": "a staff role", "администратор": "a staff role",
-    "админ": "a staff role", "переговорщик": "a staff role", "персонал": "the hub's staff",
-    "уведомления": "the hub's notices", "бот": "the hub's bot", "поддержка": "the hub's help",
-    "помощь": "the hub's help", "служба": "the hub speaking",
-    # Romanian, Armenian, Georgian, Azerbaijani: help and notices.
-    "ajutor": "the hub's help", "notificari": "the hub's notices", "asistenta": "the hub's help",
-    "մոդերատոր": "a staff role", "ադմինիստրատոր": "a staff role", "օգնություն": "the hub's help",
-    "მოდერატორი": "a staff role", "ადმინისტრატორი": "a staff role", "დახმარება": "the hub's help",
-    "inzibatci": "a staff role", "destek": "the hub's help", "komek": "the hub's help",
+# Words that would make a name read as the hub speaking, or as someone with a role on it, kept in
+# one place (add the words of any language the hub serves). Each is a stem, matched as the start of
+# a word, so that it covers feminine and inflected forms ("modera": Moderator, Moderatoare,
+# Moderatrice, Moderadora, Modérateur). The word shown in a refusal, and why it is reserved.
+# ROLE stems claim who someone is: refused in every name and topic. A member who calls herself
+# "Moderator" or "Crossline notices" is believed by the women she writes to.
+ROLE_STEMS: dict[str, tuple[str, str]] = {
+    "modera": ("moderator", "a staff role"), "facilit": ("facilitator", "a staff role"),
+    "fasilit": ("facilitator", "a staff role"), "admin": ("admin", "a staff role"),
+    "negotiato": ("negotiator", "a staff role"), "negociato": ("negotiator", "a staff role"),
+    "negotiatri": ("negotiator", "a staff role"), "mediato": ("mediator", "a staff role"),
+    "mediatri": ("mediator", "a staff role"), "coordinato": ("coordinator", "a staff role"),
+    "coordonato": ("coordinator", "a staff role"), "coordinatri": ("coordinator", "a staff role"),
+    "official": ("official", "the hub speaking"), "oficial": ("official", "the hub speaking"),
+    "crossline": ("crossline", "the hub's name"),
+    # Russian and Ukrainian.
+    "модер": ("модератор", "a staff role"), "админ": ("админ", "a staff role"), "адмін": ("адмін", "a staff role"),
+    "фасилит": ("фасилитатор", "a staff role"), "переговорщ": ("переговорщик", "a staff role"),
+    "координатор": ("координатор", "a staff role"), "официал": ("официальный", "the hub speaking"),
+    "персонал": ("персонал", "the hub's staff"),
+    # Armenian, Georgian, Azerbaijani.
+    "մոդերատոր": ("մոդերատոր", "a staff role"), "ադմինիստրատոր": ("ադմինիստրատոր", "a staff role"),
+    "მოდერატორ": ("მოდერატორი", "a staff role"), "ადმინისტრატორ": ("ადმინისტრატორი", "a staff role"),
+    "inzibatci": ("inzibatçı", "a staff role"),
 }
-# Short words that ordinary names contain (the "bot" in Botezatu): refused only as a whole word. The
-# others are refused inside a word too ("Moderatorka", "CrosslineHelp").
-_WHOLE_WORD_ONLY = frozenset({"bot", "бот", "help", "admin", "админ", "notice", "staff", "system"})
+# SERVICE stems name the hub's help and notices: refused in a person's name, and in a room's name
+# only when it leads a name of one or two words ("Support", "Help desk", "Notices"), so that
+# "Peer support", "Mothers' help" and a topic asking for help stay ordinary.
+SERVICE_STEMS: dict[str, tuple[str, str]] = {
+    "support": ("support", "the hub's help"), "helpdesk": ("helpdesk", "the hub's help"),
+    "notice": ("notices", "the hub's notices"), "notific": ("notifications", "the hub's notices"),
+    "security": ("security", "the hub speaking"), "system": ("system", "the hub speaking"),
+    "sistem": ("system", "the hub speaking"), "систем": ("система", "the hub speaking"),
+    "ajutor": ("ajutor", "the hub's help"), "asisten": ("asistență", "the hub's help"),
+    "поддерж": ("поддержка", "the hub's help"), "помощ": ("помощь", "the hub's help"),
+    "уведомл": ("уведомления", "the hub's notices"), "служб": ("служба", "the hub speaking"),
+    "օգնություն": ("օգնություն", "the hub's help"), "დახმარება": ("დახმარება", "the hub's help"),
+    "destek": ("destek", "the hub's help"), "komek": ("kömək", "the hub's help"),
+}
+# Short words that ordinary names contain or start with (the "bot" in Botezatu, "Helena"): refused
+# only as a whole word. "help" is a service word: in a room, only leading a short name.
+WHOLE_WORDS: dict[str, tuple[str, str]] = {
+    "bot": ("bot", "the hub's bot"), "бот": ("бот", "the hub's bot"), "mod": ("mod", "a staff role"),
+    "mods": ("mods", "a staff role"), "staff": ("staff", "the hub's staff"), "help": ("help", "the hub's help"),
+}
+_WHOLE_SERVICE = frozenset({"help"})
+# A stem this long is also looked for across words and inside them ("Cross Line", "SuperModerator").
+_LONG_STEM = 6
+
+# Look-alikes the confusables data lacks (read by the check beside it): small capitals, which read as
+# capitals, and signs that stand for letters.
+SUPPLEMENT: dict[str, str] = {
+    "\u1d00": "a", "\u0299": "b", "\u1d04": "c", "\u1d05": "d", "\u1d07": "e", "\ua730": "f", "\u0262": "g",
+    "\u029c": "h", "\u026a": "i", "\u1d0a": "j", "\u1d0b": "k", "\u029f": "l", "\u1d0d": "m", "\u0274": "n",
+    "\u1d0f": "o", "\u1d18": "p", "\ua7af": "q", "\u0280": "r", "\ua731": "s", "\u1d1b": "t", "\u1d1c": "u",
+    "\u1d20": "v", "\u1d21": "w", "\u028f": "y", "\u1d22": "z", "@": "a", "$": "s",
+}
 
 # Invisible or look-alike blanks that are letters or symbols by category (Hangul fillers, braille
 # blank) or marks that join nothing visibly.
@@ -89,6 +121,8 @@ def _prototypes() -> dict[str, frozenset[str]]:
         for key in {_fold(char), char}:
             if len(key) == 1:
                 table.setdefault(key, {key}).update(looks)
+    for char, letter in SUPPLEMENT.items():
+        table.setdefault(char, {char}).add(letter)
     return {key: frozenset(value) for key, value in table.items()}
 
 
@@ -115,6 +149,7 @@ def skeleton(text: str) -> str:
     return "".join(prototype(char) for char in _fold(text))
 
 
+@lru_cache(maxsize=1 << 16)
 def _alike(a: str, b: str) -> bool:
     """One looks like the other, or both like the same ASCII letter or digit (Cyrillic а, Greek α).
     Never through a third, rarer character: that would chain c with o, or h with n."""
@@ -145,23 +180,77 @@ def _words(text: str) -> list[str]:
     return [*words, word] if word else words
 
 
-def _contains_word(words: list[str], word: str, whole_only: bool) -> bool:
-    for mine in words:
-        if whole_only and _same_glyphs(mine, word):
-            return True
-        if not whole_only and any(_same_glyphs(mine[i:i + len(word)], word) for i in range(len(mine) - len(word) + 1)):
-            return True
-    return False
+def _contains_all(words: list[str], theirs: list[str]) -> bool:
+    """Every word of `theirs` is one of `words`, in any order ("Cojocaru, Natalia")."""
+    left = list(words)
+    for word in theirs:
+        found = next((i for i, mine in enumerate(left) if _same_glyphs(mine, word)), None)
+        if found is None:
+            return False
+        left.pop(found)
+    return True
 
 
-def _contains_run(words: list[str], run: list[str]) -> bool:
-    return any(all(_same_glyphs(m, t) for m, t in zip(words[i:i + len(run)], run))
-               for i in range(len(words) - len(run) + 1))
+def _spelled_out(words: list[str]) -> list[str]:
+    """The words, with each run of three or more one-letter words read as one ("M o d e r a t o r")."""
+    merged: list[str] = []
+    run: list[str] = []
+    for word in [*words, ""]:
+        if len(word) == 1:
+            run.append(word)
+            continue
+        merged.extend(["".join(run)] if len(run) >= 3 else run)
+        run = []
+        if word:
+            merged.append(word)
+    return merged
+
+
+def _starts(word: str, stem: str) -> bool:
+    return _same_glyphs(word[:len(stem)], stem)
+
+
+def _inside(text: str, stem: str) -> bool:
+    first = stem[0]
+    return any(_alike(text[i], first) and _same_glyphs(text[i:i + len(stem)], stem)
+               for i in range(len(text) - len(stem) + 1))
+
+
+def _folded_table(table: dict[str, tuple[str, str]]) -> tuple[tuple[str, str, str], ...]:
+    return tuple(("".join(_words(stem)), shown, reason) for stem, (shown, reason) in table.items())
 
 
 @lru_cache(maxsize=1)
-def _reserved() -> tuple[tuple[str, str, bool, str], ...]:
-    return tuple(("".join(_words(word)), word, word in _WHOLE_WORD_ONLY, reason) for word, reason in RESERVED_WORDS.items())
+def _stems() -> tuple[tuple[tuple[str, str, str], ...], ...]:
+    return _folded_table(ROLE_STEMS), _folded_table(SERVICE_STEMS), _folded_table(WHOLE_WORDS)
+
+
+def _reserved_word(words: list[str], what: str) -> tuple[str, str] | None:
+    """The reserved word `words` claim, as (the word shown, why it is reserved), or None.
+
+    A person's name (display name, account, pseudonym): any stem starting a word, a long stem
+    anywhere inside a word or across words, a whole word. A room's name or topic: a role stem
+    starting a word or a run of words, a whole word; a service stem only leading a room name of one
+    or two words. So "Unofficial notes" and "Peer support" stay room names, and no one is "Support"."""
+    roles, services, whole = _stems()
+    words = _spelled_out(words)
+    joined = "".join(words)
+    starts = [0, *accumulate(len(word) for word in words)][:-1]  # where each word begins in `joined`
+    person = what not in ("room name", "room topic")
+    for stem, shown, reason in roles + (services if person else ()):
+        if any(_starts(word, stem) for word in words):
+            return shown, reason
+        if len(stem) >= _LONG_STEM and (_inside(joined, stem) if person else
+                                        any(_starts(joined[start:], stem) for start in starts)):
+            return shown, reason
+    for stem, shown, reason in whole:
+        if (person or stem not in _WHOLE_SERVICE) and any(_same_glyphs(word, stem) for word in words):
+            return shown, reason
+    if what == "room name" and 0 < len(words) <= 2:
+        lead = [(shown, reason) for stem, shown, reason in services + whole if _starts(words[0], stem)
+                and (stem not in _WHOLE_SERVICE or _same_glyphs(words[0], stem))]
+        return lead[0] if lead else None
+    return None
 
 
 def _hidden_character(text: str) -> str | None:
@@ -186,9 +275,10 @@ def _script(char: str) -> str:
 
 
 def _mixed_scripts(text: str, whole: bool) -> bool:
-    """A word in two scripts, or (`whole`: a person's name) Latin and Cyrillic letters in one name: no
-    real name is written so, and it is the usual way to forge one ("Natalia" with a Cyrillic а). A
-    room's name or topic may be bilingual, word by word."""
+    """A word in two scripts, or (`whole`: a pseudonym) Latin and Cyrillic letters in one name: no
+    real word is written so, and it is the usual way to forge one ("Natalia" with a Cyrillic а). A
+    display name, a room's name or topic may be bilingual word by word ("Natalia / Наталья"): a word
+    written wholly in look-alikes of another script is still compared by its skeleton."""
     scripts_by_word = [{_script(char) for char in word if char.isalpha()} for word in text.split()]
     everywhere = set().union(*scripts_by_word) if scripts_by_word else set()
     return any(len(scripts) > 1 for scripts in scripts_by_word) or (whole and {"LATIN", "CYRILLIC"} <= everywhere)
@@ -207,7 +297,7 @@ def check_name(name: str, setter: str, protected: Protected, what: str = "displa
     owned = [entry for entry in protected.names if entry.owner == setter]
     if any(_fold(entry.name) == _fold(name) for entry in owned):
         return None  # her own name, as she has it: staff keep theirs, a pseudonym keeps its own
-    if _mixed_scripts(unicodedata.normalize("NFKC", name), whole=what in ("display name", "pseudonym")):
+    if _mixed_scripts(unicodedata.normalize("NFKC", name), whole=what == "pseudonym"):
         return (f"Your {what} mixes letters of two alphabets (for example Latin and Cyrillic), which is how "
                 f"names are forged. Write it in one alphabet.")
     is_hub = setter in protected.hub_accounts
@@ -219,14 +309,14 @@ def check_name(name: str, setter: str, protected: Protected, what: str = "displa
         theirs = _words(entry.name)
         if not theirs:
             continue
-        if _same_glyphs(joined, "".join(theirs)) or (len(theirs) > 1 and _contains_run(words, theirs)):
+        if _same_glyphs(joined, "".join(theirs)) or (len(theirs) > 1 and _contains_all(words, theirs)):
             return (f"Your {what} is, or looks like, the name of {entry.kind} on this hub, so others could "
                     f"mistake you for them. Choose {_a(what)} of your own.")
-    if not is_hub:
-        for reserved, shown, whole_only, reason in _reserved():
-            if _contains_word(words, reserved, whole_only):
-                return (f"Your {what} cannot contain the word '{shown}': it is reserved for {reason}, so "
-                        f"that nobody can pass as the hub or its staff. Choose {_a(what)} without it.")
+    reserved = None if is_hub else _reserved_word(words, what)
+    if reserved:
+        shown, reason = reserved
+        return (f"Your {what} cannot contain the word '{shown}': it is reserved for {reason}, so "
+                f"that nobody can pass as the hub or its staff. Choose {_a(what)} without it.")
     return None
 
 
