@@ -56,3 +56,25 @@ def test_a_web_only_participant_has_nothing_to_choose(tmp_path):
         invite_preferences.current(hub, web)
     with pytest.raises(NotFound):
         invite_preferences.choose(hub, web, "line")
+
+
+def test_a_choice_that_cannot_be_published_is_not_kept(tmp_path, monkeypatch):
+    """Stored but not applied would show 'saved' while Synapse's module still applies the old choice."""
+    hub = make_unit_hub(tmp_path)
+    with hub.engine.begin() as conn:
+        ana = members.get_member(conn, members.add_member(conn, "@ana:crossline.local", 1, None,
+                                                          frozenset({"participant"}), None, 0))
+
+    def disk_full() -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hub, "publish_known_members", disk_full)
+    with pytest.raises(invite_preferences.NotApplied, match="nothing was changed"):
+        invite_preferences.choose(hub, ana, "nobody")
+    assert invite_preferences.current(hub, ana) == "rooms"  # the default, as before
+    monkeypatch.undo()
+    invite_preferences.choose(hub, ana, "line")
+    monkeypatch.setattr(hub, "publish_known_members", disk_full)
+    with pytest.raises(invite_preferences.NotApplied):
+        invite_preferences.choose(hub, ana, "nobody")
+    assert invite_preferences.current(hub, ana) == "line"

@@ -4,10 +4,16 @@ Synapse module (crossline_policies.contact applies it before an invitation is st
 from __future__ import annotations
 
 from crossline.domain.records import Member
-from crossline.errors import InvalidInput, NotFound
+from crossline.errors import CrosslineError, InvalidInput, NotFound
 from crossline.services.hub import Hub
 from crossline.storage import invite_preferences as store
 from crossline_policies.contact import DEFAULT_INVITES_FROM, INVITES_FROM
+
+
+class NotApplied(CrosslineError):
+    """Stored, but Synapse's module could not be told: undone, and she is asked to try again."""
+
+    status = 503
 
 
 def _matrix_member(member: Member) -> Member:
@@ -28,6 +34,17 @@ def choose(hub: Hub, member: Member, invites_from: str) -> str:
         raise InvalidInput("Choose one of the three answers: nobody, people you share a room with, or "
                            "people of your dialogue line. Nothing was changed.")
     with hub.engine.begin() as conn:
+        previous = store.get(conn, member.id)
         store.set_preference(conn, member.id, invites_from, hub.clock.now_ms())
-    hub.publish_known_members()  # takes effect with the next invitation anyone sends her
+    try:
+        hub.publish_known_members()  # takes effect with the next invitation anyone sends her
+    except OSError as error:
+        # Not applied, so not kept: what she sees saved is what Synapse's module applies.
+        with hub.engine.begin() as conn:
+            if previous is None:
+                store.clear(conn, member.id)
+            else:
+                store.set_preference(conn, member.id, previous, hub.clock.now_ms())
+        raise NotApplied("Your choice could not be applied just now, so nothing was changed. Try again in a "
+                         "minute; if it keeps failing, tell the hub's administrator.") from error
     return invites_from
