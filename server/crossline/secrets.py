@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets as _random
+import tempfile
 from pathlib import Path
 
 # Every secret the hub and Synapse need, by file name.
@@ -52,8 +53,9 @@ class SecretError(Exception):
 def write_private_file(path: Path, content: str) -> None:
     """Write atomically, readable by this user only, so a crash never leaves half a secret."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A temporary name of its own (0600 from the start): two writers at once never share one file.
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(content)
