@@ -234,3 +234,14 @@ def test_the_hubs_notices_still_reach_a_member(world, staff):
     status, data = matrix(world.stack.synapse_socket, "POST", "/_synapse/admin/v1/send_server_notice", admin,
                           {"user_id": user_id, "content": {"msgtype": "m.text", "body": "Case 1 was decided"}})
     assert status == 200, data
+
+
+def test_a_custom_profile_field_carries_no_free_text(world, staff, mallory):
+    """Synapse stores any namespaced profile field (MSC4133) and room peers read it: refused at the gateway."""
+    user_id, token = mallory
+    path = f"{CLIENT}/profile/{quote(user_id)}/m.tz"
+    status, data = matrix(world.stack.homeserver_url, "PUT", path, token, {"m.tz": "We know who you talked to"})
+    assert status == 403 and "display name only" in data["error"], data
+    status, profile = matrix(world.stack.homeserver_url, "GET", f"{CLIENT}/profile/{quote(user_id)}", token)
+    assert status == 200 and "m.tz" not in profile, profile
+    assert _set_name(world, token, user_id, "Dana Rusu")[0] == 200, "her display name still changes"
