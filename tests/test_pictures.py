@@ -218,3 +218,16 @@ def test_any_small_picture_in_any_mode_comes_out_without_metadata(mode_and_forma
     with Image.open(io.BytesIO(cleaned)) as seen:
         assert seen.format == fmt and seen.size == (width, height)
     assert clean(cleaned, **LIMITS)[0] == mime  # what is stored is itself acceptable
+
+
+@pytest.mark.parametrize("cut", [
+    lambda: pics.png_with_text_chunks()[:-40], lambda: pics.jpeg_with_gps()[:-20],
+    lambda: pics.webp_with_exif_and_xmp()[:-30]], ids=["png", "jpeg", "webp"])
+def test_a_cut_short_picture_is_refused_even_where_pillow_is_told_to_read_it(cut, monkeypatch):
+    """Importing Synapse's package sets Pillow's LOAD_TRUNCATED_IMAGES for the whole process (the
+    full test run does so, and so would any process that loads the Synapse module)."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(InvalidInput, match="could not be read"):
+        clean(cut(), max_bytes=5_000_000, max_pixels=50_000_000)

@@ -88,8 +88,7 @@ def _metadata(data: bytes) -> tuple[bytes, bytes]:
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return _png_metadata(data)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        chunks = dict(_chunks(data, 12, lambda at: (data[at:at + 4], int.from_bytes(data[at + 4:at + 8], "little"),
-                                                     at + 8)))
+        chunks = dict(_riff_chunks(data))
         return chunks.get(b"EXIF", b""), chunks.get(b"XMP ", b"")
     return b"", b""
 
@@ -105,13 +104,11 @@ def pixels_only(data: bytes) -> bool:
     """Whether the picture holds nothing but what `clean` writes (so it need not be rebuilt to be
     safe to show): any other segment or chunk, or bytes after the picture's end, and it does not."""
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        chunks = list(_chunks(data, 8, lambda at: (data[at + 4:at + 8], int.from_bytes(data[at:at + 4], "big"),
-                                                   at + 8), trailer=4))
+        chunks = list(_png_chunks(data))
         size = 8 + sum(12 + len(body) for _kind, body in chunks)
         return size == len(data) and bool(chunks) and {kind for kind, _ in chunks} <= _PIXELS_ONLY_PNG
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        chunks = list(_chunks(data, 12, lambda at: (data[at:at + 4], int.from_bytes(data[at + 4:at + 8], "little"),
-                                                     at + 8)))
+        chunks = list(_riff_chunks(data))
         size = 12 + sum(8 + len(body) + len(body) % 2 for _kind, body in chunks)
         return size == len(data) and bool(chunks) and {kind for kind, _ in chunks} <= _PIXELS_ONLY_WEBP
     if not data.startswith(b"\xff\xd8"):
@@ -146,8 +143,7 @@ def _jpeg_metadata(data: bytes) -> tuple[bytes, bytes]:
 
 def _png_metadata(data: bytes) -> tuple[bytes, bytes]:
     exif = xmp = b""
-    for kind, body in _chunks(data, 8, lambda at: (data[at + 4:at + 8], int.from_bytes(data[at:at + 4], "big"),
-                                                   at + 8), trailer=4):
+    for kind, body in _png_chunks(data):
         if kind == b"eXIf" and not exif:
             exif = body
         elif kind in (b"tEXt", b"zTXt", b"iTXt"):
@@ -163,6 +159,27 @@ def _png_metadata(data: bytes) -> tuple[bytes, bytes]:
             elif keyword == b"Raw profile type exif" and not exif:  # ImageMagick: hex after three lines
                 exif = bytes.fromhex("".join(text.decode("latin-1").split("\n")[3:]))
     return exif, xmp
+
+
+def _png_chunks(data: bytes):
+    return _chunks(data, 8, lambda at: (data[at + 4:at + 8], int.from_bytes(data[at:at + 4], "big"), at + 8), trailer=4)
+
+
+def _riff_chunks(data: bytes):
+    return _chunks(data, 12, lambda at: (data[at:at + 4], int.from_bytes(data[at + 4:at + 8], "little"), at + 8))
+
+
+def _cut_short(data: bytes, kind: str) -> bool:
+    """Whether the file ends before its picture does. Read from the bytes, because Pillow's own
+    check can be switched off for the whole process (Synapse's package does so when imported)."""
+    if kind == "PNG":
+        return not any(chunk == b"IEND" for chunk, _body in _png_chunks(data))
+    if kind == "WEBP":
+        return len(data) < 8 + int.from_bytes(data[4:8], "little")
+    # JPEG: an end-of-picture marker after the first scan (inside a scan 0xFF is always followed by
+    # 0x00 or a restart marker, so the pair cannot occur there by chance).
+    first_scan = data.find(b"\xff\xda")
+    return first_scan < 0 or data.find(b"\xff\xd9", first_scan) < 0
 
 
 def _chunks(data: bytes, at: int, header, trailer: int = 0):
@@ -201,6 +218,8 @@ def clean(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[str, bytes]:
         if kind == "JPEG" and _jpeg_scans(data, MAX_JPEG_SCANS) > MAX_JPEG_SCANS:
             raise InvalidInput("A picture is made of too many passes to be read safely. Send a screenshot of it, "
                                "or save it again as an ordinary (not progressive) JPEG.")
+        if _cut_short(data, kind):
+            raise _unreadable()
         if image.format != "MPO" and getattr(image, "n_frames", 1) > 1:
             # Keeping the first frame only could drop exactly what she wanted moderators to see.
             raise InvalidInput("Animated pictures are not accepted: send a screenshot of the moment that matters.")
@@ -283,7 +302,7 @@ def _jpeg_scans(data: bytes, at_most: int) -> int:
 
 
 def _pixels(image: Image.Image, kind: str) -> Image.Image:
-    image.load()  # raises on a truncated file (Pillow's LOAD_TRUNCATED_IMAGES stays off)
+    image.load()
     ImageOps.exif_transpose(image, in_place=True)  # in place: one copy fewer of a large photo
     upright = _in_srgb(image, image.info.get("icc_profile"))
     # A grey or colour PNG may name one colour transparent (tRNS), kept in `info`, which is not
