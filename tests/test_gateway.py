@@ -16,11 +16,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from crossline.config import ConfigError, parse_config
+from crossline.errors import HomeserverError
 from crossline.gateway import filters
 from crossline.gateway.addresses import DAY_MS, AddressPseudonyms
 from crossline.gateway.filters import Route
 from crossline.gateway.proxy import LOGIN_FLOOR_S, Gateway, Upstream, create_gateway
 from crossline.gateway.tokens import synapse_token
+from crossline.matrix.homeserver import Homeserver
 from crossline.synapse.files import hardened_template
 from crossline_policies.names import protected_names_document
 from crossline_policies.protected_names_file import ProtectedNamesFile
@@ -612,3 +614,24 @@ def test_media_paths_are_recognised_only_for_downloads():
     assert filters.classify("GET", "/_matrix/client/v1/media/preview_url").route is Route.PASS
     assert filters.classify("GET", "/_matrix/client/v1/media/download/hub.test").route is Route.PASS
     assert filters.classify("GET", "/_matrix/client/v1/media/download/hub.test/x").media == ("hub.test", "x")
+
+
+async def test_the_uploader_is_read_from_synapses_media_information(aiohttp_client):
+    """The admin API's answer as Synapse 1.163 gives it ({"media_info": {...}}); a form not understood
+    never lets a file through."""
+    answers = {"mine": (200, {"media_info": {"user_id": ALICE, "media_id": "mine"}}),
+               "remote": (200, {"media_info": {"user_id": None}}), "odd": (200, {"user_id": ALICE})}
+
+    async def media_info(request: web.Request) -> web.Response:
+        status, body = answers.get(request.match_info["id"], (404, {"errcode": "M_NOT_FOUND"}))
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_get("/_synapse/admin/v1/media/{server}/{id}", media_info)
+    client = await aiohttp_client(app)
+    homeserver = Homeserver(str(client.make_url("")), client.session, admin_token="admin")
+    assert await homeserver.media_uploader("hub.test", "mine") == ALICE
+    assert await homeserver.media_uploader("hub.test", "remote") is None
+    assert await homeserver.media_uploader("hub.test", "gone") is None
+    with pytest.raises(HomeserverError):
+        await homeserver.media_uploader("hub.test", "odd")

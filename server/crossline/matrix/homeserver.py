@@ -177,7 +177,10 @@ class Homeserver:
             return None
         if status != 200:
             raise HomeserverError(f"Synapse's media information answered {status}")
-        user_id = data.get("user_id") if isinstance(data, dict) else None
+        info = data.get("media_info") if isinstance(data, dict) else None  # Synapse's answer: {"media_info": {...}}
+        if not isinstance(info, dict):  # an answer not understood never lets a file through
+            raise HomeserverError("Synapse's media information was not in the expected form")
+        user_id = info.get("user_id")
         return user_id if isinstance(user_id, str) else None
 
     async def register_with_token(self, localpart: str, password: str, registration_token: str) -> str:
