@@ -298,3 +298,11 @@ def test_a_room_may_be_called_peer_support_but_not_support():
     for topic in ORDINARY_TOPICS:
         assert names.check_name(topic, MEMBER, PROTECTED, "room topic") is None, topic
     assert names.check_name("Ask the moderator", MEMBER, PROTECTED, "room topic")
+
+
+def test_a_protected_names_words_count_only_side_by_side():
+    """Its words in another order are the same name; the same words spread through a topic are not."""
+    bot = Protected((ProtectedName("Crossline bot", BOT, "the hub's bot"),), frozenset({STAFF, BOT}))
+    assert names.check_name("Bot Crossline", MEMBER, bot)
+    topic = "End-to-end encrypted. The Crossline hub bot is a member of this room."
+    assert names.check_name(topic, STAFF, bot, "room topic") is None

@@ -180,11 +180,16 @@ def _words(text: str) -> list[str]:
     return [*words, word] if word else words
 
 
-def _contains_all(words: list[str], theirs: list[str]) -> bool:
-    """Every word of `theirs` is one of `words`, in any order ("Cojocaru, Natalia")."""
-    left = list(words)
+def _contains_run(words: list[str], theirs: list[str]) -> bool:
+    """`theirs` as adjacent words of `words`, in any order ("Cojocaru, Natalia"); not words spread
+    through a sentence ("The Crossline hub bot" holds no "Crossline bot")."""
+    return any(_same_words(words[i:i + len(theirs)], theirs) for i in range(len(words) - len(theirs) + 1))
+
+
+def _same_words(mine: list[str], theirs: list[str]) -> bool:
+    left = list(mine)
     for word in theirs:
-        found = next((i for i, mine in enumerate(left) if _same_glyphs(mine, word)), None)
+        found = next((i for i, candidate in enumerate(left) if _same_glyphs(candidate, word)), None)
         if found is None:
             return False
         left.pop(found)
@@ -309,7 +314,7 @@ def check_name(name: str, setter: str, protected: Protected, what: str = "displa
         theirs = _words(entry.name)
         if not theirs:
             continue
-        if _same_glyphs(joined, "".join(theirs)) or (len(theirs) > 1 and _contains_all(words, theirs)):
+        if _same_glyphs(joined, "".join(theirs)) or (len(theirs) > 1 and _contains_run(words, theirs)):
             return (f"Your {what} is, or looks like, the name of {entry.kind} on this hub, so others could "
                     f"mistake you for them. Choose {_a(what)} of your own.")
     reserved = None if is_hub else _reserved_word(words, what)
