@@ -40,7 +40,9 @@ def test_the_synapse_module_marks_only_the_bots_widgets(tmp_path):
 
     config = CrosslinePolicy.parse_config({"known_members_path": str(tmp_path / "k"),
                                            "registration_claims_dir": str(tmp_path / "c"),
+                                           "protected_names_path": str(tmp_path / "p"),
                                            "live_widget_sender": "@crossline-bot:x", "live_page_prefix": PREFIX})
     assert (config.live_widget_sender, config.live_page_prefix) == ("@crossline-bot:x", PREFIX)
-    old = CrosslinePolicy.parse_config({"known_members_path": "k", "registration_claims_dir": "c"})
+    old = CrosslinePolicy.parse_config({"known_members_path": "k", "registration_claims_dir": "c",
+                                        "protected_names_path": "p"})
     assert old.live_widget_sender == "" and old.live_page_prefix == ""
