@@ -462,7 +462,8 @@ def test_video_is_optional_end_to_end_encrypted_and_the_bitrate_capped(live):
 
     # A poor link (her statistics made to show 30 % loss, 1.2 s round trip): the page says so in
     # words and offers to turn video off, which stops her camera at once.
-    assert kira.page.text_content("#live-quality").startswith("good")
+    # Measured from her statistics every few seconds: "checking…" until the first measurement.
+    wait_for(lambda: kira.page.text_content("#live-quality").startswith("good"), what="the quality shown as good")
     assert kira.page.is_hidden("#live-drop-video")
     kira.page.evaluate(POOR_LINK_JS)
     wait_for(lambda: kira.page.text_content("#live-quality").startswith("poor"), what="the quality shown as poor")
