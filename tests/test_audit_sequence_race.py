@@ -66,5 +66,5 @@ def test_two_additions_at_once_take_two_audit_numbers(hub):
     event.remove(hub.engine, "before_cursor_execute", hold)
     assert not any(thread.is_alive() for thread in threads) and failures == []
     with hub.engine.connect() as conn:
-        numbers = [seq for seq, _entry, _previous, _hash in audit.entries(conn)]
+        numbers = [stored.seq for stored in audit.entries(conn)]
         assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) == 3

@@ -36,7 +36,7 @@ def room_reports(hub, case_id: int) -> list[bytes]:
 
 def audit_kinds(hub, case_id: int) -> list[str]:
     with hub.engine.connect() as conn:
-        return [entry["kind"] for _, entry, _, _ in audit.entries(conn, case_id)]
+        return [entry["kind"] for _, entry, *_ in audit.entries(conn, case_id)]
 
 
 async def test_reporting_the_room_again_adds_to_her_open_case(hub):

@@ -12,6 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from crossline import cli_audit
 from crossline.config import ConfigError, default_data_dir, load_config
 from crossline.secrets import SecretError, check_secrets_present
 
@@ -55,10 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Figures about fewer people than this are not shown (default 5, at least 3).")
     analyze.add_argument("--seed", type=int, default=0, help="Seed of the analysis's random start (default 0).")
 
-    audit = commands.add_parser("audit", help="The moderation audit log.")
-    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    audit_verify = audit_commands.add_parser("verify", help="Check that no entry was changed, removed or reordered.")
-    _data_dir_argument(audit_verify)
+    cli_audit.add_parsers(commands, _data_dir_argument)
 
     verify = commands.add_parser("verify", help="Check a released report (signed JSON, PDF, HTML or Markdown copy).")
     verify.add_argument("report", type=Path, help="The report file.")
@@ -89,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "setup-link":
             return cmd_setup_link(data_dir)
         if args.command == "audit":
-            return cmd_audit_verify(data_dir)
+            return cli_audit.run(args, data_dir)
     except (ConfigError, SecretError) as error:
         print(f"crossline: {error}", file=sys.stderr)
         return 2
@@ -225,25 +223,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(json.dumps(to_data(result, conversation.texts), ensure_ascii=False, indent=1))
     else:
         print(to_text(result, conversation.texts), end="")
-    return 0
-
-
-def cmd_audit_verify(data_dir: Path) -> int:
-    from crossline.domain.audit import first_broken
-    from crossline.storage import audit
-    from crossline.storage.db import create_database_engine
-
-    config = load_config(data_dir)
-    engine = create_database_engine(config.database_url)
-    with engine.connect() as conn:
-        entries = list(audit.entries(conn))
-    broken = first_broken(entries)
-    if broken:
-        seq, why = broken
-        print(f"AUDIT LOG BROKEN at entry {seq}: {why}. Entries before it verify.", file=sys.stderr)
-        return 1
-    last = entries[-1][3] if entries else "none"
-    print(f"Audit log verifies: {len(entries)} entries, each chained to the one before. Last hash: {last}")
     return 0
 
 

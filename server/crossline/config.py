@@ -197,6 +197,11 @@ class Paths:
         return self.coturn_dir / "turnserver.log"
 
     @property
+    def audit_head(self) -> Path:
+        """The audit log's latest signed head, kept outside the database (services/audit_heads.py)."""
+        return self.data_dir / "audit-head.txt"
+
+    @property
     def hub_database(self) -> Path:
         return self.data_dir / "hub.sqlite3"
 

@@ -1,26 +1,58 @@
-"""The audit log's hash chain (pure). Each entry's hash covers the previous entry's hash and the
-entry's canonical JSON, so changing, removing or reordering any stored entry breaks the chain
-from that entry on."""
+"""The audit log's hash chain, its keyed entries and its check (pure).
+
+Each entry's hash covers the previous entry's hash and the entry's canonical JSON, so changing,
+removing or reordering a stored entry breaks the chain from that entry on. A chain alone holds
+only against someone who cannot recompute it: whoever can write the database can rewrite an entry
+and every hash after it. Two things are kept where the database's holder cannot reach them:
+- each entry's MAC, keyed with a key derived from the hub's report signing secret (a file in
+  `secrets/`, never in the database): a rewritten entry's recomputed hash carries no valid MAC;
+- signed heads (domain/audit_heads.py): the last entry's number and hash, signed with the hub's
+  Ed25519 key and posted to the moderators' encrypted rooms, so copies live on their devices.
+  Entries removed from the end, which no chain or MAC can show, show against a head.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import hmac
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 from canonicaljson import encode_canonical_json
 
 GENESIS = "0" * 64
+_KEY_LABEL = b"crossline audit log entries\0"
+
+
+class StoredEntry(NamedTuple):
+    seq: int
+    entry: dict
+    previous_hash: str
+    hash: str
+    mac: str | None  # None: written before entries were keyed
 
 
 def entry_hash(previous: str, entry: dict) -> str:
     return hashlib.sha256(previous.encode("ascii") + encode_canonical_json(entry)).hexdigest()
 
 
-def first_broken(entries: Iterable[tuple[int, dict, str, str]]) -> tuple[int, str] | None:
-    """entries: (sequence number, entry, stored previous hash, stored hash), in order. Returns the
-    first entry that does not verify, with why, or None."""
+def audit_key(report_signing_secret: str) -> bytes:
+    """The entries' MAC key, derived from the hub's signing secret (so a copy of the database alone
+    can neither check nor forge it)."""
+    return hashlib.sha256(_KEY_LABEL + report_signing_secret.encode("utf-8")).digest()
+
+
+def entry_mac(key: bytes, seq: int, digest: str) -> str:
+    """The hash already binds the entry's content and everything before it."""
+    return hmac.new(key, f"{seq}:{digest}".encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def first_broken(entries: Iterable[Sequence]) -> tuple[int, str] | None:
+    """The chain alone (no key, no head): the first entry that does not verify, with why, or None.
+    entries: (seq, entry, stored previous hash, stored hash[, mac]) in order."""
     previous, expected_seq = GENESIS, 1
-    for seq, entry, stored_previous, stored_hash in entries:
+    for seq, entry, stored_previous, stored_hash, *_ in entries:
         if seq != expected_seq:
             return seq, f"entry {expected_seq} is missing (found {seq} next)"
         if stored_previous != previous:
@@ -29,3 +61,109 @@ def first_broken(entries: Iterable[tuple[int, dict, str, str]]) -> tuple[int, st
             return seq, "its content was changed after it was written"
         previous, expected_seq = stored_hash, seq + 1
     return None
+
+
+@dataclass(frozen=True)
+class KnownHead:
+    """A head whose signature was already checked (audit_heads.read), with a label for messages,
+    such as "the head signed 2026-11-28 16:50 UTC"."""
+
+    seq: int
+    hash: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    entries: int
+    last_seq: int
+    problems: list[str]  # the first names the earliest broken entry; empty: the log verifies
+    notes: list[str]  # what was and was not checked
+    head_seq: int | None  # the latest head the log was checked against
+
+    @property
+    def verifies(self) -> bool:
+        return not self.problems
+
+
+def _span(first: int, last: int) -> str:
+    return f"entry {first}" if first == last else f"entries {first} to {last}"
+
+
+def _spans(numbers: list[int]) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for n in numbers:
+        if spans and spans[-1][1] == n - 1:
+            spans[-1] = (spans[-1][0], n)
+        else:
+            spans.append((n, n))
+    return spans
+
+
+def check(entries: Sequence[StoredEntry], key: bytes | None, heads: Sequence[KnownHead],
+          after: KnownHead | None = None) -> Verdict:
+    """Everything wrong with the stored log, earliest first, checked against the chain, the key (if
+    given: only the hub's secrets hold it) and every head given. Each problem names what to look at.
+    after: check only the entries after this one, already known to be right."""
+    problems: list[tuple[int, str]] = []
+    notes: list[str] = []
+    previous, expected = (after.hash, after.seq + 1) if after else (GENESIS, 1)
+    unkeyed, bad_mac, legacy_until = [], [], 0
+    seen_keyed = False
+    by_seq: dict[int, str] = {}
+    for stored in entries:
+        seq = stored.seq
+        if seq < expected:
+            problems.append((seq, f"entry {seq} is out of order (it comes after entry {expected - 1})"))
+        elif seq > expected:
+            missing, verb = _span(expected, seq - 1), "is" if seq - 1 == expected else "are"
+            problems.append((expected, f"{missing} {verb} missing at the start (the log begins at entry {seq})"
+                             if expected == 1 else
+                             f"{missing} {verb} missing (the log goes from entry {expected - 1} to entry {seq})"))
+        elif stored.previous_hash != previous:
+            problems.append((seq, f"entry {seq} does not follow the entry before it (entries were reordered, "
+                                  "removed or replaced)"))
+        if entry_hash(stored.previous_hash, stored.entry) != stored.hash:
+            problems.append((seq, f"entry {seq} was changed after it was written (its content no longer "
+                                  "matches its hash)"))
+        if stored.mac is None:
+            if seen_keyed:
+                unkeyed.append(seq)
+            else:
+                legacy_until = seq
+        else:
+            seen_keyed = True
+            if key is not None and not hmac.compare_digest(stored.mac, entry_mac(key, seq, stored.hash)):
+                bad_mac.append(seq)
+        by_seq[seq] = stored.hash
+        previous, expected = stored.hash, max(expected, seq + 1)
+    for first, last in _spans(bad_mac):
+        problems.append((first, f"{_span(first, last)} {'is' if first == last else 'are'} not authenticated by "
+                                "the hub's key: written or rewritten outside the hub (hashes recomputed)"))
+    for first, last in _spans(unkeyed):
+        problems.append((first, f"{_span(first, last)} lost {'its' if first == last else 'their'} authentication "
+                                "(entries after the first keyed one all carry one)"))
+    last_seq = entries[-1].seq if entries else expected - 1
+    latest = max(heads, key=lambda h: h.seq, default=None)
+    for head in sorted(heads, key=lambda h: h.seq):
+        if head.seq > last_seq:
+            ending = f"the log ends at entry {last_seq}" if entries else "the log holds no entries"
+            problems.append((last_seq + 1, f"{_span(last_seq + 1, head.seq)} {'is' if last_seq + 1 == head.seq else 'are'}"
+                                           f" missing at the end: {head.label} names entry {head.seq}, and {ending}"))
+        elif head.seq in by_seq and by_seq[head.seq] != head.hash:
+            problems.append((head.seq, f"entry {head.seq} is not the one in {head.label}: the log up to it was "
+                                       "rewritten"))
+    if legacy_until:
+        notes.append(f"{_span(1, legacy_until)} predate{'s' if legacy_until == 1 else ''} keyed entries; the "
+                     "chain and signed heads cover them.")
+    if key is None:
+        notes.append("The hub's key was not available: entries' authentication was not checked.")
+    if latest is None:
+        notes.append("No signed head was given or found: entries removed from the end cannot be detected. "
+                     "Give the latest head from the moderators' room with --head FILE.")
+    elif latest.seq < last_seq:
+        notes.append(f"{_span(latest.seq + 1, last_seq)} came after {latest.label}"
+                     + ("; each is authenticated by the hub's key." if key is not None else "."))
+    problems.sort(key=lambda p: p[0])
+    return Verdict(len(entries), last_seq, list(dict.fromkeys(p for _, p in problems)), notes,
+                   latest.seq if latest else None)

@@ -26,7 +26,7 @@ from crossline.domain.pseudonyms import person_tag
 from crossline.domain.moderation import ACTION_LABELS, Action, CaseFacts, CaseStatus, Category, Moderator
 from crossline.domain.records import Member
 from crossline.errors import Conflict, HomeserverError, InvalidInput, NotAllowed, NotFound
-from crossline.services import member_rooms
+from crossline.services import audit_heads, member_rooms
 from crossline.services.hub import Hub
 from crossline.services.onboarding import require
 from crossline.storage import audit
@@ -68,8 +68,10 @@ def unseal(hub: Hub, sealed: bytes | None) -> bytes | None:
     return None if sealed is None else _box(hub).decrypt(sealed)
 
 
-def _audit(conn, hub: Hub, actor: str, kind: str, case_id: int | None, **details) -> None:
-    audit.append(conn, hub.clock.now_ms(), actor, kind, case_id, details)
+def _audit(conn, hub: Hub, actor: str, kind: str, case_id: int | None, post: str | None = None,
+           **details) -> None:
+    """post: why the log's signed head goes to the moderators' rooms with this entry (a decision)."""
+    audit_heads.record(conn, hub, actor, kind, case_id, details, post)
 
 
 def support_services(hub: Hub, country: str | None = None) -> list[dict]:
@@ -303,7 +305,7 @@ def view(hub: Hub, actor: Member, case_id: int) -> CaseView:
                  for i, kind, mime, sealed, at in store.list_evidence(conn, case_id)]
         decisions = store.list_decisions(conn, case_id)
         _audit(conn, hub, f"member:{actor.id}", "case_viewed", case_id)
-        trail = [entry for _, entry, _, _ in audit.entries(conn, case_id)]
+        trail = [stored.entry for stored in audit.entries(conn, case_id)]
     return CaseView(case, (unseal(hub, case.reason_sealed) or b"").decode() or None,
                     (unseal(hub, case.contact_sealed) or b"").decode() or None, items, decisions, trail)
 
@@ -360,7 +362,8 @@ async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str],
         if heavy:
             store.set_status(conn, case_id, CaseStatus.AWAITING_SECOND, now)
         _audit(conn, hub, f"member:{actor.id}", "proposed" if heavy else "decided", case_id,
-               actions=[a.value for a in actions], on_appeal=on_appeal)
+               post=f"a proposal on case {case_id}" if heavy else None, actions=[a.value for a in actions],
+               on_appeal=on_appeal)
     if heavy:
         return f"{', '.join(ACTION_LABELS[a] for a in actions)}: waiting for a second moderator to agree."
     return await _carry_out(hub, case, list(zip(decision_ids, actions, strict=True)), actor)
@@ -387,7 +390,7 @@ async def _carry_out(hub: Hub, case: Case, decisions: list[tuple[int, Action]], 
                      agreed_by: int | None = None) -> str:
     outcomes, failed = [], False
     now = hub.clock.now_ms()
-    for decision_id, action in decisions:
+    for number, (decision_id, action) in enumerate(decisions, start=1):
         if failed:
             status, done = "failed", "not tried after an earlier action failed"
         else:
@@ -397,7 +400,8 @@ async def _carry_out(hub: Hub, case: Case, decisions: list[tuple[int, Action]], 
                 done, status, failed = f"it could not be carried out: {error.message}", "failed", True
         with hub.engine.begin() as conn:
             store.finish_decision(conn, decision_id, status, now, agreed_by)
-            _audit(conn, hub, f"member:{actor.id}", "action_" + status, case.id, action=action.value)
+            _audit(conn, hub, f"member:{actor.id}", "action_" + status, case.id,
+                   post=f"a decision on case {case.id}" if number == len(decisions) else None, action=action.value)
         outcomes.append(f"{ACTION_LABELS[action]}: {done}")
     appealed = case.status is CaseStatus.APPEALED
     acted = [a for _, a in decisions if a is not Action.DISMISS]
@@ -552,7 +556,7 @@ def appeal(hub: Hub, appellant: Member | None, token: str, text: str) -> Case:
         rules.check_appeal(_facts(conn, case), appellant.matrix_user_id)
         store.add_evidence(conn, case.id, "appeal", "text/plain", seal(hub, text), hub.clock.now_ms())
         store.set_status(conn, case.id, CaseStatus.APPEALED, hub.clock.now_ms())
-        _audit(conn, hub, "reported_person", "appealed", case.id)
+        _audit(conn, hub, "reported_person", "appealed", case.id, post=f"an appeal on case {case.id}")
         return store.get_case(conn, case.id)
 
 
@@ -565,13 +569,11 @@ def apply_retention(hub: Hub) -> list[int]:
     return deleted
 
 
-def verify_audit(hub: Hub) -> tuple[int, tuple[int, str] | None]:
-    """(entries checked, first broken entry and why, or None)."""
-    from crossline.domain.audit import first_broken
-
-    with hub.engine.connect() as conn:
-        entries = list(audit.entries(conn))
-    return len(entries), first_broken(entries)
+def verify_audit(hub: Hub) -> tuple[int, str | None]:
+    """(entries checked, the first problem found, or None): against the chain, the hub's key and
+    the head kept outside the database (services/audit_heads.py)."""
+    verdict = audit_heads.verify(hub).verdict
+    return verdict.entries, verdict.problems[0] if verdict.problems else None
 
 
 # -- Room reports (Element's "Report room" and "Decline and report") ------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from crossline.errors import CrosslineError
 from crossline.services import pseudonyms
 from crossline.services.hub import Hub
-from crossline.storage import audit
+from crossline.services import audit_heads
 from crossline.storage import consultations as consultation_store
 from crossline.storage import pseudonyms as store
 
@@ -74,7 +74,7 @@ async def run_batch(hub: Hub) -> Batch:
         waiting = store.mark_waiting_ready(conn)
         store.mark_pool_ready(conn)  # made by an earlier batch: at least one interval old
         if invited:
-            audit.append(conn, hub.clock.now_ms(), "hub", "pseudonyms_invited", None, {"count": invited})
+            audit_heads.record(conn, hub, "hub", "pseudonyms_invited", None, {"count": invited})
     pseudonyms.expire_unmasking_requests(hub)
     return Batch(invited, waiting, await refill(hub))
 

@@ -26,7 +26,7 @@ from crossline.pseudonyms import escrow
 from crossline.services import consultations, moderation  # consultations imports this module: used at call time only
 from crossline.services.hub import Hub
 from crossline.services.onboarding import require
-from crossline.storage import audit
+from crossline.services import audit_heads
 from crossline.storage import consultations as consultation_store
 from crossline.storage import members as member_store
 from crossline.storage import moderation as case_store
@@ -41,8 +41,15 @@ OLD_SCHEME = ("This pseudonym was sealed under the escrow scheme used before thr
               "no longer opens (shares given for it were kept in clear). It cannot be unmasked.")
 
 
+# Unmasking steps and the escrow's set-up are decisions: the log's signed head goes to the
+# moderators' rooms with each (services/audit_heads.py).
+_POSTED = {"escrow_set_up": "the pseudonym escrow's set-up", "unmasking_requested": "an unmasking request",
+           "unmasking_approved": "an unmasking approval", "unmasked": "an unmasking",
+           "unmasking_failed": "a failed unmasking"}
+
+
 def _audit(conn, hub: Hub, actor: str, kind: str, case_id: int | None = None, **details) -> None:
-    audit.append(conn, hub.clock.now_ms(), actor, kind, case_id, details)
+    audit_heads.record(conn, hub, actor, kind, case_id, details, _POSTED.get(kind))
 
 
 def day_of(now_ms: int) -> int:

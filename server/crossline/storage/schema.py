@@ -308,7 +308,7 @@ moderation_decisions = Table(
     Column("executed_at", BigInteger, nullable=True),
 )
 
-# Append-only and hash-chained: see domain/audit.py. Details never hold report content.
+# Append-only, hash-chained and keyed: see domain/audit.py. Details never hold report content.
 audit_log = Table(
     "audit_log",
     metadata,
@@ -320,6 +320,8 @@ audit_log = Table(
     Column("details", Text, nullable=False),
     Column("previous_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # HMAC with the hub's audit key (not in the database); NULL only on entries written before 0014.
+    Column("mac", String(64), nullable=True),
 )
 
 # Pseudonyms. Nothing here says in readable form who is behind a pseudonym: the link is sealed to

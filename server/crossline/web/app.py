@@ -18,6 +18,7 @@ from crossline.logs import scrub_client_addresses
 from crossline.matrix.bot import HubBot
 from crossline.matrix.homeserver import Homeserver, synapse_session
 from crossline.services.hub import Hub
+from crossline.services import audit_heads
 from crossline.services import moderation as moderation_service
 from crossline.services.housekeeping import forget_what_is_no_longer_needed
 from crossline.services.pseudonym_pool import run_batches_forever
@@ -37,6 +38,9 @@ logger = logging.getLogger(__name__)
 CLAIMS_POLL_SECONDS = 2.0
 REPORT_INTAKE_INTERVAL_S = 3.0
 HOUSEKEEPING_INTERVAL_S = 3600.0
+# How often the audit log's new entries are checked and its head signed outside the database:
+# entries removed from the end in between are the only ones no head shows.
+AUDIT_HEAD_INTERVAL_S = 30.0
 
 
 def create_app(
@@ -88,7 +92,7 @@ def create_app(
         app[BOT] = bot
         tasks = [asyncio.create_task(_collect_claims_forever(hub)), asyncio.create_task(bot.run(stop)),
                  asyncio.create_task(_take_in_reports_forever(hub)), asyncio.create_task(_housekeeping_forever(hub)),
-                 asyncio.create_task(run_batches_forever(hub))]
+                 asyncio.create_task(run_batches_forever(hub)), asyncio.create_task(_keep_audit_head_forever(hub))]
         yield
         stop.set()
         for task in tasks:
@@ -96,6 +100,8 @@ def create_app(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(Exception):  # the last entries' head, so a stopped hub's log ends where it did
+            audit_heads.keep(hub, daily=False)
         await bot.close()
 
     async def live_engine_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -145,6 +151,15 @@ async def _housekeeping_forever(hub: Hub) -> None:
         except Exception:  # noqa: BLE001 - retried next hour; only the type is logged
             logger.exception("Housekeeping failed")
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
+
+
+async def _keep_audit_head_forever(hub: Hub) -> None:
+    while True:
+        try:
+            audit_heads.keep(hub)
+        except Exception:  # noqa: BLE001 - retried; only the type is logged
+            logger.exception("Keeping the audit log's signed head failed")
+        await asyncio.sleep(AUDIT_HEAD_INTERVAL_S)
 
 
 async def _collect_claims_forever(hub: Hub) -> None:

@@ -1,0 +1,86 @@
+"""`crossline audit`: the moderation record, checked and read without SQL."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from crossline.config import load_config
+
+MAX_HEAD_FILE = 1_000_000  # a head is one line; a file of many is still small
+
+
+def add_parsers(commands, data_dir_argument) -> None:
+    audit = commands.add_parser("audit", help="The moderation audit log.")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="Check that no entry was changed, removed or reordered, against the hub's key and signed heads.")
+    verify.add_argument("--head", type=Path, action="append", default=[], metavar="FILE",
+                        help="A file holding a signed head (the text of a message from the moderators' room, or the "
+                             "head downloaded from the moderators' pages). May be given more than once.")
+    data_dir_argument(verify)
+
+
+def offline_hub(data_dir: Path):
+    """The hub's storage and keys, without its homeserver: for commands run beside it."""
+    from crossline.clock import SystemClock, random_token
+    from crossline.services.hub import Hub
+    from crossline.storage.db import create_database_engine, migrate
+
+    config = load_config(data_dir)
+    engine = create_database_engine(config.database_url)
+    migrate(engine)
+    return Hub(config, engine, homeserver=None, clock=SystemClock(), new_token=random_token,  # type: ignore[arg-type]
+               room_templates={})
+
+
+def run(args: argparse.Namespace, data_dir: Path) -> int:
+    if args.audit_command == "verify":
+        return cmd_verify(data_dir, args.head)
+    return 2
+
+
+def _read_heads(files: list[Path]) -> list[str] | str:
+    texts = []
+    for path in files:
+        try:
+            if path.stat().st_size > MAX_HEAD_FILE:
+                return f"{path} is too large to be a file of signed heads (at most {MAX_HEAD_FILE} bytes)."
+            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
+        except OSError as error:
+            return f"cannot read {path}: {error.strerror}."
+    return texts
+
+
+def cmd_verify(data_dir: Path, head_files: list[Path]) -> int:
+    from crossline.domain.audit_heads import read
+    from crossline.services import audit_heads
+
+    texts = _read_heads(head_files)
+    if isinstance(texts, str):
+        print(f"crossline audit verify: {texts}", file=sys.stderr)
+        return 2
+    for path, text in zip(head_files, texts, strict=True):
+        if not read(text)[0] and not read(text)[1]:
+            print(f"crossline audit verify: {path} holds no signed head (a line beginning "
+                  "'crossline-audit-head.v1.'). Copy the whole message from the moderators' room.", file=sys.stderr)
+            return 2
+    hub = offline_hub(data_dir)
+    checked = audit_heads.verify(hub, texts)
+    verdict = checked.verdict
+    for why in checked.unusable:
+        print(f"Not used: {why}.", file=sys.stderr)
+    if verdict.problems:
+        print(f"AUDIT LOG BROKEN: {verdict.problems[0]}.", file=sys.stderr)
+        for problem in verdict.problems[1:]:
+            print(f"Also: {problem}.", file=sys.stderr)
+        for note in verdict.notes:
+            print(note, file=sys.stderr)
+        return 1
+    against = f" It holds the latest signed head known (entry {verdict.head_seq})." if verdict.head_seq else ""
+    print(f"Audit log verifies: {verdict.entries} entries, each chained to the one before and authenticated by "
+          f"the hub's key.{against}")
+    for note in verdict.notes:
+        print(note)
+    return 0

@@ -1,0 +1,178 @@
+"""The moderation record kept so that whoever holds the database cannot quietly change it.
+
+- `record` appends an entry, authenticated with the hub's audit key (derived from its signing
+  secret, never in the database), and, at every decision, queues the log's signed head to every
+  moderators' room (template "moderation") in the same transaction: the bot posts it encrypted, so
+  copies live on the moderators' devices.
+- `keep` (every minute, and at start) checks what was written since the head last kept in
+  `DATA_DIR/audit-head.txt` (outside the database), then signs the new head there, and posts one
+  to the moderators' rooms at least daily. It never signs over a log that no longer extends the
+  kept head: it tells the moderators instead.
+- `verify` checks the whole log against the chain, the key and every head it is given or keeps.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+from crossline import secrets
+from crossline.domain import audit as chain
+from crossline.domain import audit_heads as heads
+from crossline.reports.signing import fingerprint, signing_key_from_secret
+from crossline.services.hub import Hub
+from crossline.storage import audit
+from crossline.storage import bot as bot_state
+from crossline.storage import rooms as room_store
+
+logger = logging.getLogger(__name__)
+
+MODERATION_TEMPLATE = "moderation"
+DAY_MS = 86_400_000
+POSTED = "audit_head_posted"  # bot_state: {"seq", "at"} of the last head queued to the rooms
+ALERTED = "audit_head_alert"  # bot_state: the problem the moderators were last told of
+
+
+def _signing_secret(hub: Hub) -> str:
+    return secrets.read_secret(hub.config.paths.secrets_dir, secrets.REPORT_SIGNING_KEY)
+
+
+def key(hub: Hub) -> bytes:
+    return chain.audit_key(_signing_secret(hub))
+
+
+def _sign(hub: Hub, seq: int, digest: str) -> heads.SignedHead:
+    head = heads.Head(hub.config.synapse.server_name, seq, digest, hub.clock.now_ms())
+    return heads.sign(head, signing_key_from_secret(_signing_secret(hub)))
+
+
+def hub_fingerprint(hub: Hub) -> str:
+    return fingerprint(bytes(signing_key_from_secret(_signing_secret(hub)).verify_key))
+
+
+def moderators_rooms(conn) -> list[str]:
+    return [room.room_id for room in room_store.list_rooms(conn) if room.template == MODERATION_TEMPLATE]
+
+
+def record(conn, hub: Hub, actor: str, kind: str, case_id: int | None, details: dict,
+           post: str | None = None) -> None:
+    """Appends an entry in the caller's transaction. post: why the head goes to the moderators'
+    rooms now (a decision), or None."""
+    seq, digest = audit.append(conn, key(hub), hub.clock.now_ms(), actor, kind, case_id, details)
+    if post:
+        _queue(conn, hub, _sign(hub, seq, digest), post)
+
+
+def _queue(conn, hub: Hub, signed: heads.SignedHead, reason: str) -> None:
+    text = heads.message(signed, hub_fingerprint(hub), reason)
+    for room_id in moderators_rooms(conn):
+        bot_state.queue_message(conn, room_id, f"audit-head-{signed.head.seq}-{signed.head.at_ms}-{room_id}",
+                                {"msgtype": "m.notice", "body": text, "org.crossline.audit_head": signed.token},
+                                "audit_head", hub.clock.now_ms())
+    bot_state.set_state(conn, POSTED, json.dumps({"seq": signed.head.seq, "at": signed.head.at_ms}))
+
+
+# -- The head kept outside the database ----------------------------------------------------------
+
+
+def own_heads(hub: Hub, text: str) -> tuple[list[heads.SignedHead], list[str]]:
+    """The heads in a text signed with this hub's key, and what is wrong with the others."""
+    good, bad = heads.read(text)
+    mine = bytes(signing_key_from_secret(_signing_secret(hub)).verify_key)
+    foreign = [h for h in good if h.public_key != mine]
+    bad += [f"a head for entry {h.head.seq} is signed with another key ({fingerprint(h.public_key)}), not this "
+            f"hub's ({fingerprint(mine)})" for h in foreign]
+    return [h for h in good if h.public_key == mine], bad
+
+
+def kept_head(hub: Hub) -> heads.SignedHead | None:
+    path = hub.config.paths.audit_head
+    if not path.exists():
+        return None
+    found, _bad = own_heads(hub, path.read_text("utf-8"))
+    return max(found, key=lambda h: h.head.seq, default=None)
+
+
+@dataclass(frozen=True)
+class Kept:
+    head: heads.SignedHead | None  # the head now kept (None: the log is empty)
+    problem: str | None  # the log no longer extends the kept head: nothing was signed
+
+
+def keep(hub: Hub, daily: bool = True) -> Kept:
+    """Signs the log's new head into the file, after checking that everything written since the
+    kept head extends it; and, if `daily`, queues a head to the moderators' rooms when none went in
+    the last day (the same head again if nothing was written: it shows the log still ends there)."""
+    previous = kept_head(hub)
+    after = previous.known() if previous else None
+    with hub.engine.connect() as conn:
+        newer = list(audit.entries(conn, after_seq=previous.head.seq if previous else 0))
+        verdict = chain.check(newer, key(hub), [after] if after else [], after=after)
+        if after is not None and not verdict.problems and audit.hash_at(conn, after.seq) != after.hash:
+            problem = f"entry {after.seq} is not the one in {after.label}: the log up to it was rewritten"
+        else:
+            problem = verdict.problems[0] if verdict.problems else None
+    if problem:
+        _alert(hub, problem)
+        return Kept(previous, problem)
+    current = previous
+    if newer:
+        current = _sign(hub, newer[-1].seq, newer[-1].hash)
+        secrets.write_private_file(hub.config.paths.audit_head, _head_file(hub, current))
+    if daily and current is not None:
+        with hub.engine.begin() as conn:
+            posted = json.loads(bot_state.get_state(conn, POSTED) or "{}")
+            if hub.clock.now_ms() - int(posted.get("at", 0)) >= DAY_MS:
+                _queue(conn, hub, _sign(hub, current.head.seq, current.head.hash), "the daily head")
+    return Kept(current, None)
+
+
+def _head_file(hub: Hub, signed: heads.SignedHead) -> str:
+    return heads.message(signed, hub_fingerprint(hub), "the latest head") + "\n"
+
+
+def download(hub: Hub) -> str | None:
+    """The kept head as a file moderators can save (and give to `crossline audit verify --head`)."""
+    kept = keep(hub, daily=False).head
+    return _head_file(hub, kept) if kept else None
+
+
+def _alert(hub: Hub, problem: str) -> None:
+    """Tells the moderators' rooms, once per problem, that the record no longer matches its head."""
+    logger.error("The audit log no longer extends its kept signed head; run `crossline audit verify`.")
+    with hub.engine.begin() as conn:
+        if bot_state.get_state(conn, ALERTED) == problem:
+            return
+        bot_state.set_state(conn, ALERTED, problem)
+        text = (f"Moderation record: the hub's audit log no longer matches its last signed head: {problem}. "
+                "Nothing will be signed over it. Run `crossline audit verify --head FILE` with the latest head "
+                "from this room to see every change.")
+        for room_id in moderators_rooms(conn):
+            bot_state.queue_message(conn, room_id, f"audit-alert-{hub.clock.now_ms()}-{room_id}",
+                                    {"msgtype": "m.notice", "body": text}, "audit_head", hub.clock.now_ms())
+
+
+# -- Verification -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checked:
+    verdict: chain.Verdict
+    unusable: list[str]  # heads given that could not be used, and why
+
+
+def verify(hub: Hub, given: list[str] = ()) -> Checked:
+    """The whole log against the chain, the key, the kept head and every head in `given` texts."""
+    found, unusable = [], []
+    texts = list(given)
+    if hub.config.paths.audit_head.exists():
+        texts.append(hub.config.paths.audit_head.read_text("utf-8"))
+    for text in texts:
+        good, bad = own_heads(hub, text)
+        found += good
+        unusable += bad
+    with hub.engine.connect() as conn:
+        stored = list(audit.entries(conn))
+    known = list({h.token: h.known() for h in found}.values())
+    return Checked(chain.check(stored, key(hub), known), unusable)
