@@ -9,6 +9,7 @@ from pathlib import Path
 from crossline.config import load_config
 
 MAX_HEAD_FILE = 1_000_000  # a head is one line; a file of many is still small
+LIST_LIMIT = 50
 
 
 def add_parsers(commands, data_dir_argument) -> None:
@@ -20,6 +21,16 @@ def add_parsers(commands, data_dir_argument) -> None:
                         help="A file holding a signed head (the text of a message from the moderators' room, or the "
                              "head downloaded from the moderators' pages). May be given more than once.")
     data_dir_argument(verify)
+    listing = audit_commands.add_parser(
+        "list", help="The log's entries in words, newest first: number, UTC time, who, what, case, details.")
+    listing.add_argument("--case", metavar="N", help="Only the entries of this case.")
+    listing.add_argument("--moderator", metavar="WHO", help="Only what she did: her Matrix id (@name:server) or "
+                         "member number; or reporter, reported_person, matrix, bot, hub, quorum, system.")
+    listing.add_argument("--since", metavar="YYYY-MM-DD", help="From the start of this day (UTC).")
+    listing.add_argument("--until", metavar="YYYY-MM-DD", help="To the end of this day (UTC).")
+    listing.add_argument("--limit", metavar="N", help=f"At most N entries (default {LIST_LIMIT}, at most 1000).")
+    listing.add_argument("--before", metavar="N", help="Only entries numbered below N: to continue a listing.")
+    data_dir_argument(listing)
 
 
 def offline_hub(data_dir: Path):
@@ -38,6 +49,8 @@ def offline_hub(data_dir: Path):
 def run(args: argparse.Namespace, data_dir: Path) -> int:
     if args.audit_command == "verify":
         return cmd_verify(data_dir, args.head)
+    if args.audit_command == "list":
+        return cmd_list(data_dir, args)
     return 2
 
 
@@ -83,4 +96,35 @@ def cmd_verify(data_dir: Path, head_files: list[Path]) -> int:
           f"the hub's key.{against}")
     for note in verdict.notes:
         print(note)
+    return 0
+
+
+def _printable(text: str) -> str:
+    """Stored text as it may be printed: a hand-written row cannot send the terminal escape codes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def cmd_list(data_dir: Path, args: argparse.Namespace) -> int:
+    from crossline.domain.audit_listing import parse_filters
+    from crossline.errors import InvalidInput
+    from crossline.services import audit_listing
+
+    try:
+        filters = parse_filters(case=args.case, moderator=args.moderator, since=args.since, until=args.until,
+                                limit=args.limit, before=args.before, default_limit=LIST_LIMIT)
+        listing = audit_listing.for_operator(offline_hub(data_dir), filters)
+    except InvalidInput as error:
+        print(f"crossline audit list: {error.message}", file=sys.stderr)
+        return 2
+    if not listing.rows:
+        print("No entries match.")
+        return 0
+    lines = [(str(r.seq), r.at, _printable(r.who), _printable(r.what), f"case {r.case_id}" if r.case_id else "-",
+              _printable(r.details)) for r in listing.rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(5)]
+    for line in lines:
+        print("  ".join([line[0].rjust(widths[0]), *(v.ljust(w) for v, w in zip(line[1:5], widths[1:], strict=True)),
+                         line[5]]).rstrip())
+    if listing.older:
+        print(f"Older entries match too: continue with --before {listing.older}.")
     return 0
