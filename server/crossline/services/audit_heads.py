@@ -6,7 +6,7 @@
   copies live on the moderators' devices.
 - `keep` (every minute, and at start) checks what was written since the head last kept in
   `DATA_DIR/audit-head.txt` (outside the database), then signs the new head there, and posts one
-  to the moderators' rooms at least daily. It never signs over a log that no longer extends the
+  to each moderators' room at least daily (to a new room within a keep). It never signs over a log that no longer extends the
   kept head: it tells the moderators instead.
 - `verify` checks the whole log against the chain, the key and every head it is given or keeps.
 """
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 MODERATION_TEMPLATE = "moderation"
 DAY_MS = 86_400_000
-POSTED = "audit_head_posted"  # bot_state: {"seq", "at"} of the last head queued to the rooms
+POSTED = "audit_head_posted"  # bot_state: {room id: when it was last sent a head}
 ALERTED = "audit_head_alert"  # bot_state: the problem the moderators were last told of
 
 
@@ -64,13 +64,20 @@ def record(conn, hub: Hub, actor: str, kind: str, case_id: int | None, details: 
         _queue(conn, hub, _sign(hub, seq, digest), post)
 
 
-def _queue(conn, hub: Hub, signed: heads.SignedHead, reason: str) -> None:
+def _queue(conn, hub: Hub, signed: heads.SignedHead, reason: str, rooms: list[str] | None = None) -> None:
+    """To `rooms` (default: every moderators' room), each noted as posted to now."""
+    rooms = moderators_rooms(conn) if rooms is None else rooms
     text = heads.message(signed, hub_fingerprint(hub), reason)
-    for room_id in moderators_rooms(conn):
+    for room_id in rooms:
         bot_state.queue_message(conn, room_id, f"audit-head-{signed.head.seq}-{signed.head.at_ms}-{room_id}",
                                 {"msgtype": "m.notice", "body": text, "org.crossline.audit_head": signed.token},
                                 "audit_head", hub.clock.now_ms())
-    bot_state.set_state(conn, POSTED, json.dumps({"seq": signed.head.seq, "at": signed.head.at_ms}))
+    bot_state.set_state(conn, POSTED, json.dumps({**_posted(conn), **dict.fromkeys(rooms, signed.head.at_ms)}))
+
+
+def _posted(conn) -> dict[str, int]:
+    """When each moderators' room was last sent a head."""
+    return json.loads(bot_state.get_state(conn, POSTED) or "{}")
 
 
 # -- The head kept outside the database ----------------------------------------------------------
@@ -102,8 +109,8 @@ class Kept:
 
 def keep(hub: Hub, daily: bool = True) -> Kept:
     """Signs the log's new head into the file, after checking that everything written since the
-    kept head extends it; and, if `daily`, queues a head to the moderators' rooms when none went in
-    the last day (the same head again if nothing was written: it shows the log still ends there)."""
+    kept head extends it; and, if `daily`, queues a head to each moderators' room that had none in
+    the last day or none yet (the same head again if nothing was written: the log still ends there)."""
     previous = kept_head(hub)
     after = previous.known() if previous else None
     with hub.engine.connect() as conn:
@@ -122,9 +129,11 @@ def keep(hub: Hub, daily: bool = True) -> Kept:
         secrets.write_private_file(hub.config.paths.audit_head, _head_file(hub, current))
     if daily and current is not None:
         with hub.engine.begin() as conn:
-            posted = json.loads(bot_state.get_state(conn, POSTED) or "{}")
-            if hub.clock.now_ms() - int(posted.get("at", 0)) >= DAY_MS:
-                _queue(conn, hub, _sign(hub, current.head.seq, current.head.hash), "the daily head")
+            # Per room: a room made since the last head gets the current one now, not a day later.
+            posted = _posted(conn)
+            due = [room for room in moderators_rooms(conn) if hub.clock.now_ms() - posted.get(room, 0) >= DAY_MS]
+            if due:
+                _queue(conn, hub, _sign(hub, current.head.seq, current.head.hash), "the daily head", due)
     return Kept(current, None)
 
 
