@@ -109,11 +109,16 @@ def check(entries: Sequence[StoredEntry], key: bytes | None, heads: Sequence[Kno
     notes: list[str] = []
     previous, expected = (after.hash, after.seq + 1) if after else (GENESIS, 1)
     unkeyed, bad_mac, legacy_until = [], [], 0
-    seen_keyed = False
+    # Every head was signed by a hub that keys each entry it writes: an entry after a head without
+    # a MAC lost it (stripped to pass a rewritten entry off as one written before keys).
+    seen_keyed, keyed_after = False, min((h.seq for h in heads), default=None)
     by_seq: dict[int, str] = {}
+    numbered = {stored.hash: stored.seq for stored in entries}  # to name where a moved entry was
     for stored in entries:
         seq = stored.seq
-        if seq < expected:
+        if seq < 1:
+            problems.append((seq, f"entry {seq} cannot be: entries are numbered from 1 (a number was changed)"))
+        elif seq < expected:
             problems.append((seq, f"entry {seq} is out of order (it comes after entry {expected - 1})"))
         elif seq > expected:
             missing, verb = _span(expected, seq - 1), "is" if seq - 1 == expected else "are"
@@ -121,13 +126,16 @@ def check(entries: Sequence[StoredEntry], key: bytes | None, heads: Sequence[Kno
                              if expected == 1 else
                              f"{missing} {verb} missing (the log goes from entry {expected - 1} to entry {seq})"))
         elif stored.previous_hash != previous:
-            problems.append((seq, f"entry {seq} does not follow the entry before it (entries were reordered, "
-                                  "removed or replaced)"))
+            after_it = numbered.get(stored.previous_hash)
+            problems.append((seq, f"entry {seq} is out of place: it was written after the entry now numbered "
+                                  f"{after_it} (entries were reordered)" if after_it not in (None, seq) else
+                                  f"entry {seq} does not follow the entry before it (entries were removed or "
+                                  "replaced)"))
         if entry_hash(stored.previous_hash, stored.entry) != stored.hash:
             problems.append((seq, f"entry {seq} was changed after it was written (its content no longer "
                                   "matches its hash)"))
         if stored.mac is None:
-            if seen_keyed:
+            if seen_keyed or (keyed_after is not None and seq > keyed_after):
                 unkeyed.append(seq)
             else:
                 legacy_until = seq
@@ -141,8 +149,10 @@ def check(entries: Sequence[StoredEntry], key: bytes | None, heads: Sequence[Kno
         problems.append((first, f"{_span(first, last)} {'is' if first == last else 'are'} not authenticated by "
                                 "the hub's key: written or rewritten outside the hub (hashes recomputed)"))
     for first, last in _spans(unkeyed):
-        problems.append((first, f"{_span(first, last)} lost {'its' if first == last else 'their'} authentication "
-                                "(entries after the first keyed one all carry one)"))
+        its, it = ("its", "it") if first == last else ("their", "they")
+        problems.append((first, f"{_span(first, last)} lost {its} authentication (every entry after the first "
+                                f"keyed one, or after a signed head, carries one): {it} may have been rewritten "
+                                "outside the hub"))
     last_seq = entries[-1].seq if entries else expected - 1
     latest = max(heads, key=lambda h: h.seq, default=None)
     for head in sorted(heads, key=lambda h: h.seq):
