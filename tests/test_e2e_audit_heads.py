@@ -55,10 +55,10 @@ def signed_in(stack, localpart: str, password: str) -> WebSession:
     return session
 
 
-async def head_message(client: AsyncClient, room_id: str, bot_id: str, reason: str,
+async def head_message(client: AsyncClient, room_id: str, bot_id: str, seq: int,
                        timeout_s: float = 90) -> RoomMessageNotice:
-    """The bot's signed-head notice in the room that says it was posted for `reason`, as the
-    moderator's client decrypts it."""
+    """The bot's notice in the room with a signed head of entry `seq`, as the moderator's client
+    decrypts it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     undecrypted = 0
@@ -67,12 +67,12 @@ async def head_message(client: AsyncClient, room_id: str, bot_id: str, reason: s
         room = response.rooms.join.get(room_id) if hasattr(response, "rooms") else None
         for event in room.timeline.events if room else []:
             undecrypted += isinstance(event, MegolmEvent)
-            if isinstance(event, RoomMessageNotice) and event.sender == bot_id and PREFIX in event.body \
-                    and f"({reason})" in event.body:
+            if isinstance(event, RoomMessageNotice) and event.sender == bot_id \
+                    and any(head.head.seq == seq for head in read(event.body)[0]):
                 return event
         if client.should_query_keys:
             await client.keys_query()
-    raise AssertionError(f"{client.user_id} never decrypted the head posted for {reason} "
+    raise AssertionError(f"{client.user_id} never decrypted a head of entry {seq} "
                          f"({undecrypted} events it could not decrypt)")
 
 
@@ -142,7 +142,7 @@ async def test_the_signed_head_reaches_the_moderators_encrypted_and_shows_what_a
                                    case_id, "action_done")[0]
 
         # Both moderators' clients decrypt the head, which names the decision's entry and nothing of the case.
-        notices = [await head_message(client, room_id, bot_id, f"a decision on case {case_id}") for client in clients]
+        notices = [await head_message(client, room_id, bot_id, decision_seq) for client in clients]
         assert notices[0].event_id == notices[1].event_id
         (head,), bad = read(notices[0].body)
         assert bad == [] and head.head.seq == decision_seq and head.head.hub == stack.server_name
