@@ -33,6 +33,9 @@ class FakeHomeserver:
         self.room_members: dict[str, set[str]] = {}
         self.room_creators: dict[str, str] = {}
         self.room_levels: dict[str, dict[str, int]] = {}
+        # (room, account) -> membership, and for a ban (who banned, membership before), as moderation changes them.
+        self.membership: dict[tuple[str, str], str] = {}
+        self.bans: dict[tuple[str, str], tuple[str, str | None]] = {}
 
     async def register_with_shared_secret(self, shared_secret, localpart, password, admin):
         self.accounts[f"@{localpart}:crossline.local"] = {"name": f"@{localpart}:crossline.local"}
@@ -73,6 +76,26 @@ class FakeHomeserver:
 
     async def remove_from_room(self, token, room_id, user_id, ban):
         self.calls.append(("ban" if ban else "kick", room_id, user_id))
+        before = self.membership.get((room_id, user_id), "join" if user_id in self.room_members.get(room_id, ()) else None)
+        self.membership[(room_id, user_id)] = "ban" if ban else "leave"
+        if ban:
+            banned_by = "@crossline-admin:crossline.local" if token == self.admin_token else token.removeprefix("token-of-")
+            self.bans[(room_id, user_id)] = (banned_by, before)
+
+    async def unban(self, token, room_id, user_id):
+        self.calls.append(("unban", room_id, user_id))
+        self.membership[(room_id, user_id)] = "leave"
+        self.bans.pop((room_id, user_id), None)
+
+    async def invite(self, token, room_id, user_id):
+        self.calls.append(("invite_back", room_id, user_id))
+        self.membership[(room_id, user_id)] = "invite"
+
+    async def memberships(self, user_id):
+        return {room: state for (room, user), state in self.membership.items() if user == user_id}
+
+    async def ban_of(self, room_id, user_id):
+        return self.bans.get((room_id, user_id))
 
     async def joined_rooms(self, user_id):
         return [room_id for room_id, members in self.room_members.items() if user_id in members]
@@ -93,7 +116,8 @@ class FakeHomeserver:
         self.calls.append(("close_room", room_id))
 
     async def send_state(self, token, room_id, event_type, state_key, content):
-        self.calls.append(("state", room_id, event_type, content["entity"], content["recommendation"]))
+        # An empty content withdraws a rule: recorded as (..., None, None).
+        self.calls.append(("state", room_id, event_type, content.get("entity"), content.get("recommendation")))
 
     async def server_notice(self, user_id, text):
         self.calls.append(("notice", user_id, text))
@@ -101,8 +125,14 @@ class FakeHomeserver:
     async def suspend(self, user_id):
         self.calls.append(("suspend", user_id))
 
+    async def unsuspend(self, user_id):
+        self.calls.append(("unsuspend", user_id))
+
     async def shadow_ban(self, user_id):
         self.calls.append(("shadow_ban", user_id))
+
+    async def lift_shadow_ban(self, user_id):
+        self.calls.append(("lift_shadow_ban", user_id))
 
     async def deactivate(self, user_id):
         self.calls.append(("deactivate", user_id))

@@ -3,8 +3,9 @@ an action needs a second moderator.
 
 Heavy actions (banning from every hub room, deactivating an account) take effect only when a
 second moderator agrees; the policy can require her to be from another side of the line, so
-that one side alone cannot remove someone from the other. An appeal goes to moderators who had
-no part in the decision.
+that one side alone cannot remove someone from the other. An appeal is decided by two moderators
+who had no part in the decision under appeal (one proposes, the other agrees), from two sides
+where the policy asks sides to differ: no one decides a case twice.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Action(str, Enum):
     SUSPEND = "suspend"
     SHADOW_BAN = "shadow_ban"
     DEACTIVATE = "deactivate"
+    LIFT = "lift"  # only on appeal: undo what the decision under appeal did, where it can be undone
 
 
 ACTION_LABELS = {
@@ -63,6 +65,7 @@ ACTION_LABELS = {
     Action.KICK: "Remove from the room", Action.BAN_ROOM: "Ban from the room",
     Action.BAN_ALL: "Ban from every hub room", Action.SUSPEND: "Suspend the account",
     Action.SHADOW_BAN: "Shadow-ban (messages reach nobody)", Action.DEACTIVATE: "Deactivate the account",
+    Action.LIFT: "Lift the decision",
 }
 HEAVY_ACTIONS = frozenset({Action.BAN_ALL, Action.DEACTIVATE})
 NEEDS_EVENT = frozenset({Action.REDACT})
@@ -83,6 +86,7 @@ class CaseStatus(str, Enum):
 class Moderator:
     member_id: int
     side_id: int | None
+    name: str = ""  # how refusals name her to others (her account)
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class CaseFacts:
     room_id: str | None
     event_id: str | None
     reported_user: str | None
-    deciders: frozenset[int]  # moderators who decided (or proposed) so far
+    deciders: frozenset[int]  # moderators who proposed or agreed to a decision not on appeal
     reporter_member_id: int | None
     reporter_wants_action: bool = True
 
@@ -119,8 +123,10 @@ def check_reason(reason: str) -> str:
     return reason
 
 
-def check_decision(case: CaseFacts, action: Action, moderator: Moderator) -> None:
-    """Refusals for a first decision (or a decision on appeal)."""
+def check_decision(case: CaseFacts, action: Action, moderator: Moderator,
+                   others: tuple[Moderator, ...] = (), different_sides: bool = False) -> None:
+    """Refusals for a first decision, or the proposal of a decision on appeal. others: the
+    moderators who may see the case, named in a refusal as those who may act instead."""
     if case.status not in (CaseStatus.OPEN, CaseStatus.APPEALED):
         raise Conflict("This case is not waiting for a decision.")
     if case.reporter_member_id == moderator.member_id:
@@ -129,8 +135,10 @@ def check_decision(case: CaseFacts, action: Action, moderator: Moderator) -> Non
         # Her report, her choice: acting against her wish can put her at risk.
         raise NotAllowed("The reporter asked for a record only, not action. Record it with “No action”; "
                          "she can change her choice on her status page.")
-    if case.status is CaseStatus.APPEALED and moderator.member_id in case.deciders:
-        raise NotAllowed("This is an appeal: a moderator who had no part in the first decision must decide it.")
+    if case.status is CaseStatus.APPEALED:
+        _check_appeal_step(case, moderator, None, others, different_sides)
+    elif action is Action.LIFT:
+        raise InvalidInput("“Lift the decision” is only for an appeal: this case has no decision under appeal.")
     if action in NEEDS_EVENT and not (case.event_id and case.room_id):
         raise InvalidInput("This report names no message, so there is nothing to remove.")
     if action in NEEDS_ROOM and not case.room_id:
@@ -139,15 +147,68 @@ def check_decision(case: CaseFacts, action: Action, moderator: Moderator) -> Non
         raise InvalidInput("This report names no account: choose an action that does not need one.")
 
 
-def check_second(case: CaseFacts, proposer: Moderator, second: Moderator, different_sides: bool) -> None:
+def check_second(case: CaseFacts, proposer: Moderator, second: Moderator, different_sides: bool,
+                 on_appeal: bool = False, others: tuple[Moderator, ...] = ()) -> None:
     if case.status is not CaseStatus.AWAITING_SECOND:
         raise Conflict("No action in this case is waiting for a second moderator.")
+    if on_appeal:
+        _check_appeal_step(case, second, proposer, others, different_sides)
+        return
     if second.member_id == proposer.member_id:
         raise NotAllowed("A second moderator must agree: you proposed this action yourself.")
     if case.reporter_member_id == second.member_id:
         raise NotAllowed("You reported this case: another moderator must agree.")
     if different_sides and (second.side_id is None or second.side_id == proposer.side_id):
         raise NotAllowed("The policy asks for a moderator from another side of the line to agree to this action.")
+
+
+# -- Appeals: two moderators who took no part in the decision under appeal ----------------------
+
+
+def appeal_refusal(case: CaseFacts, moderator: Moderator, proposer: Moderator | None,
+                   different_sides: bool) -> str | None:
+    """Why she may not take this step of an appeal (propose when proposer is None, else agree),
+    or None when she may."""
+    if moderator.member_id in case.deciders:
+        return "you took part in the decision under appeal (you proposed it or agreed to it)"
+    if moderator.member_id == case.reporter_member_id:
+        return "you reported this case"
+    if proposer is not None:
+        if moderator.member_id == proposer.member_id:
+            return "you proposed this decision on appeal yourself, and a second moderator must agree"
+        if different_sides and (moderator.side_id is None or moderator.side_id == proposer.side_id):
+            return "the policy asks the two moderators who decide an appeal to be from two different sides"
+    return None
+
+
+def who_may(case: CaseFacts, moderators: tuple[Moderator, ...], proposer: Moderator | None,
+            different_sides: bool) -> tuple[Moderator, ...]:
+    """The moderators who may take this step of the appeal: to agree to the proposer's decision,
+    or (proposer None) to propose one that another moderator may then agree to. None left: too few
+    moderators are left to decide it."""
+    if proposer is not None:
+        return tuple(m for m in moderators if appeal_refusal(case, m, proposer, different_sides) is None)
+    return tuple(m for m in moderators if appeal_refusal(case, m, None, different_sides) is None
+                 and who_may(case, moderators, m, different_sides))
+
+
+def _names(moderators: tuple[Moderator, ...]) -> str:
+    return ", ".join(m.name or f"moderator {m.member_id}" for m in moderators)
+
+
+def _check_appeal_step(case: CaseFacts, moderator: Moderator, proposer: Moderator | None,
+                       others: tuple[Moderator, ...], different_sides: bool) -> None:
+    why = appeal_refusal(case, moderator, proposer, different_sides)
+    if why is None:
+        return
+    step = "propose the decision on this appeal" if proposer is None else "agree to it"
+    instead = who_may(case, others, proposer, different_sides)
+    raise NotAllowed(
+        f"This is an appeal, and {why}: two moderators who took no part in the decision under appeal decide it"
+        + (", from two different sides" if different_sides else "") + ". "
+        + (f"Who may {step} instead: {_names(instead)}." if instead else
+           f"No moderator is left who may {step}: an admin can name another moderator "
+           "(an invitation with the moderator role)."))
 
 
 def check_appeal(case: CaseFacts, appellant_user_id: str) -> None:

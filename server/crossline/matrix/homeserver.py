@@ -294,6 +294,26 @@ class Homeserver:
         await self._ok("POST", f"{CLIENT}/rooms/{quote(room_id, safe='')}/{'ban' if ban else 'kick'}", token,
                        {"user_id": user_id})
 
+    async def unban(self, token: str, room_id: str, user_id: str) -> None:
+        await self._ok("POST", f"{CLIENT}/rooms/{quote(room_id, safe='')}/unban", token, {"user_id": user_id})
+
+    async def invite(self, token: str, room_id: str, user_id: str) -> None:
+        await self._ok("POST", f"{CLIENT}/rooms/{quote(room_id, safe='')}/invite", token, {"user_id": user_id})
+
+    async def ban_of(self, room_id: str, user_id: str) -> tuple[str, str | None] | None:
+        """(who banned her, her membership before the ban) while she is banned from the room, else
+        None. The membership before is read from the event the ban replaced (None if unknown)."""
+        event = await self.member_event(room_id, user_id)
+        if not event or event.get("content", {}).get("membership") != "ban":
+            return None
+        replaced, before = event.get("unsigned", {}).get("replaces_state"), None
+        if isinstance(replaced, str):
+            status, data = await self._request("GET", f"{ADMIN}/v1/fetch_event/{quote(replaced, safe='')}",
+                                               self.admin_token)
+            membership = data.get("event", {}).get("content", {}).get("membership") if status == 200 else None
+            before = membership if isinstance(membership, str) else None
+        return str(event.get("sender")), before
+
     async def send_state(self, token: str, room_id: str, event_type: str, state_key: str, content: dict) -> None:
         await self._ok("PUT", f"{CLIENT}/rooms/{quote(room_id, safe='')}/state/{event_type}/{quote(state_key, safe='')}",
                        token, content)
@@ -307,8 +327,14 @@ class Homeserver:
     async def suspend(self, user_id: str) -> None:
         await self._ok("PUT", f"{ADMIN}/v1/suspend/{quote(user_id, safe='')}", self.admin_token, {"suspend": True})
 
+    async def unsuspend(self, user_id: str) -> None:
+        await self._ok("PUT", f"{ADMIN}/v1/suspend/{quote(user_id, safe='')}", self.admin_token, {"suspend": False})
+
     async def shadow_ban(self, user_id: str) -> None:
         await self._ok("POST", f"{ADMIN}/v1/users/{quote(user_id, safe='')}/shadow_ban", self.admin_token, {})
+
+    async def lift_shadow_ban(self, user_id: str) -> None:
+        await self._ok("DELETE", f"{ADMIN}/v1/users/{quote(user_id, safe='')}/shadow_ban", self.admin_token)
 
     async def deactivate(self, user_id: str) -> None:
         await self._ok("POST", f"{ADMIN}/v1/deactivate/{quote(user_id, safe='')}", self.admin_token, {"erase": False})

@@ -26,7 +26,7 @@ from crossline.domain.pseudonyms import person_tag
 from crossline.domain.moderation import ACTION_LABELS, Action, CaseFacts, CaseStatus, Category, Moderator
 from crossline.domain.records import Member
 from crossline.errors import Conflict, HomeserverError, InvalidInput, NotAllowed, NotFound
-from crossline.services import audit_heads, member_rooms
+from crossline.services import appeal_lift, audit_heads, member_rooms
 from crossline.services.hub import Hub
 from crossline.services.onboarding import require
 from crossline.storage import audit
@@ -247,14 +247,26 @@ def add_from_reporter(hub: Hub, token: str, text: str, images: list[bytes] | Che
 
 def _moderator(member: Member) -> Moderator:
     require(member, "moderator")
-    return Moderator(member.id, member.side_id)
+    return _as_moderator(member)
+
+
+def _as_moderator(member: Member) -> Moderator:
+    return Moderator(member.id, member.side_id, member.shown_as)
 
 
 def _facts(conn, case: Case) -> CaseFacts:
-    deciders = frozenset(d.proposed_by for d in store.list_decisions(conn, case.id)) | frozenset(
-        d.agreed_by for d in store.list_decisions(conn, case.id) if d.agreed_by)
+    """deciders: everyone who proposed or agreed to a decision not on appeal, carried out or not,
+    so that no one decides the appeal of a decision she took part in."""
+    first = [d for d in store.list_decisions(conn, case.id) if not d.on_appeal]
+    deciders = frozenset(d.proposed_by for d in first) | frozenset(d.agreed_by for d in first if d.agreed_by)
     return CaseFacts(case.status, case.room_id, case.event_id, case.reported_user, deciders, case.reporter_member_id,
                      case.reporter_wants_action)
+
+
+def _moderators(conn, hub: Hub, case: Case) -> tuple[Moderator, ...]:
+    """Every moderator the case can be shown to (not one it concerns)."""
+    return tuple(_as_moderator(m) for m in member_store.list_members(conn)
+                 if m.has("moderator") and not concerns(conn, hub, m, case))
 
 
 def concerns(conn, hub: Hub, member: Member, case: Case) -> bool:
@@ -350,13 +362,15 @@ async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str],
         raise InvalidInput("Choose at least one action (or “No action”).")
     reason = rules.check_reason(reason)
     now = hub.clock.now_ms()
-    heavy = any(action in rules.HEAVY_ACTIONS for action in actions)
+    sides = hub.config.moderation.second_moderator_from_other_side
     with hub.engine.begin() as conn:
         case = case_for(conn, hub, actor, case_id)
-        facts = _facts(conn, case)
+        facts, others = _facts(conn, case), _moderators(conn, hub, case)
         for action in actions:
-            rules.check_decision(facts, action, moderator)
+            rules.check_decision(facts, action, moderator, others, sides)
         on_appeal = case.status is CaseStatus.APPEALED
+        # An appeal is always decided by two: this moderator proposes, another agrees.
+        heavy = on_appeal or any(action in rules.HEAVY_ACTIONS for action in actions)
         decision_ids = [store.add_decision(conn, case_id, action, reason, actor.id, "pending", on_appeal, now)
                         for action in actions]
         if heavy:
@@ -365,7 +379,8 @@ async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str],
                post=f"a proposal on case {case_id}" if heavy else None, actions=[a.value for a in actions],
                on_appeal=on_appeal)
     if heavy:
-        return f"{', '.join(ACTION_LABELS[a] for a in actions)}: waiting for a second moderator to agree."
+        who = "who took no part in the decision under appeal " if on_appeal else ""
+        return f"{', '.join(ACTION_LABELS[a] for a in actions)}: waiting for a second moderator {who}to agree."
     return await _carry_out(hub, case, list(zip(decision_ids, actions, strict=True)), actor)
 
 
@@ -377,8 +392,9 @@ async def agree(hub: Hub, actor: Member, case_id: int) -> str:
         if not pending:
             raise Conflict("No action in this case is waiting for a second moderator.")
         proposer = member_store.get_member(conn, pending[0].proposed_by)
-        rules.check_second(_facts(conn, case), Moderator(proposer.id, proposer.side_id), second,
-                           hub.config.moderation.second_moderator_from_other_side)
+        rules.check_second(_facts(conn, case), _as_moderator(proposer), second,
+                           hub.config.moderation.second_moderator_from_other_side, pending[0].on_appeal,
+                           _moderators(conn, hub, case))
         _audit(conn, hub, f"member:{actor.id}", "agreed", case_id, actions=[d.action.value for d in pending])
     if pending[0].on_appeal:
         case = replace(case, status=CaseStatus.APPEALED)
@@ -463,6 +479,10 @@ async def _on_homeserver(hub: Hub, case: Case, action: Action) -> str:
     if action is Action.SHADOW_BAN:
         await server.shadow_ban(case.reported_user)
         return "the account is shadow-banned"
+    if action is Action.LIFT:
+        with hub.engine.connect() as conn:
+            rule_room = bot_state.get_state(conn, POLICY_ROOM)
+        return await appeal_lift.lift(hub, case, rule_room)
     await server.deactivate(case.reported_user)
     await _publish_rule(hub, case)
     return "the account is deactivated"
@@ -525,6 +545,32 @@ class DecisionView:
     signed_in_as_her: bool
     decisions: list[tuple[str, str]]  # (what was done, the moderators' reason): only for her
     may_appeal: bool
+
+
+@dataclass(frozen=True)
+class AppealDeciders:
+    """Who may take the next step of an appeal, for the case page."""
+    step: str  # "propose" or "agree"
+    took_part: tuple[str, ...]  # in the decision under appeal: they may take neither step
+    may: tuple[str, ...]  # empty: too few moderators are left to decide it
+    different_sides: bool
+
+
+def appeal_deciders(hub: Hub, actor: Member, case_id: int) -> AppealDeciders | None:
+    """None when the case is not on appeal."""
+    sides = hub.config.moderation.second_moderator_from_other_side
+    with hub.engine.connect() as conn:
+        case = case_for(conn, hub, actor, case_id)
+        pending = [d for d in store.list_decisions(conn, case_id) if d.status == "pending"]
+        on_appeal = case.status is CaseStatus.APPEALED or (
+            case.status is CaseStatus.AWAITING_SECOND and pending and pending[0].on_appeal)
+        if not on_appeal:
+            return None
+        facts, moderators = _facts(conn, case), _moderators(conn, hub, case)
+        proposer = _as_moderator(member_store.get_member(conn, pending[0].proposed_by)) if pending else None
+        took_part = tuple(m.shown_as for m in member_store.list_members(conn) if m.id in facts.deciders)
+    may = tuple(m.name for m in rules.who_may(facts, moderators, proposer, sides))
+    return AppealDeciders("agree" if proposer else "propose", took_part, may, sides)
 
 
 def decision_view(hub: Hub, viewer: Member | None, token: str) -> DecisionView:

@@ -1,5 +1,5 @@
 """The moderators' pages: the queue, a case with its evidence (opened only here), triage, the
-decision and a second moderator's agreement."""
+decision and a second moderator's agreement; on appeal, who may decide it and the lift."""
 
 from __future__ import annotations
 
@@ -32,10 +32,12 @@ async def queue(request: web.Request) -> web.Response:
 async def case_page(request: web.Request, notice: str | None = None) -> web.Response:
     actor = staff_member(request)
     view = service.view(request.app[HUB], actor, int(request.match_info["case_id"]))
+    appeal = service.appeal_deciders(request.app[HUB], actor, view.case.id)
     return render(request, "moderation_case.html", {
         "view": view, "case": view.case, "unmask_requests": pseudonym_service.unmasking_requests(
             request.app[HUB], actor, view.case.id), "labels": CATEGORY_LABELS, "categories": list(Category),
-        "actions": [(a.value, ACTION_LABELS[a]) for a in Action], "action_labels": ACTION_LABELS, "notice": notice})
+        "actions": [(a.value, ACTION_LABELS[a]) for a in Action if appeal or a is not Action.LIFT],
+        "action_labels": ACTION_LABELS, "notice": notice, "appeal": appeal})
 
 
 async def image(request: web.Request) -> web.Response:
