@@ -3,7 +3,8 @@
 - `record` appends an entry, authenticated with the hub's audit key (derived from its signing
   secret, never in the database), and, at every decision, queues the log's signed head to every
   moderators' room (template "moderation") in the same transaction: the bot posts it encrypted, so
-  copies live on the moderators' devices.
+  copies live on the moderators' devices. Like `keep`, it signs no head over a log that no longer
+  extends the kept head.
 - `keep` (every minute, and at start) checks what was written since the head last kept in
   `DATA_DIR/audit-head.txt` (outside the database), then signs the new head there, and posts one
   to each moderators' room at least daily (to a new room within a keep). It never signs over a log that no longer extends the
@@ -61,7 +62,12 @@ def record(conn, hub: Hub, actor: str, kind: str, case_id: int | None, details: 
     rooms now (a decision), or None."""
     seq, digest = audit.append(conn, key(hub), hub.clock.now_ms(), actor, kind, case_id, details)
     if post:
-        _queue(conn, hub, _sign(hub, seq, digest), post)
+        # Never a head over a log that no longer extends the kept one: it would vouch for the change.
+        kept, _newer, problem = _since_kept(conn, hub)
+        if problem:
+            _alert(conn, hub, problem, kept)
+        else:
+            _queue(conn, hub, _sign(hub, seq, digest), post)
 
 
 def _queue(conn, hub: Hub, signed: heads.SignedHead, reason: str, rooms: list[str] | None = None) -> None:
@@ -94,11 +100,40 @@ def own_heads(hub: Hub, text: str) -> tuple[list[heads.SignedHead], list[str]]:
 
 
 def kept_head(hub: Hub) -> heads.SignedHead | None:
+    """The head kept in the file; None if there is none. HeadError if the file holds no head of
+    this hub: then nothing is signed over the log until an operator looks (see _since_kept)."""
     path = hub.config.paths.audit_head
     if not path.exists():
         return None
-    found, _bad = own_heads(hub, path.read_text("utf-8"))
-    return max(found, key=lambda h: h.head.seq, default=None)
+    found, bad = own_heads(hub, path.read_text("utf-8", errors="replace"))
+    if not found:
+        why = "; ".join(bad) or "it holds none"
+        raise heads.HeadError(f"the head the hub keeps in {path} cannot be read ({why}); after checking the log "
+                              "against a head from this room, move that file aside")
+    return max(found, key=lambda h: h.head.seq)
+
+
+def _since_kept(conn, hub: Hub) -> tuple[heads.SignedHead | None, list[chain.StoredEntry], str | None]:
+    """The kept head, the entries written after it, and the first reason the log no longer
+    extends it (None: it does). Reads only what came after the kept head, so it stays cheap."""
+    try:
+        kept = kept_head(hub)
+    except heads.HeadError as error:
+        return None, [], str(error)
+    after = kept.known() if kept else None
+    newer = list(audit.entries(conn, after_seq=after.seq if after else 0))
+    verdict = chain.check(newer, key(hub), [after] if after else [], after=after)
+    if verdict.problems or after is None:
+        problem = verdict.problems[0] if verdict.problems else None
+    elif (at_kept := audit.hash_at(conn, after.seq)) is None:
+        last = audit.last(conn)
+        ending = "" if last and last[0] > after.seq else \
+            f", and the log ends at entry {last[0]}" if last else ", and the log holds no entries"
+        problem = f"entry {after.seq} is missing: {after.label} names it{ending}"
+    else:
+        problem = None if at_kept == after.hash else \
+            f"entry {after.seq} is not the one in {after.label}: the log up to it was rewritten"
+    return kept, newer, problem and f"the audit log no longer extends the head the hub kept: {problem}"
 
 
 @dataclass(frozen=True)
@@ -111,18 +146,13 @@ def keep(hub: Hub, daily: bool = True) -> Kept:
     """Signs the log's new head into the file, after checking that everything written since the
     kept head extends it; and, if `daily`, queues a head to each moderators' room that had none in
     the last day or none yet (the same head again if nothing was written: the log still ends there)."""
-    previous = kept_head(hub)
-    after = previous.known() if previous else None
-    with hub.engine.connect() as conn:
-        newer = list(audit.entries(conn, after_seq=previous.head.seq if previous else 0))
-        verdict = chain.check(newer, key(hub), [after] if after else [], after=after)
-        if after is not None and not verdict.problems and audit.hash_at(conn, after.seq) != after.hash:
-            problem = f"entry {after.seq} is not the one in {after.label}: the log up to it was rewritten"
-        else:
-            problem = verdict.problems[0] if verdict.problems else None
-    if problem:
-        _alert(hub, problem)
-        return Kept(previous, problem)
+    with hub.engine.begin() as conn:
+        previous, newer, problem = _since_kept(conn, hub)
+        if problem:
+            _alert(conn, hub, problem, previous)
+            return Kept(previous, problem)
+        if bot_state.get_state(conn, ALERTED):  # resolved (the log restored): a new problem is told again
+            bot_state.set_state(conn, ALERTED, "")
     current = previous
     if newer:
         current = _sign(hub, newer[-1].seq, newer[-1].hash)
@@ -147,19 +177,19 @@ def download(hub: Hub) -> str | None:
     return _head_file(hub, kept) if kept else None
 
 
-def _alert(hub: Hub, problem: str) -> None:
-    """Tells the moderators' rooms, once per problem, that the record no longer matches its head."""
-    logger.error("The audit log no longer extends its kept signed head; run `crossline audit verify`.")
-    with hub.engine.begin() as conn:
-        if bot_state.get_state(conn, ALERTED) == problem:
-            return
-        bot_state.set_state(conn, ALERTED, problem)
-        text = (f"Moderation record: the hub's audit log no longer matches its last signed head: {problem}. "
-                "Nothing will be signed over it. Run `crossline audit verify --head FILE` with the latest head "
-                "from this room to see every change.")
-        for room_id in moderators_rooms(conn):
-            bot_state.queue_message(conn, room_id, f"audit-alert-{hub.clock.now_ms()}-{room_id}",
-                                    {"msgtype": "m.notice", "body": text}, "audit_head", hub.clock.now_ms())
+def _alert(conn, hub: Hub, problem: str, kept: heads.SignedHead | None) -> None:
+    """Tells the moderators' rooms, in the caller's transaction, once for each kept head the log no
+    longer extends (nothing is signed until it does again, however the log changes meanwhile)."""
+    logger.error("The audit log's head is not signed: %s. Run `crossline audit verify`.", problem)
+    about = kept.token if kept else problem
+    if bot_state.get_state(conn, ALERTED) == about:
+        return
+    bot_state.set_state(conn, ALERTED, about)
+    text = (f"Moderation record: {problem}. No new head will be signed until this is resolved. Run "
+            "`crossline audit verify --head FILE` with the latest head from this room to see every change.")
+    for room_id in moderators_rooms(conn):
+        bot_state.queue_message(conn, room_id, f"audit-alert-{hub.clock.now_ms()}-{room_id}",
+                                {"msgtype": "m.notice", "body": text}, "audit_head", hub.clock.now_ms())
 
 
 # -- Verification -----------------------------------------------------------------------------------

@@ -1,0 +1,162 @@
+"""services/audit_heads.keep() and the heads posted at decisions: a head is signed only over a log
+that still extends the head the hub kept outside the database; otherwise the moderators' rooms are
+told, once per problem, through the bot's outbox. New entries are signed, a head goes to the rooms
+daily (fake clock), and entries written before entries were keyed (migration 0014) are noted, not
+flagged, while an entry without a MAC after a keyed one is flagged."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from crossline.domain.audit_heads import read
+from crossline.services import audit_heads
+from crossline.storage import bot as bot_state
+from crossline.storage import rooms
+from tests.test_audit_tamper import hub_key, rehash, sql, write_entries
+
+ROOM = "!moderators:crossline.local"
+
+
+@pytest.fixture
+def hub(hub):
+    with hub.engine.begin() as conn:
+        line_id = conn.execute(text("select min(id) from lines")).scalar()
+        rooms.add_room(conn, ROOM, line_id, "moderation", "Moderators", hub.facilitator.id, 0)
+    return hub
+
+
+def taken_from_the_outbox(hub) -> list[str]:
+    """The moderators' room's waiting messages, taken out as the bot would send them."""
+    with hub.engine.begin() as conn:
+        waiting = bot_state.waiting_messages(conn, limit=1000, rooms=[ROOM])
+        for message in waiting:
+            bot_state.drop_message(conn, message.id)
+    return [message.content["body"] for message in waiting]
+
+
+def kept_seq(hub) -> int:
+    return audit_heads.kept_head(hub).head.seq
+
+
+def test_new_entries_are_signed_into_the_kept_head(hub):
+    assert audit_heads.keep(hub) == audit_heads.Kept(None, None)  # an empty log: nothing to sign
+    assert not hub.config.paths.audit_head.exists()
+    write_entries(hub, 3, decision_last=False)
+    assert audit_heads.keep(hub).head.head.seq == 3 and kept_seq(hub) == 3
+    assert hub.config.paths.audit_head.stat().st_mode & 0o077 == 0  # private, like the secrets
+    write_entries(hub, 2, decision_last=False)
+    audit_heads.keep(hub)
+    assert kept_seq(hub) == 5
+
+
+def test_a_head_goes_to_the_moderators_rooms_daily(hub):
+    write_entries(hub, 2, decision_last=False)
+    audit_heads.keep(hub)
+    (first,) = taken_from_the_outbox(hub)
+    assert "the daily head" in first and read(first)[0][0].head.seq == 2
+    hub.clock.now += audit_heads.DAY_MS - 1
+    audit_heads.keep(hub)
+    assert taken_from_the_outbox(hub) == []
+    hub.clock.now += 1  # a day after the last: the same head again, the log still ends there
+    audit_heads.keep(hub)
+    (again,) = taken_from_the_outbox(hub)
+    assert read(again)[0][0].head.seq == 2 and read(again)[0][0].head.at_ms == hub.clock.now
+
+
+def delete_newest(hub):
+    sql(hub, "delete from audit_log where seq = 4")
+
+
+def delete_newest_then_write_again(hub):
+    """Entry 4 removed while the hub was stopped, then the hub wrote a new entry 4."""
+    sql(hub, "delete from audit_log where seq = 4")
+    write_entries(hub, 1, decision_last=False)
+
+
+def rewrite_with_the_key(hub):
+    sql(hub, "update audit_log set details = '{\"note\": \"nothing\"}' where seq = 2")
+    rehash(hub, 2, key=hub_key(hub))
+
+
+def append_without_the_key(hub):
+    write_entries(hub, 1, decision_last=False)
+    sql(hub, "update audit_log set mac = '" + "0" * 64 + "' where seq = 5")
+
+
+def append_without_a_mac(hub):
+    write_entries(hub, 1, decision_last=False)
+    sql(hub, "update audit_log set mac = NULL where seq = 5")
+
+
+def garble_the_kept_head(hub):
+    path = hub.config.paths.audit_head
+    path.write_text(path.read_text("utf-8").replace("crossline-audit-head.v1.", "crossline-audit-head.v1.x"))
+
+
+TAMPERING = {
+    delete_newest: "entry 4 is missing: the head signed",
+    delete_newest_then_write_again: "entry 4 is not the one in the head signed",
+    rewrite_with_the_key: "entry 4 is not the one in the head signed",
+    append_without_the_key: "entry 5 is not authenticated by the hub's key",
+    append_without_a_mac: "entry 5 lost its authentication",
+    garble_the_kept_head: "audit-head.txt cannot be read (head 1: it is not a well-formed head",
+}
+
+
+@pytest.mark.parametrize("tamper", list(TAMPERING), ids=lambda f: f.__name__)
+def test_no_head_is_signed_over_a_log_that_no_longer_extends_the_kept_one(hub, tamper):
+    write_entries(hub, 4, decision_last=False)
+    audit_heads.keep(hub)
+    taken_from_the_outbox(hub)
+    kept = hub.config.paths.audit_head.read_bytes()
+    tamper(hub)
+    kept = hub.config.paths.audit_head.read_bytes() if tamper is garble_the_kept_head else kept
+
+    problem = audit_heads.keep(hub).problem
+    assert problem and TAMPERING[tamper] in problem, problem
+    assert hub.config.paths.audit_head.read_bytes() == kept  # nothing signed over it
+    (alert,) = taken_from_the_outbox(hub)
+    assert TAMPERING[tamper] in alert and "crossline audit verify --head FILE" in alert
+
+    # Told once: not again at the next keep, nor at the next day's; and a decision posts no head.
+    audit_heads.keep(hub)
+    hub.clock.now += audit_heads.DAY_MS
+    audit_heads.keep(hub)
+    write_entries(hub, 1)  # a decision
+    assert taken_from_the_outbox(hub) == []
+    assert hub.config.paths.audit_head.read_bytes() == kept
+
+
+def test_once_the_log_is_restored_the_same_problem_is_told_again(hub):
+    write_entries(hub, 4, decision_last=False)
+    audit_heads.keep(hub)
+    taken_from_the_outbox(hub)
+    with hub.engine.connect() as conn:
+        row = dict(conn.execute(text("select * from audit_log where seq = 4")).one()._mapping)
+    delete_newest(hub)
+    assert audit_heads.keep(hub).problem
+    assert len(taken_from_the_outbox(hub)) == 1
+    with hub.engine.begin() as conn:  # the operator restores entry 4 from a backup
+        conn.execute(text("insert into audit_log (seq, at, actor, kind, case_id, details, previous_hash, hash, mac) "
+                          "values (:seq, :at, :actor, :kind, :case_id, :details, :previous_hash, :hash, :mac)"), row)
+    assert audit_heads.keep(hub).problem is None
+    delete_newest(hub)
+    assert audit_heads.keep(hub).problem
+    assert len(taken_from_the_outbox(hub)) == 1
+
+
+def test_entries_written_before_keys_are_noted_and_a_missing_mac_after_a_keyed_one_is_flagged(hub):
+    write_entries(hub, 3, decision_last=False)
+    sql(hub, "update audit_log set mac = NULL")  # as written before migration 0014
+    assert audit_heads.keep(hub).problem is None and kept_seq(hub) == 3
+    write_entries(hub, 3, decision_last=False)
+    assert audit_heads.keep(hub).problem is None and kept_seq(hub) == 6
+    verdict = audit_heads.verify(hub).verdict
+    assert verdict.verifies and verdict.entries == 6
+    assert "entries 1 to 3 predate keyed entries; the chain and signed heads cover them." in verdict.notes
+
+    sql(hub, "update audit_log set mac = NULL where seq = 5")
+    verdict = audit_heads.verify(hub).verdict
+    assert verdict.problems == ["entry 5 lost its authentication (every entry after the first keyed one, or "
+                                "after a signed head, carries one): it may have been rewritten outside the hub"]
