@@ -146,6 +146,9 @@ ACCESS: dict[tuple[str, str], str | frozenset[str]] = {
     ("POST", "/moderation/cases/{case_id}/agree"): frozenset({MODERATOR}),
     ("POST", "/moderation/cases/{case_id}/unmask"): MODERATORS,
     ("POST", "/moderation/unmask/{request_id}/approve"): MODERATORS,
+    # The record: every moderator, without the entries of a case about herself.
+    ("GET", "/moderation/audit"): MODERATORS | {REPORTED_MODERATOR},
+    ("GET", "/moderation/audit/head"): MODERATORS | {REPORTED_MODERATOR},
     # The escrow: each moderator her own key; an admin sets the escrow up.
     ("GET", "/moderation/escrow"): ESCROW_KEY_HOLDERS,
     ("POST", "/moderation/escrow/key"): ESCROW_KEY_HOLDERS,
@@ -433,6 +436,8 @@ def requests_for(w: World, who: str) -> dict[tuple[str, str], tuple[str, dict | 
         ("POST", "/moderation/unmask/{request_id}/approve"): (
             f"/moderation/unmask/{i['request']}/approve",
             {"passphrase": i["passphrases"].get(who, "not this caller's passphrase")}, None),
+        ("GET", "/moderation/audit"): ("/moderation/audit", None, None),
+        ("GET", "/moderation/audit/head"): ("/moderation/audit/head", None, None),
         ("GET", "/moderation/escrow"): ("/moderation/escrow", None, None),
         ("POST", "/moderation/escrow/key"): ("/moderation/escrow/key", {"passphrase": "a new passphrase, long"}, None),
         ("POST", "/moderation/escrow"): ("/moderation/escrow", {

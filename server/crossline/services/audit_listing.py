@@ -100,8 +100,10 @@ class AuditPage:
     moderators_room: bool  # False: no room of template "moderation", so signed heads reach no one
 
 
-def page(hub: Hub, actor: Member, filters: Filters) -> AuditPage:
-    listing = for_moderator(hub, actor, filters)
+def page(hub: Hub, actor: Member, typed: dict[str, str | None], page_size: int) -> AuditPage:
+    """typed: the filters as written in the page's form (case, moderator, since, until) and before."""
+    require(actor, "moderator")  # before reading what she wrote: anyone else is refused, whatever it is
+    listing = for_moderator(hub, actor, words.parse_filters(**typed, default_limit=page_size))
     with hub.engine.connect() as conn:
         rooms = audit_heads.moderators_rooms(conn)
     return AuditPage(listing, audit_heads.verify(hub), bool(rooms))

@@ -26,7 +26,7 @@ from crossline.services.onboarding import collect_registration_claims
 from crossline.services.vote_batcher import VoteBatcher
 from crossline.storage.db import create_database_engine, migrate
 from crossline.web import contact as contact_pages
-from crossline.web import (api, consultations, join, live, moderation, participate, pseudonyms, ratelimit,
+from crossline.web import (api, audit, consultations, join, live, moderation, participate, pseudonyms, ratelimit,
                            reporting, reports, staff)
 from crossline.web.keys import BOT, HUB, JANUS, SESSION_CACHE, TEMPLATES, VOTES, WEB_SECRET
 from crossline.web.render import template_environment
@@ -121,6 +121,7 @@ def create_app(
     api.setup_routes(app)
     reports.setup_routes(app)
     moderation.setup_routes(app)
+    audit.setup_routes(app)
     reporting.setup_routes(app)
     pseudonyms.setup_routes(app)
     live.setup(app)  # after the cleanup contexts above: it uses the hub, the bot and the Janus adapter
