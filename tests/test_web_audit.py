@@ -253,6 +253,6 @@ async def test_no_head_to_download_from_an_empty_record(aiohttp_client, tmp_path
         member = members.add_member(conn, f"@mona:{SERVER}", None, None, frozenset({"moderator"}), None, 0)
         sessions.add_session(conn, token_hash("session-mona"), member, 0, at("2099-01-01"))
     response, page = await get(client, "mona", "/moderation/audit/head")
-    assert response.status == 404 and "no signed head yet" in page
+    assert response.status == 404 and "There is no signed head to download" in page
     response, page = await get(client, "mona", "/moderation/audit")
     assert response.status == 200 and "The record verifies: 0 entries" in page and "No entries match." in page

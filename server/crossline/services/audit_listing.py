@@ -114,5 +114,6 @@ def head_file(hub: Hub, actor: Member) -> str:
     require(actor, "moderator")
     text = audit_heads.download(hub)
     if text is None:
-        raise NotFound("There is no signed head yet: the audit log holds no entries.")
+        raise NotFound("There is no signed head to download: the audit log holds no entries yet, or the head the "
+                       "hub keeps cannot be read (the record's page says why).")
     return text
