@@ -198,7 +198,7 @@ async def test_a_lift_undoes_bans_suspension_shadow_ban_and_the_rule_and_says_wh
     assert ("state", "!policy:crossline.local", "m.policy.rule.user", None, None) == \
         [call for call in calls if call[0] == "state"][-1]
     notice = [call[2] for call in calls if call[:2] == ("notice", HARASSER)][-1]
-    assert "on your appeal" in notice and "Lift the decision" in notice
+    assert "decided your appeal" in notice and "Lift the decision" in notice and "/appeal/" in notice
 
 
 async def test_a_deactivation_cannot_be_lifted_and_the_outcome_says_so(mods):
@@ -245,6 +245,11 @@ async def test_an_appeal_of_a_light_decision_also_needs_two_and_a_dismissal_lets
     assert service.appeal_deciders(mods, c, case_id).may == ("@c:crossline.local", "@e:crossline.local")
     await service.agree(mods, c, case_id)
     assert not [call for call in mods.homeserver.calls if call[0] == "unban"]
+    # She hears that her appeal was decided and the decision stands, and reads why, signed in.
+    notice = [call[2] for call in mods.homeserver.calls if call[:2] == ("notice", HARASSER)][-1]
+    assert "decided your appeal" in notice and "the decision stands" in notice
+    view = service.decision_view(mods, mods.harasser, notice.split("/appeal/")[1])
+    assert ("No action", "The ban stands") in view.decisions and not view.may_appeal
 
 
 async def test_too_few_moderators_left_is_said_and_an_admin_can_name_another(mods):

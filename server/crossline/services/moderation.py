@@ -423,8 +423,8 @@ async def _carry_out(hub: Hub, case: Case, decisions: list[tuple[int, Action]], 
     acted = [a for _, a in decisions if a is not Action.DISMISS]
     # Her link to the decision: the moderators' reason is read there, signed in as herself, never
     # put in the notice (server-notice rooms are stored in clear by Synapse). Before an appeal the
-    # same link lets her appeal.
-    decision_token = hub.new_token() if not failed and acted and case.reported_user else None
+    # same link lets her appeal; after her appeal, it shows why it was decided as it was.
+    decision_token = hub.new_token() if not failed and (acted or appealed) and case.reported_user else None
     with hub.engine.begin() as conn:
         if failed:
             store.set_status(conn, case.id, CaseStatus.APPEALED if appealed else CaseStatus.OPEN, now)
@@ -436,10 +436,11 @@ async def _carry_out(hub: Hub, case: Case, decisions: list[tuple[int, Action]], 
         labels = ", ".join(ACTION_LABELS[a] for _, a in decisions)
         await _notify_reporter(hub, case.reporter_user_id, case.id, f"has been decided: {labels}.")
         if decision_token:
-            what, then = (("decided again, on your appeal", "") if appealed else
+            what, then = (("who took no part in the first decision decided your appeal", "") if appealed else
                           ("decided", ", and appeal if you disagree (moderators who did not decide will look again)"))
+            told = labels if acted else "the decision stands"  # "No action" on appeal changes nothing
             await _notify(hub, case.reported_user,
-                          f"Crossline moderators {what} about a report concerning you: {labels}. Read their "
+                          f"Crossline moderators {what} about a report concerning you: {told}. Read their "
                           f"reason{then}: {hub.config.hub_url}/appeal/{decision_token}")
     return "; ".join(outcomes) + "."
 
