@@ -208,10 +208,11 @@ async def test_hostile_filters_get_a_sentence_never_a_server_error(site):
     assert 'value="&lt;script&gt;alert(1)&lt;/script&gt;"' in page  # what she typed, given back, harmless
     _, page = await get(site, "rita", "/moderation/audit?since=2026-11-28&until=2026-11-27")
     assert "Until is before since" in page
-    # Whatever cannot be read as a filter is still never a server error: undecodable, too long, repeated.
-    for query in ("case=%FF%FE", "moderator=%00", "case=1&case=2", "since=" + "9" * 10_240, "x" * 10_240):
+    # Undecodable, control characters, past aiohttp's 8 KB request line: refused; repeated: the first is used.
+    for query, status in (("case=%FF%FE", 400), ("moderator=%00", 400), ("since=" + "9" * 10_240, 400),
+                          ("x" * 10_240, 400), ("case=1&case=2", 200)):
         response, _ = await get(site, "rita", f"/moderation/audit?{query}")
-        assert response.status < 500, query
+        assert response.status == status, query[:30]
     # Someone who is not a moderator is refused, whatever she wrote.
     response, _ = await get(site, "facilitator", "/moderation/audit?case=-1")
     assert response.status == 403
