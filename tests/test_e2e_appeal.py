@@ -3,7 +3,8 @@
 Moderators A (left bank) and B (right bank) ban Hanna from every hub room and suspend her; she
 appeals, signed in to the hub as herself; A and B each try to propose and to agree on the appeal
 and are refused; C and D, who took no part, carry it with "Lift the decision", and Hanna is let
-back: no longer suspended, invited again, and she joins the room she was banned from.
+back: no longer suspended, invited again, and she joins the room she was banned from; the ban
+rule in the policy list is withdrawn.
 """
 
 from __future__ import annotations
@@ -68,6 +69,16 @@ def suspended(stack, admin_token: str, user_id: str) -> bool:
     return bool(data.get("suspended"))
 
 
+def rule(stack, admin_token: str, session: WebSession, case: str) -> dict:
+    """The content of the case's ban rule in the policy list room (empty once withdrawn)."""
+    policy_room = html.unescape(re.search(r'id="policy-room">([^<]+)<', session.get("/moderation")[1]).group(1))
+    status, state = matrix(stack.synapse_socket, "GET", f"{ADMIN_API}/v1/rooms/{quote(policy_room)}/state",
+                           admin_token)
+    assert status == 200, state
+    key = f"crossline-case-{case.rsplit('/', 1)[1]}"
+    return next(e["content"] for e in state["state"] if e["type"] == "m.policy.rule.user" and e["state_key"] == key)
+
+
 def outcome(page: str) -> str:
     """The notice (an outcome) or the error a page shows, as text."""
     found = re.search(r'<p class="notice" role="status">(.*?)</p>', page, re.S) or re.search(
@@ -118,6 +129,7 @@ def test_the_first_deciders_are_refused_at_each_step_and_two_others_lift_the_dec
     assert membership(stack, admin_token, hanna_id, room_id) == "ban" and suspended(stack, admin_token, hanna_id)
     status, _ = matrix(stack.homeserver_url, "POST", f"{CLIENT}/join/{quote(room_id)}", hanna_token, {})
     assert status == 403
+    assert rule(stack, admin_token, a, case)["entity"] == hanna_id
 
     # She appeals, signed in to the hub as herself, through the link in her server notice.
     link = wait_for(lambda: next((t for t in notices(stack, admin_token, hanna_id) if "/appeal/" in t), None),
@@ -152,3 +164,4 @@ def test_the_first_deciders_are_refused_at_each_step_and_two_others_lift_the_dec
     assert membership(stack, admin_token, hanna_id, room_id) == "invite"
     assert matrix(stack.homeserver_url, "POST", f"{CLIENT}/join/{quote(room_id)}", hanna_token, {})[0] == 200
     assert membership(stack, admin_token, hanna_id, room_id) == "join"
+    assert rule(stack, admin_token, a, case) == {}  # withdrawn from the policy list
