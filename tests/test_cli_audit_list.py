@@ -1,5 +1,5 @@
 """`crossline audit list`: the moderation record read without SQL, on a real database made by the
-moderation service itself; bad filters get a sentence saying what to write (exit 2), never a
+moderation service itself, SQLite and PostgreSQL; bad filters get a sentence saying what to write (exit 2), never a
 traceback, and change nothing."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from crossline.domain.audit_listing import KIND_LABELS
 from crossline.services import moderation as service
 from crossline.services import pseudonyms
 from crossline.storage.schema import audit_log
+from tests.test_audit_tamper import hub, postgres_url  # noqa: F401 - each test on SQLite and on PostgreSQL
 from tests.test_moderation import matrix_case, mod  # noqa: F401 - the three moderators and their reports
 
 SOURCES = Path(__file__).resolve().parent.parent / "server" / "crossline"
