@@ -1,13 +1,20 @@
-"""Where the moderation record's signed heads go (services/audit_heads): every moderators' room
-(template "moderation"), whenever it was made, and no other room; what they say; and a hub with no
-such room decides as before (the bot's own sending is in test_e2e_audit_heads.py)."""
+"""Where the moderation record's signed heads go (services/audit_heads and the bot's outbox): every
+moderators' room (template "moderation"), whenever it was made, and no other room; the bot sends
+them only where it is and knows the room encrypted; what they say; and a hub with no such room
+decides as before. Against a real Synapse: test_e2e_audit_heads.py."""
 
 from __future__ import annotations
 
+import asyncio
+import random
+from types import SimpleNamespace
+
 import pytest
+from nio import RoomSendResponse
 from sqlalchemy import text
 
 from crossline.domain.audit_heads import PREFIX, read
+from crossline.matrix.bot import HubBot
 from crossline.services import audit_heads
 from crossline.services import moderation as service
 from crossline.storage import bot as bot_store
@@ -125,3 +132,37 @@ async def test_a_second_moderators_room_gets_the_head_at_once_and_the_first_is_n
     mod.clock.now += 60_000
     audit_heads.keep(mod)
     assert set(heads_queued(mod)) == {"!mods-second:crossline.local"}
+
+
+class BotClient:
+    """What the bot's nio client knows of its rooms, recording what it sends."""
+
+    def __init__(self, rooms: dict[str, bool]):
+        self.rooms = {room_id: SimpleNamespace(encrypted=encrypted) for room_id, encrypted in rooms.items()}
+        self.sent: list[tuple[str, str, dict]] = []
+
+    async def room_send(self, room_id, event_type, content, tx_id, ignore_unverified_devices):
+        self.sent.append((room_id, event_type, content))
+        return RoomSendResponse(f"$sent{len(self.sent)}", room_id)
+
+
+async def test_the_bot_sends_heads_only_to_moderators_rooms_it_is_in_and_knows_encrypted(mod):
+    for room_id in ("!mods-joined:crossline.local", "!mods-not-yet-encrypted:crossline.local",
+                    "!mods-bot-not-in:crossline.local"):
+        add_moderators_room(mod, room_id)
+    client = BotClient({"!mods-joined:crossline.local": True, "!mods-not-yet-encrypted:crossline.local": False,
+                        "!consultation:crossline.local": True, "!negotiators:crossline.local": True})
+    bot = HubBot(mod, session=None, rng=random.Random(1))
+    bot.client = client
+    bot.synced_once.set()
+    await decision(mod)
+    await bot.flush_outbox()
+    await asyncio.gather(*list(bot.sending.values()))
+
+    ((room_id, event_type, content),) = client.sent
+    assert (room_id, event_type, content["msgtype"]) == ("!mods-joined:crossline.local", "m.room.message", "m.notice")
+    (head,), _ = read(content["body"])
+    assert content["org.crossline.audit_head"] == head.token and content["m.mentions"] == {}
+    with mod.engine.connect() as conn:  # the others wait for the bot to be in them, encrypted; nothing broke
+        assert sorted(m.room_id for m in bot_store.waiting_messages(conn)) == [
+            "!mods-bot-not-in:crossline.local", "!mods-not-yet-encrypted:crossline.local"]
