@@ -100,7 +100,7 @@ TAMPERING = {
     rewrite_with_the_key: "entry 4 is not the one in the head signed",
     append_without_the_key: "entry 5 is not authenticated by the hub's key",
     append_without_a_mac: "entry 5 lost its authentication",
-    garble_the_kept_head: "audit-head.txt cannot be read (head 1: it is not a well-formed head",
+    garble_the_kept_head: "audit-head.txt is no head signed by this hub (the file or the hub's key was changed)",
 }
 
 

@@ -80,6 +80,11 @@ def cmd_verify(data_dir: Path, head_files: list[Path]) -> int:
                   "'crossline-audit-head.v1.'). Copy the whole message from the moderators' room.", file=sys.stderr)
             return 2
     hub = offline_hub(data_dir)
+    for path, text in zip(head_files, texts, strict=True):
+        usable, unusable = audit_heads.own_heads(hub, text)
+        if not usable:  # she asked for a check against it: no verdict without it
+            print(f"crossline audit verify: no head in {path} can be used: {'; '.join(unusable)}.", file=sys.stderr)
+            return 2
     checked = audit_heads.verify(hub, texts)
     verdict = checked.verdict
     for why in checked.unusable:

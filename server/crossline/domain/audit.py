@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -34,7 +34,15 @@ class StoredEntry(NamedTuple):
 
 
 def entry_hash(previous: str, entry: dict) -> str:
-    return hashlib.sha256(previous.encode("ascii") + encode_canonical_json(entry)).hexdigest()
+    # UTF-8, not ASCII: a hand-written row's non-ASCII hash must read as a wrong one, not stop the check.
+    return hashlib.sha256(previous.encode("utf-8") + encode_canonical_json(entry)).hexdigest()
+
+
+def _matches(previous: str, entry: dict, stored_hash: str) -> bool:
+    try:
+        return entry_hash(previous, entry) == stored_hash
+    except (ValueError, TypeError):  # details no canonical JSON holds (NaN): not what the hub wrote
+        return False
 
 
 def audit_key(report_signing_secret: str) -> bytes:
@@ -45,22 +53,7 @@ def audit_key(report_signing_secret: str) -> bytes:
 
 def entry_mac(key: bytes, seq: int, digest: str) -> str:
     """The hash already binds the entry's content and everything before it."""
-    return hmac.new(key, f"{seq}:{digest}".encode("ascii"), hashlib.sha256).hexdigest()
-
-
-def first_broken(entries: Iterable[Sequence]) -> tuple[int, str] | None:
-    """The chain alone (no key, no head): the first entry that does not verify, with why, or None.
-    entries: (seq, entry, stored previous hash, stored hash[, mac]) in order."""
-    previous, expected_seq = GENESIS, 1
-    for seq, entry, stored_previous, stored_hash, *_ in entries:
-        if seq != expected_seq:
-            return seq, f"entry {expected_seq} is missing (found {seq} next)"
-        if stored_previous != previous:
-            return seq, "it does not follow the entry before it"
-        if entry_hash(previous, entry) != stored_hash:
-            return seq, "its content was changed after it was written"
-        previous, expected_seq = stored_hash, seq + 1
-    return None
+    return hmac.new(key, f"{seq}:{digest}".encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -131,7 +124,7 @@ def check(entries: Sequence[StoredEntry], key: bytes | None, heads: Sequence[Kno
                                   f"{after_it} (entries were reordered)" if after_it not in (None, seq) else
                                   f"entry {seq} does not follow the entry before it (entries were removed or "
                                   "replaced)"))
-        if entry_hash(stored.previous_hash, stored.entry) != stored.hash:
+        if not _matches(stored.previous_hash, stored.entry, stored.hash):
             problems.append((seq, f"entry {seq} was changed after it was written (its content no longer "
                                   "matches its hash)"))
         if stored.mac is None:
@@ -141,7 +134,8 @@ def check(entries: Sequence[StoredEntry], key: bytes | None, heads: Sequence[Kno
                 legacy_until = seq
         else:
             seen_keyed = True
-            if key is not None and not hmac.compare_digest(stored.mac, entry_mac(key, seq, stored.hash)):
+            if key is not None and not hmac.compare_digest(stored.mac.encode("utf-8"),
+                                                           entry_mac(key, seq, stored.hash).encode("ascii")):
                 bad_mac.append(seq)
         by_seq[seq] = stored.hash
         previous, expected = stored.hash, max(expected, seq + 1)

@@ -26,7 +26,9 @@ from crossline.domain.audit import KnownHead
 PREFIX = "crossline-audit-head.v1."
 # Heads are short: a limit on what is read keeps a hostile paste from costing anything.
 MAX_HEADS = 1000
-_TOKEN = re.compile(re.escape(PREFIX) + r"([A-Za-z0-9_-]{1,2000})\.([A-Za-z0-9_-]{86})")
+_TOKEN = re.compile(re.escape(PREFIX) + r"([A-Za-z0-9_-]{1,2000})\.([A-Za-z0-9_-]{86})(?![A-Za-z0-9_-])")
+_LATEST_MS = 253_402_300_799_999  # the end of year 9999: a time a head can name and print
+AGAIN = "copy it again, whole, from the moderators' room"
 
 
 class HeadError(Exception):
@@ -76,24 +78,36 @@ def _parse(body: str, signature: str) -> SignedHead:
         fields = json.loads(_unb64(body))
         public = _unb64(fields["key"])
         VerifyKey(public).verify((PREFIX + body).encode("ascii"), _unb64(signature))
-        head = Head(str(fields["hub"]), int(fields["seq"]), str(fields["hash"]), int(fields["at"]))
     except BadSignatureError:
-        raise HeadError("its signature does not match its content") from None
+        raise HeadError(f"its signature does not match its content: it was changed after it was signed or "
+                        f"copied with a mistake; {AGAIN}") from None
     except (ValueError, KeyError, TypeError, CryptoError, binascii.Error):
-        raise HeadError("it is not a well-formed head") from None
-    if head.seq < 1 or not re.fullmatch(r"[0-9a-f]{64}", head.hash):
-        raise HeadError("it is not a well-formed head")
-    return SignedHead(head, public, f"{PREFIX}{body}.{signature}")
+        raise HeadError(f"its content cannot be read as a head; {AGAIN}") from None
+    hub, seq, digest, at = (fields.get(name) for name in ("hub", "seq", "hash", "at"))
+    if not isinstance(hub, str) or not all(type(n) is int for n in (seq, at)) or not isinstance(digest, str):
+        raise HeadError("it lacks the hub, entry number, hash or time a head holds (it was not made by a hub)")
+    if seq < 1:
+        raise HeadError(f"it names entry {seq}, and entries are numbered from 1 (it was not made by a hub)")
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise HeadError("its entry hash is not 64 hexadecimal digits (it was not made by a hub)")
+    if not 0 <= at <= _LATEST_MS:
+        raise HeadError("the time it was signed cannot be (it was not made by a hub)")
+    return SignedHead(Head(hub, seq, digest, at), public, f"{PREFIX}{body}.{signature}")
 
 
 def read(text: str) -> tuple[list[SignedHead], list[str]]:
     """Every head in a text (a pasted message, a downloaded file, several at once): those whose
     signature holds, and what is wrong with the others."""
     good, bad = [], []
-    for number, match in enumerate(_TOKEN.finditer(text), start=1):
+    for number, start in enumerate((found.start() for found in re.finditer(re.escape(PREFIX), text)), start=1):
         if number > MAX_HEADS:
             bad.append(f"more than {MAX_HEADS} heads: the rest were not read")
             break
+        match = _TOKEN.match(text, start)
+        if match is None:
+            bad.append(f"head {number} is cut short or broken (a head is one unbroken line: "
+                       f"'{PREFIX}', its content, a dot and an 86-character signature); {AGAIN}")
+            continue
         try:
             good.append(_parse(match.group(1), match.group(2)))
         except HeadError as error:

@@ -92,11 +92,13 @@ def _posted(conn) -> dict[str, int]:
 def own_heads(hub: Hub, text: str) -> tuple[list[heads.SignedHead], list[str]]:
     """The heads in a text signed with this hub's key, and what is wrong with the others."""
     good, bad = heads.read(text)
-    mine = bytes(signing_key_from_secret(_signing_secret(hub)).verify_key)
-    foreign = [h for h in good if h.public_key != mine]
+    mine, name = bytes(signing_key_from_secret(_signing_secret(hub)).verify_key), hub.config.synapse.server_name
     bad += [f"a head for entry {h.head.seq} is signed with another key ({fingerprint(h.public_key)}), not this "
-            f"hub's ({fingerprint(mine)})" for h in foreign]
-    return [h for h in good if h.public_key == mine], bad
+            f"hub's ({fingerprint(mine)}): give a head from this hub's moderators' room" for h in good
+            if h.public_key != mine]
+    bad += [f"a head for entry {h.head.seq} names the hub {h.head.hub!r}, not this one ({name})" for h in good
+            if h.public_key == mine and h.head.hub != name]
+    return [h for h in good if h.public_key == mine and h.head.hub == name], bad
 
 
 def kept_head(hub: Hub) -> heads.SignedHead | None:
@@ -105,11 +107,11 @@ def kept_head(hub: Hub) -> heads.SignedHead | None:
     path = hub.config.paths.audit_head
     if not path.exists():
         return None
-    found, bad = own_heads(hub, path.read_text("utf-8", errors="replace"))
+    found, _bad = own_heads(hub, path.read_text("utf-8", errors="replace"))
     if not found:
-        why = "; ".join(bad) or "it holds none"
-        raise heads.HeadError(f"the head the hub keeps in {path} cannot be read ({why}); after checking the log "
-                              "against a head from this room, move that file aside")
+        raise heads.HeadError(f"the head the hub keeps in {path} is no head signed by this hub (the file or the "
+                              "hub's key was changed); once the log is checked against the latest head from this "
+                              "room, an operator moves that file aside")
     return max(found, key=lambda h: h.head.seq)
 
 
@@ -204,13 +206,14 @@ class Checked:
 def verify(hub: Hub, given: list[str] = ()) -> Checked:
     """The whole log against the chain, the key, the kept head and every head in `given` texts."""
     found, unusable = [], []
-    texts = list(given)
+    texts = [("", text) for text in given]
     if hub.config.paths.audit_head.exists():
-        texts.append(hub.config.paths.audit_head.read_text("utf-8"))
-    for text in texts:
+        texts.append((f"the head kept in {hub.config.paths.audit_head}: ",
+                      hub.config.paths.audit_head.read_text("utf-8", errors="replace")))
+    for source, text in texts:
         good, bad = own_heads(hub, text)
         found += good
-        unusable += bad
+        unusable += [source + why for why in bad]
     with hub.engine.connect() as conn:
         stored = list(audit.entries(conn))
     known = list({h.token: h.known() for h in found}.values())
