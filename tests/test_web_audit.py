@@ -116,7 +116,7 @@ async def test_the_record_is_shown_in_words_with_its_verdict(site):
     assert "The record verifies: " in page and 'id="no-moderators-room"' in page
     shown = seqs(page)
     assert shown == sorted(shown, reverse=True) == list(range(before, 0, -1))  # Rita: no case is about her
-    assert "<code>@mona:crossline.local</code>" in page and "<code>a Matrix report</code>" in page
+    assert "<code>@mona:crossline.local</code>" in page and "<td>a Matrix report</td>" in page
     assert "proposed (waits for a second moderator)" in page and "Ban from every hub room" in page
     assert f'<a href="/moderation/cases/{site.cases["lena"]}">' in page
     assert "member:" not in page and "traitor" not in page and "She posted my address" not in page
