@@ -27,9 +27,9 @@ from crossline.domain.audit import entry_hash, entry_mac
 from crossline.domain.audit_heads import PREFIX, read
 from crossline.services import audit_heads
 from crossline.storage import audit as audit_store
-from tests.conftest import issue_invitation, member_ids_on_page
+from tests.conftest import ADMIN, issue_invitation, member_ids_on_page
 from tests.support import WebSession, matrix, run_cli, wait_for
-from tests.test_e2e_cross_line_room import clients_in_a_new_room
+from tests.test_e2e_cross_line_room import clients_in_a_new_room, encrypted_client, settle
 
 pytestmark = pytest.mark.synapse
 
@@ -142,12 +142,19 @@ async def test_the_signed_head_reaches_the_moderators_encrypted_and_shows_what_a
     bot_id = stack.user_id("crossline-bot")
     first, second = new_moderator(world, "Left bank"), new_moderator(world, "Right bank")
     _, earlier_seq, _ = decided_report(stack, first)  # before the moderators' room exists
-    room_id, clients = await clients_in_a_new_room(
-        world, tmp_path, "moderation", f"Moderators {secrets.token_hex(3)}", [first, second])
+    # The facilitator who makes the room is in it from the start, with an encrypted device of her
+    # own: a head the bot posts before the moderators have joined is hers to read (theirs, with
+    # history visible from joining, start after it).
+    facilitator = await encrypted_client(stack.homeserver_url, stack.user_id(ADMIN[0]), ADMIN[1],
+                                         tmp_path / "facilitator")
+    clients: list[AsyncClient] = []
     try:
+        await settle(facilitator)
+        room_id, clients = await clients_in_a_new_room(
+            world, tmp_path, "moderation", f"Moderators {secrets.token_hex(3)}", [first, second])
         assert clients[0].rooms[room_id].encrypted and bot_id in clients[0].rooms[room_id].users
         # The room made after that decision holds the current head within a keep (30 s), with no new decision.
-        await head_message(clients[0], room_id, bot_id, lambda seq: seq >= earlier_seq)
+        await head_message(facilitator, room_id, bot_id, lambda seq: seq >= earlier_seq)
 
         # A decision now: both moderators' clients decrypt its head, which says nothing of the case.
         case_id, decision_seq, case_words = decided_report(stack, first)
@@ -173,7 +180,7 @@ async def test_the_signed_head_reaches_the_moderators_encrypted_and_shows_what_a
         assert result.returncode == 0 and "Audit log verifies" in result.stdout, (result.stdout, result.stderr)
         assert "Not used" not in result.stderr
     finally:
-        for client in clients:
+        for client in (facilitator, *clients):
             await client.close()
 
     # The newest entry deleted in a copy (and the kept head with it): only the room's head shows it.
