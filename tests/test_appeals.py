@@ -295,7 +295,8 @@ async def test_the_case_page_says_who_may_decide_and_when_too_few_are_left(clien
     with hub.engine.begin() as conn:
         case_id = store.add_case(conn, source="matrix_user", category=rules.Category.OTHER, urgent=False, now_ms=0,
                                  reported_user=HARASSER)
-        decision = store.add_decision(conn, case_id, Action.BAN_ALL, "Insults", a, "pending", False, 0)
+        decision = store.add_decision(conn, case_id, Action.BAN_ALL, service.seal(hub, "Insults"), a, "pending",
+                                      False, 0)
         store.finish_decision(conn, decision, "done", 0, b)
         fresh = store.add_case(conn, source="matrix_user", category=rules.Category.OTHER, urgent=False, now_ms=0,
                                reported_user=HARASSER)

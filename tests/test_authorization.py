@@ -301,7 +301,8 @@ async def _build(data_dir: Path) -> World:
             conn, source="matrix_user", category=Category.HARASSMENT, urgent=False, now_ms=0,
             reported_user=people[REPORTED_MODERATOR].matrix_user_id, reporter_member_id=ids[PARTICIPANT],
             reason_sealed=moderation.seal(hub, "Second case words secret"))
-        case_store.add_decision(conn, waiting, Action.DEACTIVATE, "Threats", ids["proposer"], "pending", False, 0)
+        case_store.add_decision(conn, waiting, Action.DEACTIVATE, moderation.seal(hub, "Threats"), ids["proposer"],
+                                "pending", False, 0)
         case_store.set_status(conn, waiting, CaseStatus.AWAITING_SECOND, 0)
         invitations.add_invitation(conn, token_hash("invite-code-1"), line, left, frozenset({"participant"}),
                                    ids[FACILITATOR], 0, int(time.time() * 1000) + 86_400_000)

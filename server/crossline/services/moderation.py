@@ -68,6 +68,23 @@ def unseal(hub: Hub, sealed: bytes | None) -> bytes | None:
     return None if sealed is None else _box(hub).decrypt(sealed)
 
 
+def _opened(hub: Hub, decisions: list[store.Decision]) -> list[store.Decision]:
+    """Decisions with their moderators' reasons opened (sealed since migration 0015)."""
+    return [replace(d, reason=unseal(hub, d.reason_sealed).decode("utf-8")) if d.reason_sealed is not None else d
+            for d in decisions]
+
+
+def seal_clear_reasons(hub: Hub) -> int:
+    """At the hub's start: seals reasons stored in clear before migration 0015 (a migration cannot
+    read the key) and empties them; SQLite's secure_delete overwrites what they held. Returns how
+    many it sealed."""
+    with hub.engine.begin() as conn:
+        clear = store.clear_reasons(conn)
+        for decision_id, reason in clear:
+            store.seal_reason(conn, decision_id, seal(hub, reason))
+    return len(clear)
+
+
 def _audit(conn, hub: Hub, actor: str, kind: str, case_id: int | None, post: str | None = None,
            **details) -> None:
     """post: why the log's signed head goes to the moderators' rooms with this entry (a decision)."""
@@ -315,7 +332,7 @@ def view(hub: Hub, actor: Member, case_id: int) -> CaseView:
         case = case_for(conn, hub, actor, case_id)
         items = [(i, kind, mime, unseal(hub, sealed) if mime == "text/plain" else None, at)
                  for i, kind, mime, sealed, at in store.list_evidence(conn, case_id)]
-        decisions = store.list_decisions(conn, case_id)
+        decisions = _opened(hub, store.list_decisions(conn, case_id))
         _audit(conn, hub, f"member:{actor.id}", "case_viewed", case_id)
         trail = [stored.entry for stored in audit.entries(conn, case_id)]
     return CaseView(case, (unseal(hub, case.reason_sealed) or b"").decode() or None,
@@ -371,7 +388,8 @@ async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str],
         on_appeal = case.status is CaseStatus.APPEALED
         # An appeal is always decided by two: this moderator proposes, another agrees.
         heavy = on_appeal or any(action in rules.HEAVY_ACTIONS for action in actions)
-        decision_ids = [store.add_decision(conn, case_id, action, reason, actor.id, "pending", on_appeal, now)
+        sealed = seal(hub, reason)
+        decision_ids = [store.add_decision(conn, case_id, action, sealed, actor.id, "pending", on_appeal, now)
                         for action in actions]
         if heavy:
             store.set_status(conn, case_id, CaseStatus.AWAITING_SECOND, now)
@@ -582,7 +600,7 @@ def decision_view(hub: Hub, viewer: Member | None, token: str) -> DecisionView:
         if case is None:
             raise NotFound("This link is not valid.")
         hers = viewer is not None and viewer.matrix_user_id is not None and viewer.matrix_user_id == case.reported_user
-        done = [(ACTION_LABELS[d.action], d.reason) for d in store.list_decisions(conn, case.id)
+        done = [(ACTION_LABELS[d.action], d.reason) for d in _opened(hub, store.list_decisions(conn, case.id))
                 if d.status == "done"] if hers else []
     return DecisionView(case.id, hers, done, case.status is CaseStatus.DECIDED)
 

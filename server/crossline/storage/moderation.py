@@ -38,12 +38,13 @@ class Decision:
     id: int
     case_id: int
     action: Action
-    reason: str
+    reason: str  # as the moderators wrote it once the service opened it; "" as stored
     proposed_by: int
     agreed_by: int | None
     status: str
     on_appeal: bool
     created_at: int
+    reason_sealed: bytes | None = None
 
 
 def _case(row) -> Case:
@@ -133,17 +134,26 @@ def list_evidence(conn: Connection, case_id: int) -> list[tuple[int, str, str, b
         .where(evidence.c.case_id == case_id).order_by(evidence.c.id))]
 
 
-def add_decision(conn: Connection, case_id: int, action: Action, reason: str, proposed_by: int, status: str,
-                 on_appeal: bool, now_ms: int) -> int:
+def add_decision(conn: Connection, case_id: int, action: Action, reason_sealed: bytes, proposed_by: int,
+                 status: str, on_appeal: bool, now_ms: int) -> int:
     return conn.execute(insert(decisions).values(
-        case_id=case_id, action=action.value, reason=reason, proposed_by=proposed_by, status=status,
-        on_appeal=on_appeal, created_at=now_ms)).inserted_primary_key[0]
+        case_id=case_id, action=action.value, reason="", reason_sealed=reason_sealed, proposed_by=proposed_by,
+        status=status, on_appeal=on_appeal, created_at=now_ms)).inserted_primary_key[0]
 
 
 def list_decisions(conn: Connection, case_id: int) -> list[Decision]:
     return [Decision(r.id, r.case_id, Action(r.action), r.reason, r.proposed_by, r.agreed_by, r.status, r.on_appeal,
-                     r.created_at)
+                     r.created_at, r.reason_sealed)
             for r in conn.execute(select(decisions).where(decisions.c.case_id == case_id).order_by(decisions.c.id))]
+
+
+def clear_reasons(conn: Connection) -> list[tuple[int, str]]:
+    """(decision, reason) for reasons still stored in clear (written before migration 0015)."""
+    return [tuple(r) for r in conn.execute(select(decisions.c.id, decisions.c.reason).where(decisions.c.reason != ""))]
+
+
+def seal_reason(conn: Connection, decision_id: int, reason_sealed: bytes) -> None:
+    conn.execute(update(decisions).where(decisions.c.id == decision_id).values(reason="", reason_sealed=reason_sealed))
 
 
 def finish_decision(conn: Connection, decision_id: int, status: str, now_ms: int, agreed_by: int | None = None) -> bool:

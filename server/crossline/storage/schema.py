@@ -299,7 +299,8 @@ moderation_decisions = Table(
     Column("id", Integer, primary_key=True),
     Column("case_id", Integer, ForeignKey("moderation_cases.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("action", String(16), nullable=False),
-    Column("reason", Text, nullable=False),
+    Column("reason", Text, nullable=False),  # empty; in clear only if written before 0015, until the next start
+    Column("reason_sealed", LargeBinary, nullable=True),  # the evidence key's box (services/moderation.seal)
     Column("proposed_by", Integer, ForeignKey("members.id"), nullable=False),
     Column("agreed_by", Integer, ForeignKey("members.id"), nullable=True),
     Column("status", String(16), nullable=False),  # pending, done, failed

@@ -75,6 +75,7 @@ def create_app(
         )
         app[HUB].publish_known_members()
         app[HUB].publish_protected_names()
+        moderation_service.seal_clear_reasons(app[HUB])  # reasons written before migration 0015
         app[VOTES] = VoteBatcher(app[HUB])
         app[VOTES].start()
         yield
