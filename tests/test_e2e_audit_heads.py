@@ -1,8 +1,9 @@
 """The moderation record's signed head, end to end: real Synapse, the hub's bot, and two moderators
 with end-to-end-encrypted nio clients in their room (template "moderation").
 
-A moderator decides a case on the web pages; the bot posts the audit log's signed head in the
-moderators' room, encrypted on the wire; both moderators' clients decrypt it, and the text one of
+A moderators' room made after a decision receives the current head within a keep (30 s), with no
+new decision. A moderator decides a case on the web pages; the bot posts the audit log's signed
+head in the moderators' room, encrypted on the wire; both moderators' clients decrypt it, and the text one of
 them saves verifies the live hub's log with `crossline audit verify --head FILE`. Then, on copies of
 the hub's data (never the shared hub), an insider deletes the newest entry, or rewrites an entry
 with the hub's key and recomputes every hash and MAC after it: without a head nothing shows, and the
