@@ -175,7 +175,7 @@ def _live_status(config, state: dict) -> dict:
 
 
 def cmd_status(data_dir: Path, as_json: bool) -> int:
-    report = status_report(data_dir)
+    report = {**status_report(data_dir), "audit_log": cli_audit.record_status(data_dir)}
     processes = [part for part in ("hub", "gateway", "synapse", "janus", "coturn") if part in report]
     healthy = all(report[part]["healthy"] for part in processes)
     if as_json:
@@ -185,6 +185,7 @@ def cmd_status(data_dir: Path, as_json: bool) -> int:
             print(f"{key:15} {report[key]}")
         for process in processes:
             print(f"{process:15} {'healthy' if report[process]['healthy'] else 'NOT answering'}")
+        print(report["audit_log"]["line"])
     return 0 if healthy else 1
 
 

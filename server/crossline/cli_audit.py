@@ -33,15 +33,17 @@ def add_parsers(commands, data_dir_argument) -> None:
     data_dir_argument(listing)
 
 
-def offline_hub(data_dir: Path):
-    """The hub's storage and keys, without its homeserver: for commands run beside it."""
+def offline_hub(data_dir: Path, migrated: bool = True):
+    """The hub's storage and keys, without its homeserver: for commands run beside it.
+    migrated=False: the database as it is, for a command that only reads."""
     from crossline.clock import SystemClock, random_token
     from crossline.services.hub import Hub
     from crossline.storage.db import create_database_engine, migrate
 
     config = load_config(data_dir)
     engine = create_database_engine(config.database_url)
-    migrate(engine)
+    if migrated:
+        migrate(engine)
     return Hub(config, engine, homeserver=None, clock=SystemClock(), new_token=random_token,  # type: ignore[arg-type]
                room_templates={})
 
@@ -102,6 +104,39 @@ def cmd_verify(data_dir: Path, head_files: list[Path]) -> int:
     for note in verdict.notes:
         print(note)
     return 0
+
+
+def record_status(data_dir: Path) -> dict:
+    """The moderation record for `crossline status`, checked as `audit verify` checks it against
+    the head the hub keeps, reading only: nothing migrated, written or created. A full check is
+    cheap (a few microseconds an entry)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from crossline.secrets import SecretError
+    from crossline.services import audit_heads
+
+    config = load_config(data_dir)
+    if not config.database.url and not config.paths.hub_database.exists():
+        return {"verifies": None, "line": "Audit log: no database yet (the hub has not run)."}
+    hub = offline_hub(data_dir, migrated=False)
+    try:
+        checked = audit_heads.verify(hub)
+    except SecretError as error:
+        return {"verifies": None, "line": f"Audit log: not checked: {error}"}
+    except SQLAlchemyError as error:
+        return {"verifies": None, "line": f"Audit log: not checked: the database cannot be read "
+                                          f"({type(error).__name__}); is it reachable, and has the hub run since "
+                                          "its last upgrade?"}
+    finally:
+        hub.engine.dispose()
+    verdict = checked.verdict
+    status = {"verifies": verdict.verifies, "entries": verdict.entries, "head_kept_at": verdict.head_seq,
+              "problems": verdict.problems, "unusable_heads": checked.unusable}
+    if not verdict.verifies:
+        return {**status, "line": f"Audit log: BROKEN: {verdict.problems[0]}. Run `crossline audit verify`."}
+    kept = f"head kept at entry {verdict.head_seq}" if verdict.head_seq else "no head kept yet"
+    unusable = f"; not used: {checked.unusable[0]}" if checked.unusable else ""
+    return {**status, "line": f"Audit log: verifies, {verdict.entries} entries, {kept}{unusable}."}
 
 
 def _printable(text: str) -> str:
