@@ -76,11 +76,13 @@ class FakeHomeserver:
 
     async def remove_from_room(self, token, room_id, user_id, ban):
         self.calls.append(("ban" if ban else "kick", room_id, user_id))
-        before = self.membership.get((room_id, user_id), "join" if user_id in self.room_members.get(room_id, ()) else None)
+        joined = "join" if user_id in self.room_members.get(room_id, ()) else None
+        before = self.membership.get((room_id, user_id), joined)
         self.membership[(room_id, user_id)] = "ban" if ban else "leave"
         if ban:
-            banned_by = "@crossline-admin:crossline.local" if token == self.admin_token else token.removeprefix("token-of-")
-            self.bans[(room_id, user_id)] = (banned_by, before)
+            admin = token == self.admin_token
+            self.bans[(room_id, user_id)] = ("@crossline-admin:crossline.local" if admin else
+                                             token.removeprefix("token-of-"), before)
 
     async def unban(self, token, room_id, user_id):
         self.calls.append(("unban", room_id, user_id))

@@ -108,7 +108,8 @@ def mods(hub):
         left, right = [r[0] for r in conn.execute(text("select id from sides order by id"))]
         hub.mods = {}
         for name, side in (("a", left), ("b", right), ("c", left), ("d", right), ("e", left)):
-            member_id = members.add_member(conn, f"@{name}:crossline.local", line, side, frozenset({"moderator"}), None, 0)
+            member_id = members.add_member(conn, f"@{name}:crossline.local", line, side, frozenset({"moderator"}),
+                                           None, 0)
             hub.mods[name] = members.get_member(conn, member_id)
         for room_id in ("!dialogue:crossline.local", "!other:crossline.local"):
             rooms.add_room(conn, room_id, line, "cross-line-dialogue", room_id, hub.facilitator.id, 0)
