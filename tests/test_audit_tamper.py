@@ -160,11 +160,14 @@ def test_verify_names_what_was_done_to_the_database(hub, tmp_path, capsys, tampe
 
 def test_rewritten_and_rehashed_without_the_key_the_entries_are_named(hub, tmp_path, capsys):
     write_entries(hub, ENTRIES)
+    head = room_head(hub, tmp_path)
     sql(hub, "update audit_log set details = '{\"note\": \"nothing happened\"}' where seq = 3")
     rehash(hub, 3, key=None)
     code, _out, err = verify(hub, capsys)  # no head at all: the MACs show it
     assert code == 1
     assert err.startswith(f"AUDIT LOG BROKEN: entries 3 to {ENTRIES} are not authenticated by the hub's key"), err
+    code, _out, err = verify(hub, capsys, head)  # and the head from the room too
+    assert code == 1 and f"Also: entry {ENTRIES} is not the one in the head signed" in err, err
 
 
 def test_stripping_the_macs_does_not_pass_the_entries_off_as_older_than_keys(hub, tmp_path, capsys):
