@@ -6,13 +6,19 @@ flagged, while an entry without a MAC after a keyed one is flagged."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from alembic import command
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import text
 
+from crossline.domain.audit import GENESIS, entry_hash
 from crossline.domain.audit_heads import read
 from crossline.services import audit_heads
 from crossline.storage import bot as bot_state
 from crossline.storage import rooms
+from crossline.storage.db import MIGRATIONS_DIR, migrate
 from tests.test_audit_tamper import hub_key, rehash, sql, write_entries
 
 ROOM = "!moderators:crossline.local"
@@ -160,3 +166,30 @@ def test_entries_written_before_keys_are_noted_and_a_missing_mac_after_a_keyed_o
     verdict = audit_heads.verify(hub).verdict
     assert verdict.problems == ["entry 5 lost its authentication (every entry after the first keyed one, or "
                                 "after a signed head, carries one): it may have been rewritten outside the hub"]
+
+
+def test_a_log_written_before_entries_were_keyed_is_carried_on(hub):
+    """The hub's real upgrade: entries written at migration 0013 (no MAC column), then 0014 on."""
+    alembic = AlembicConfig()
+    alembic.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with hub.engine.begin() as connection:
+        alembic.attributes["connection"] = connection
+        command.downgrade(alembic, "0013")
+    previous = GENESIS
+    with hub.engine.begin() as conn:
+        for seq in (1, 2, 3):  # as storage/audit.append wrote them then
+            entry = {"seq": seq, "at": seq * 1000, "actor": "hub", "kind": "report_received", "case_id": seq,
+                     "details": {"category": "threats"}}
+            digest = entry_hash(previous, entry)
+            conn.execute(text("insert into audit_log (seq, at, actor, kind, case_id, details, previous_hash, hash) "
+                              "values (:seq, :at, :actor, :kind, :case_id, :details, :previous, :hash)"),
+                         {**entry, "details": json.dumps(entry["details"]), "previous": previous, "hash": digest})
+            previous = digest
+    migrate(hub.engine)
+    write_entries(hub, 2)  # the upgraded hub decides: a head goes to the room over the whole log
+    (posted,) = taken_from_the_outbox(hub)
+    assert read(posted)[0][0].head.seq == 5
+    assert audit_heads.keep(hub).problem is None and kept_seq(hub) == 5
+    verdict = audit_heads.verify(hub).verdict
+    assert verdict.verifies and verdict.entries == 5
+    assert verdict.notes[0] == "entries 1 to 3 predate keyed entries; the chain and signed heads cover them."
