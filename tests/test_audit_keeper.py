@@ -193,3 +193,19 @@ def test_a_log_written_before_entries_were_keyed_is_carried_on(hub):
     verdict = audit_heads.verify(hub).verdict
     assert verdict.verifies and verdict.entries == 5
     assert verdict.notes[0] == "entries 1 to 3 predate keyed entries; the chain and signed heads cover them."
+
+
+async def test_a_kept_head_that_cannot_be_read_is_told_and_decisions_still_go_through(hub):
+    write_entries(hub, 2, decision_last=False)
+    audit_heads.keep(hub)
+    taken_from_the_outbox(hub)
+    hub.config.paths.audit_head.unlink()
+    hub.config.paths.audit_head.mkdir()  # what reading it meets, the way a broken disk or a wrong owner would
+    write_entries(hub, 1)  # a decision: recorded, with no head
+    with hub.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from audit_log")).scalar() == 3
+    (alert,) = taken_from_the_outbox(hub)
+    assert "audit-head.txt cannot be read (Is a directory)" in alert
+    assert audit_heads.keep(hub).problem and taken_from_the_outbox(hub) == []
+    checked = audit_heads.verify(hub)  # and verify says why it has no kept head
+    assert checked.verdict.verifies and "audit-head.txt cannot be read (Is a directory)" in checked.unusable[0]

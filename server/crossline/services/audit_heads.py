@@ -101,13 +101,25 @@ def own_heads(hub: Hub, text: str) -> tuple[list[heads.SignedHead], list[str]]:
     return [h for h in good if h.public_key == mine and h.head.hub == name], bad
 
 
+def _kept_text(hub: Hub) -> str | None:
+    """The kept head file's text, None if there is none; HeadError if it cannot be read (a decision
+    must not fail on it: it is told instead)."""
+    path = hub.config.paths.audit_head
+    try:
+        return path.read_text("utf-8", errors="replace") if path.exists() else None
+    except OSError as error:
+        raise heads.HeadError(f"the head the hub keeps in {path} cannot be read ({error.strerror}); an operator "
+                              "makes it readable to the hub again") from None
+
+
 def kept_head(hub: Hub) -> heads.SignedHead | None:
     """The head kept in the file; None if there is none. HeadError if the file holds no head of
     this hub: then nothing is signed over the log until an operator looks (see _since_kept)."""
-    path = hub.config.paths.audit_head
-    if not path.exists():
+    text = _kept_text(hub)
+    if text is None:
         return None
-    found, _bad = own_heads(hub, path.read_text("utf-8", errors="replace"))
+    path = hub.config.paths.audit_head
+    found, _bad = own_heads(hub, text)
     if not found:
         raise heads.HeadError(f"the head the hub keeps in {path} is no head signed by this hub (the file or the "
                               "hub's key was changed); once the log is checked against the latest head from this "
@@ -207,9 +219,12 @@ def verify(hub: Hub, given: list[str] = ()) -> Checked:
     """The whole log against the chain, the key, the kept head and every head in `given` texts."""
     found, unusable = [], []
     texts = [("", text) for text in given]
-    if hub.config.paths.audit_head.exists():
-        texts.append((f"the head kept in {hub.config.paths.audit_head}: ",
-                      hub.config.paths.audit_head.read_text("utf-8", errors="replace")))
+    try:
+        kept = _kept_text(hub)
+    except heads.HeadError as error:
+        kept, unusable = None, [str(error)]
+    if kept is not None:
+        texts.append((f"the head kept in {hub.config.paths.audit_head}: ", kept))
     for source, text in texts:
         good, bad = own_heads(hub, text)
         found += good
