@@ -156,6 +156,7 @@ def test_verify_names_what_was_done_to_the_database(hub, tmp_path, capsys, tampe
     code, out, err = verify(hub, capsys, head)
     assert code == 1 and "verifies" not in out
     assert err.startswith(f"AUDIT LOG BROKEN: {first_problem}"), err
+    assert err.rstrip().endswith("compare the entries named with a backup of the database.")
 
 
 def test_rewritten_and_rehashed_without_the_key_the_entries_are_named(hub, tmp_path, capsys):

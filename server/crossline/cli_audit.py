@@ -97,6 +97,9 @@ def cmd_verify(data_dir: Path, head_files: list[Path]) -> int:
             print(f"Also: {problem}.", file=sys.stderr)
         for note in verdict.notes:
             print(note, file=sys.stderr)
+        print("What to do: trust nothing in the log from the first entry named on; tell the other moderators, keep "
+              "the heads from the moderators' room, and compare the entries named with a backup of the database.",
+              file=sys.stderr)
         return 1
     against = f" It holds the latest signed head known (entry {verdict.head_seq})." if verdict.head_seq else ""
     print(f"Audit log verifies: {verdict.entries} entries, each chained to the one before and authenticated by "
