@@ -124,6 +124,8 @@ def test_no_head_is_signed_over_a_log_that_no_longer_extends_the_kept_one(hub, t
     assert hub.config.paths.audit_head.read_bytes() == kept  # nothing signed over it
     (alert,) = taken_from_the_outbox(hub)
     assert TAMPERING[tamper] in alert and "crossline audit verify --head FILE" in alert
+    assert alert.endswith("restored from a backup on purpose, the operator moves the hub's audit-head.txt aside "
+                          "once the moderators have checked the log.")
 
     # Told once: not again at the next keep, nor at the next day's; and a decision posts no head.
     audit_heads.keep(hub)

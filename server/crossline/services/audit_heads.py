@@ -200,7 +200,9 @@ def _alert(conn, hub: Hub, problem: str, kept: heads.SignedHead | None) -> None:
         return
     bot_state.set_state(conn, ALERTED, about)
     text = (f"Moderation record: {problem}. No new head will be signed until this is resolved. Run "
-            "`crossline audit verify --head FILE` with the latest head from this room to see every change.")
+            "`crossline audit verify --head FILE` with the latest head from this room to see every change. "
+            "If the database was restored from a backup on purpose, the operator moves the hub's audit-head.txt "
+            "aside once the moderators have checked the log.")
     for room_id in moderators_rooms(conn):
         bot_state.queue_message(conn, room_id, f"audit-alert-{hub.clock.now_ms()}-{room_id}",
                                 {"msgtype": "m.notice", "body": text}, "audit_head", hub.clock.now_ms())
