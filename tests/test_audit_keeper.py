@@ -1,4 +1,4 @@
-"""services/audit_heads.keep() and the heads posted at decisions: a head is signed only over a log
+"""services/audit_heads.keep() and the heads posted at decisions (SQLite and PostgreSQL): a head is signed only over a log
 that still extends the head the hub kept outside the database; otherwise the moderators' rooms are
 told, once per problem, through the bot's outbox. New entries are signed, a head goes to the rooms
 daily (fake clock), and entries written before entries were keyed (migration 0014) are noted, not
@@ -17,19 +17,9 @@ from crossline.domain.audit import GENESIS, entry_hash
 from crossline.domain.audit_heads import read
 from crossline.services import audit_heads
 from crossline.storage import bot as bot_state
-from crossline.storage import rooms
 from crossline.storage.db import MIGRATIONS_DIR, migrate
-from tests.test_audit_tamper import hub_key, rehash, sql, write_entries
-
-ROOM = "!moderators:crossline.local"
-
-
-@pytest.fixture
-def hub(hub):
-    with hub.engine.begin() as conn:
-        line_id = conn.execute(text("select min(id) from lines")).scalar()
-        rooms.add_room(conn, ROOM, line_id, "moderation", "Moderators", hub.facilitator.id, 0)
-    return hub
+# The hub with a moderators' room, on SQLite and on PostgreSQL.
+from tests.test_audit_tamper import ROOM, hub, hub_key, postgres_url, rehash, sql, write_entries  # noqa: F401
 
 
 def taken_from_the_outbox(hub) -> list[str]:
