@@ -1,8 +1,8 @@
-"""services/audit_heads.keep() and the heads posted at decisions (SQLite and PostgreSQL): a head is signed only over a log
-that still extends the head the hub kept outside the database; otherwise the moderators' rooms are
-told, once per problem, through the bot's outbox. New entries are signed, a head goes to the rooms
-daily (fake clock), and entries written before entries were keyed (migration 0014) are noted, not
-flagged, while an entry without a MAC after a keyed one is flagged."""
+"""services/audit_heads.keep() and the heads posted at decisions, on SQLite and PostgreSQL: a head
+is signed only over a log that still extends the head the hub kept outside the database; otherwise
+the moderators' rooms are told, once per kept head, through the bot's outbox. New entries are
+signed, a head goes to the rooms daily (fake clock), and entries written before entries were keyed
+(migration 0014) are noted, not flagged, while an entry without a MAC after a keyed one is flagged."""
 
 from __future__ import annotations
 
