@@ -85,6 +85,24 @@ def seal_clear_reasons(hub: Hub) -> int:
     return len(clear)
 
 
+def recover_interrupted(hub: Hub) -> list[int]:
+    """At the hub's start: decisions the hub was carrying out when it stopped are marked failed (the
+    audit log says so) and their cases wait for a decision again, as after an action that failed,
+    so that no case stays locked by a decision no one is carrying out. Returns the cases."""
+    now = hub.clock.now_ms()
+    with hub.engine.begin() as conn:
+        stuck = store.interrupted_decisions(conn)
+        for decision in stuck:
+            store.finish_decision(conn, decision.id, "failed", now)
+            _audit(conn, hub, "system", "action_failed", decision.case_id, action=decision.action.value,
+                   interrupted=True)
+        cases = list(dict.fromkeys(d.case_id for d in stuck))
+        for case_id in cases:
+            on_appeal = any(d.on_appeal for d in stuck if d.case_id == case_id)
+            store.set_status(conn, case_id, CaseStatus.APPEALED if on_appeal else CaseStatus.OPEN, now)
+    return cases
+
+
 def _audit(conn, hub: Hub, actor: str, kind: str, case_id: int | None, post: str | None = None,
            **details) -> None:
     """post: why the log's signed head goes to the moderators' rooms with this entry (a decision)."""
@@ -381,7 +399,11 @@ async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str],
     now = hub.clock.now_ms()
     sides = hub.config.moderation.second_moderator_from_other_side
     with hub.engine.begin() as conn:
+        store.lock_case(conn, case_id)
         case = case_for(conn, hub, actor, case_id)
+        if any(d.status == "pending" for d in store.list_decisions(conn, case_id)) \
+                and case.status is not CaseStatus.AWAITING_SECOND:
+            raise Conflict("Another moderator's decision on this case is being carried out: reload the page.")
         facts, others = _facts(conn, case), _moderators(conn, hub, case)
         for action in actions:
             rules.check_decision(facts, action, moderator, others, sides)
@@ -405,14 +427,18 @@ async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str],
 async def agree(hub: Hub, actor: Member, case_id: int) -> str:
     second = _moderator(actor)
     with hub.engine.begin() as conn:
+        store.lock_case(conn, case_id)
         case = case_for(conn, hub, actor, case_id)
         pending = [d for d in store.list_decisions(conn, case_id) if d.status == "pending"]
         if not pending:
             raise Conflict("No action in this case is waiting for a second moderator.")
+        if any(d.agreed_by is not None for d in pending):
+            raise Conflict("Another moderator agreed a moment ago: the actions are being carried out.")
         proposer = member_store.get_member(conn, pending[0].proposed_by)
         rules.check_second(_facts(conn, case), _as_moderator(proposer), second,
                            hub.config.moderation.second_moderator_from_other_side, pending[0].on_appeal,
                            _moderators(conn, hub, case))
+        store.claim_agreement(conn, case_id, actor.id)  # a second agreement, even at the same moment, finds it
         _audit(conn, hub, f"member:{actor.id}", "agreed", case_id, actions=[d.action.value for d in pending])
     if pending[0].on_appeal:
         case = replace(case, status=CaseStatus.APPEALED)

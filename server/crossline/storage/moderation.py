@@ -141,10 +141,14 @@ def add_decision(conn: Connection, case_id: int, action: Action, reason_sealed: 
         status=status, on_appeal=on_appeal, created_at=now_ms)).inserted_primary_key[0]
 
 
+def _decision(r) -> Decision:
+    return Decision(r.id, r.case_id, Action(r.action), r.reason, r.proposed_by, r.agreed_by, r.status, r.on_appeal,
+                    r.created_at, r.reason_sealed)
+
+
 def list_decisions(conn: Connection, case_id: int) -> list[Decision]:
-    return [Decision(r.id, r.case_id, Action(r.action), r.reason, r.proposed_by, r.agreed_by, r.status, r.on_appeal,
-                     r.created_at, r.reason_sealed)
-            for r in conn.execute(select(decisions).where(decisions.c.case_id == case_id).order_by(decisions.c.id))]
+    return [_decision(r) for r in conn.execute(select(decisions).where(decisions.c.case_id == case_id)
+                                               .order_by(decisions.c.id))]
 
 
 def clear_reasons(conn: Connection) -> list[tuple[int, str]]:
@@ -162,3 +166,32 @@ def finish_decision(conn: Connection, decision_id: int, status: str, now_ms: int
         values["agreed_by"] = agreed_by
     return conn.execute(update(decisions).where(and_(decisions.c.id == decision_id, decisions.c.status == "pending"))
                         .values(**values)).rowcount == 1
+
+
+def lock_case(conn: Connection, case_id: int) -> None:
+    """Until the caller commits, no other moderator's decision or agreement on this case can read
+    it: two at once are taken one after the other (then the second sees the first's claim). On
+    SQLite the savepoint opens the transaction with BEGIN IMMEDIATE (storage/db.py), the whole
+    database's write lock; on PostgreSQL the case's row is locked."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(cases.c.id).where(cases.c.id == case_id).with_for_update())
+    else:
+        with conn.begin_nested():
+            pass
+
+
+def claim_agreement(conn: Connection, case_id: int, member_id: int) -> int:
+    """Marks the case's pending decisions as agreed by this moderator, before they are carried out;
+    returns how many were still unclaimed."""
+    return conn.execute(update(decisions).where(and_(
+        decisions.c.case_id == case_id, decisions.c.status == "pending", decisions.c.agreed_by.is_(None)))
+        .values(agreed_by=member_id)).rowcount
+
+
+def interrupted_decisions(conn: Connection) -> list[Decision]:
+    """Decisions that were being carried out when the hub stopped: pending, and either agreed to
+    or on a case no longer waiting for a second moderator."""
+    query = select(decisions).join(cases, cases.c.id == decisions.c.case_id).where(and_(
+        decisions.c.status == "pending",
+        (decisions.c.agreed_by.is_not(None)) | (cases.c.status != CaseStatus.AWAITING_SECOND.value)))
+    return [_decision(row) for row in conn.execute(query.order_by(decisions.c.id))]

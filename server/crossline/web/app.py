@@ -76,6 +76,7 @@ def create_app(
         app[HUB].publish_known_members()
         app[HUB].publish_protected_names()
         moderation_service.seal_clear_reasons(app[HUB])  # reasons written before migration 0015
+        moderation_service.recover_interrupted(app[HUB])  # decisions a stop cut short wait again
         app[VOTES] = VoteBatcher(app[HUB])
         app[VOTES].start()
         yield
