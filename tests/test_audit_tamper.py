@@ -213,3 +213,18 @@ def test_the_kept_head_alone_shows_the_newest_entries_deleted_while_the_hub_was_
     code, out, err = verify(hub, capsys)
     assert code == 1 and "251 entries" not in out
     assert err.startswith("AUDIT LOG BROKEN: entry 252 is missing at the end: the head signed"), err
+
+
+def test_details_that_are_not_json_are_named_not_a_crash(tmp_path):
+    """A hand-written row whose details are not the hub's JSON (review of issue 27): verify names it."""
+    from crossline.cli import main
+    from crossline.services import moderation as moderation_service
+    from tests.fakes import make_unit_hub
+
+    hub = make_unit_hub(tmp_path)
+    moderation_service.report_from_web(hub, "threats", "He follows me home", "", [])
+    moderation_service.report_from_web(hub, "spam", "Adverts", "", [])
+    for bad in ("not json", "[1, 2]", "null"):
+        with hub.engine.begin() as conn:
+            conn.execute(text("update audit_log set details = :d where seq = 1"), {"d": bad})
+        assert main(["audit", "verify", "--data-dir", str(hub.config.data_dir)]) == 1

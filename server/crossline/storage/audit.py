@@ -43,8 +43,18 @@ def hash_at(conn: Connection, seq: int) -> str | None:
     return conn.execute(select(audit_log.c.hash).where(audit_log.c.seq == seq)).scalar()
 
 
+def _details(stored: str) -> dict:
+    """A row written by hand may hold anything: what is not the JSON the hub writes is kept as text,
+    so the check names the entry as changed instead of failing."""
+    try:
+        details = json.loads(stored)
+    except ValueError:
+        return {"unreadable": stored}
+    return details if isinstance(details, dict) else {"unreadable": stored}
+
+
 def _stored(row) -> StoredEntry:
-    return StoredEntry(row.seq, _entry(row.seq, row.at, row.actor, row.kind, row.case_id, json.loads(row.details)),
+    return StoredEntry(row.seq, _entry(row.seq, row.at, row.actor, row.kind, row.case_id, _details(row.details)),
                        row.previous_hash, row.hash, row.mac)
 
 
