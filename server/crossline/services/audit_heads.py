@@ -5,10 +5,10 @@
   moderators' room (template "moderation") in the same transaction: the bot posts it encrypted, so
   copies live on the moderators' devices. Like `keep`, it signs no head over a log that no longer
   extends the kept head.
-- `keep` (every minute, and at start) checks what was written since the head last kept in
+- `keep` (every 30 s, and at shutdown) checks what was written since the head last kept in
   `DATA_DIR/audit-head.txt` (outside the database), then signs the new head there, and posts one
-  to each moderators' room at least daily (to a new room within a keep). It never signs over a log that no longer extends the
-  kept head: it tells the moderators instead.
+  to each moderators' room at least daily (to a new room within a keep). It never signs over a log
+  that no longer extends the kept head: it tells the moderators instead.
 - `verify` checks the whole log against the chain, the key and every head it is given or keeps.
 """
 
