@@ -416,7 +416,7 @@ async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str],
         if heavy:
             store.set_status(conn, case_id, CaseStatus.AWAITING_SECOND, now)
         _audit(conn, hub, f"member:{actor.id}", "proposed" if heavy else "decided", case_id,
-               post=f"a proposal on case {case_id}" if heavy else None, actions=[a.value for a in actions],
+               post="a proposal" if heavy else None, actions=[a.value for a in actions],
                on_appeal=on_appeal)
     if heavy:
         who = "who took no part in the decision under appeal " if on_appeal else ""
@@ -461,7 +461,7 @@ async def _carry_out(hub: Hub, case: Case, decisions: list[tuple[int, Action]], 
         with hub.engine.begin() as conn:
             store.finish_decision(conn, decision_id, status, now, agreed_by)
             _audit(conn, hub, f"member:{actor.id}", "action_" + status, case.id,
-                   post=f"a decision on case {case.id}" if number == len(decisions) else None, action=action.value)
+                   post="a decision" if number == len(decisions) else None, action=action.value)
         outcomes.append(f"{ACTION_LABELS[action]}: {done}")
     appealed = case.status is CaseStatus.APPEALED
     acted = [a for _, a in decisions if a is not Action.DISMISS]
@@ -647,7 +647,7 @@ def appeal(hub: Hub, appellant: Member | None, token: str, text: str) -> Case:
         rules.check_appeal(_facts(conn, case), appellant.matrix_user_id)
         store.add_evidence(conn, case.id, "appeal", "text/plain", seal(hub, text), hub.clock.now_ms())
         store.set_status(conn, case.id, CaseStatus.APPEALED, hub.clock.now_ms())
-        _audit(conn, hub, "reported_person", "appealed", case.id, post=f"an appeal on case {case.id}")
+        _audit(conn, hub, "reported_person", "appealed", case.id, post="an appeal")
         return store.get_case(conn, case.id)
 
 
