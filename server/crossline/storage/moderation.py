@@ -5,13 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from crossline.domain.moderation import Action, CaseStatus, Category
 from crossline.storage.schema import moderation_cases as cases
 from crossline.storage.schema import moderation_decisions as decisions
 from crossline.storage.schema import moderation_evidence as evidence
+from crossline.storage.schema import unmask_partials, unmask_requests
+
+# A case deleted by retention: a tombstone that keeps its number (not a CaseStatus: no reader
+# of cases ever sees one, get_case and queue leave it out).
+DELETED = "deleted"
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,8 @@ def add_case(conn: Connection, *, source: str, category: Category, urgent: bool,
 
 
 def get_case(conn: Connection, case_id: int) -> Case | None:
-    row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+    """None for a number never used and for a case deleted by retention alike."""
+    row = conn.execute(select(cases).where(cases.c.id == case_id, cases.c.status != DELETED)).first()
     return _case(row) if row else None
 
 
@@ -92,20 +98,46 @@ def set_appeal_token(conn: Connection, case_id: int, token_hash: str) -> None:
     conn.execute(update(cases).where(cases.c.id == case_id).values(appeal_token_hash=token_hash))
 
 
+# What a deleted case's decisions may still hold on the homeserver, which a lift in another case
+# must not undo (storage/appeals.standing), and the lift that ends it.
+HOLDING = frozenset({Action.KICK, Action.BAN_ROOM, Action.BAN_ALL, Action.SUSPEND, Action.SHADOW_BAN, Action.LIFT})
+
+
 def delete_closed_before(conn: Connection, before_ms: int) -> list[int]:
-    """Retention: closed and decided cases untouched since `before_ms` go, evidence with them."""
+    """Retention: closed and decided cases untouched since `before_ms` lose everything they hold,
+    and stay only as a numbered tombstone (status "deleted"), so that no later case takes the number
+    their audit entries carry and a Matrix report read again is not taken in as a new case. A
+    tombstone keeps the reported account, the case's room and its decisions' actions (no reasons)
+    only while a decision carried out may still hold something on the homeserver (a ban, a
+    suspension): what a lift in another case must leave in place. Unmasking requests on the case go
+    with it. Room-report keys go too: they derive from who reported which room."""
     ids = [r[0] for r in conn.execute(select(cases.c.id).where(
         cases.c.status.in_([CaseStatus.DECIDED.value, CaseStatus.CLOSED.value]), cases.c.updated_at < before_ms))]
-    if ids:
-        conn.execute(evidence.delete().where(evidence.c.case_id.in_(ids)))
-        conn.execute(decisions.delete().where(decisions.c.case_id.in_(ids)))
-        conn.execute(cases.delete().where(cases.c.id.in_(ids)))
+    if not ids:
+        return ids
+    conn.execute(evidence.delete().where(evidence.c.case_id.in_(ids)))
+    requests = select(unmask_requests.c.id).where(unmask_requests.c.case_id.in_(ids))
+    conn.execute(unmask_partials.delete().where(unmask_partials.c.request_id.in_(requests)))
+    conn.execute(unmask_requests.delete().where(unmask_requests.c.case_id.in_(ids)))
+    held = and_(decisions.c.case_id.in_(ids), decisions.c.status == "done",
+                decisions.c.action.in_([a.value for a in HOLDING]))
+    conn.execute(decisions.delete().where(decisions.c.case_id.in_(ids), ~held))
+    conn.execute(update(decisions).where(held).values(reason="", reason_sealed=None))
+    holding = select(decisions.c.id).where(decisions.c.case_id == cases.c.id).exists()
+    conn.execute(update(cases).where(cases.c.id.in_(ids)).values(
+        status=DELETED, category=Category.OTHER.value, urgent=False, event_id=None,
+        reporter_member_id=None, reporter_user_id=None, reason_sealed=None, contact_sealed=None,
+        status_token_hash=None, appeal_token_hash=None, assigned_to=None, reporter_wants_action=True,
+        synapse_report=case(
+            (cases.c.synapse_report.like("room_reports:%"), None), else_=cases.c.synapse_report),
+        room_id=case((holding, cases.c.room_id), else_=None),
+        reported_user=case((holding, cases.c.reported_user), else_=None)))
     return ids
 
 
 def queue(conn: Connection) -> list[Case]:
     """Open work first, urgent first, oldest first; then the rest, newest first."""
-    rows = conn.execute(select(cases).order_by(
+    rows = conn.execute(select(cases).where(cases.c.status != DELETED).order_by(
         cases.c.status.in_([CaseStatus.DECIDED.value, CaseStatus.CLOSED.value]), cases.c.urgent.desc(),
         cases.c.created_at))
     return [_case(r) for r in rows]

@@ -1,0 +1,192 @@
+"""The appeals and listing review of issue 27 (findings B1-B4, B6, B8, B10): case numbers are
+never used twice, retention removes a case's content but not what a lift in another case must
+leave in place, sides are asked of both moderators, a moderator who reported through her
+pseudonym is the reporter, and decisions whose proposer or run ended halfway say so."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from crossline.domain.audit_listing import parse_filters
+from crossline.errors import NotFound
+from crossline.services import audit_listing
+from crossline.services import moderation as service
+from crossline.storage import members
+from crossline.storage.db import create_database_engine, migrate
+from tests.test_appeals import HARASSER, mods  # noqa: F401 - five moderators on two sides
+from tests.test_pseudonym_migration import upgrade
+from tests.test_storage_contract import engine, postgres_url  # noqa: F401 - SQLite and PostgreSQL
+
+DAY_MS = 86_400_000
+
+
+def matrix_report(hub, sender=HARASSER, kind="event_reports") -> int:
+    """A Matrix report of a message in the dialogue room; returns Synapse's report id."""
+    reports = hub.homeserver.matrix_reports[kind]
+    number = len(reports) + 1
+    reports.append({"id": number, "room_id": "!dialogue:crossline.local", "event_id": f"$e{number}",
+                    "user_id": "@alice:crossline.local", "sender": sender, "reason": f"Insults {number}"})
+    return number
+
+
+async def decided(hub, actions=("ban_all", "suspend")) -> int:
+    """A case about the harasser, decided by A and B and never appealed."""
+    matrix_report(hub)
+    (case_id,) = await service.take_in_matrix_reports(hub)
+    await service.decide(hub, hub.mods["a"], case_id, list(actions), "Insults")
+    await service.agree(hub, hub.mods["b"], case_id)
+    return case_id
+
+
+def past_retention(hub) -> list[int]:
+    hub.clock.now += (hub.config.moderation.report_retention_days + 1) * DAY_MS
+    return service.apply_retention(hub)
+
+
+def appeal_link(hub) -> str:
+    return [c[2] for c in hub.homeserver.calls if c[:2] == ("notice", HARASSER)][-1].split("/appeal/")[1]
+
+
+# -- B1: a case number is never used twice ---------------------------------------------------------
+
+
+async def test_a_deleted_cases_number_is_never_used_again_so_its_entries_stay_out_of_her_view(mods):
+    """The newest case deleted by retention (on SQLite a removed newest row frees its number): the
+    next case gets a new number, and a moderator the old case was about learns nothing of it."""
+    with mods.engine.begin() as conn:
+        members.set_roles(conn, mods.harasser.id, frozenset({"moderator"}))
+        her = members.get_member(conn, mods.harasser.id)
+    old = await decided(mods)
+    assert past_retention(mods) == [old]
+    new = service.report_from_web(mods, "spam", "someone else spams", "", []).case_id
+    assert new > old
+    # Her listing and the new case's page hold nothing of the old case (who banned her).
+    rows = audit_listing.for_moderator(mods, her, parse_filters(default_limit=100)).rows
+    assert {row.case_id for row in rows} == {new}
+    assert {entry["case_id"] for entry in service.view(mods, her, new).audit} == {new}
+    # The old number is a case that does not exist, for every moderator.
+    for moderator in (her, mods.mods["c"]):
+        with pytest.raises(NotFound, match="no such case"):
+            service.view(mods, moderator, old)
+    assert [c.id for c in service.queue(mods, mods.mods["c"])] == [new]
+    # The operator's listing by case number shows each case's own entries only.
+    operator = audit_listing.for_operator(mods, parse_filters(case=str(new), default_limit=100)).rows
+    assert [row.what for row in operator][-1] == "report received"
+    assert {row.what for row in operator} == {"report received", "case opened (reason, contact and evidence read)"}
+
+
+async def test_a_matrix_report_whose_case_retention_deleted_is_not_taken_in_again(mods):
+    old = await decided(mods)
+    assert past_retention(mods) == [old]
+    told = len([c for c in mods.homeserver.calls if c[:2] == ("notice", "@alice:crossline.local")])
+    matrix_report(mods)  # intake reads the last reports again, the deleted case's one among them
+    (new,) = await service.take_in_matrix_reports(mods)
+    assert new > old
+    assert await service.take_in_matrix_reports(mods) == []
+    notices = [c[2] for c in mods.homeserver.calls if c[:2] == ("notice", "@alice:crossline.local")][told:]
+    assert len(notices) == 1 and f"case {new})" in notices[0]
+
+
+def test_cases_removed_before_tombstones_keep_their_numbers_after_the_upgrade(tmp_path):
+    """Migration 0016: a hub whose retention removed its newest cases (before tombstones) does not
+    give their numbers, which its audit log still carries, to new cases."""
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'hub.sqlite3'}")
+    upgrade(engine, "0015")
+    with engine.begin() as conn:
+        for case_id in (1, 2, 3):
+            conn.execute(text("INSERT INTO moderation_cases (id, source, category, urgent, status, created_at, "
+                              "updated_at) VALUES (:i, 'web', 'other', 0, 'closed', 0, 0)"), {"i": case_id})
+        for seq, case_id in enumerate((1, 2, 3, 3), start=1):
+            conn.execute(text("INSERT INTO audit_log (seq, at, actor, kind, case_id, details, previous_hash, hash) "
+                              "VALUES (:s, :at, 'system', 'k', :c, '{}', '', '')"), {"s": seq, "at": seq, "c": case_id})
+        conn.execute(text("DELETE FROM moderation_cases WHERE id IN (2, 3)"))  # as retention did
+    migrate(engine)
+    with engine.begin() as conn:
+        assert list(conn.execute(text("SELECT id, status, created_at, updated_at FROM moderation_cases "
+                                      "WHERE id > 1 ORDER BY id"))) == [(2, "deleted", 2, 2), (3, "deleted", 3, 4)]
+        from crossline.storage import moderation as store
+        from crossline.domain.moderation import Category
+        assert store.add_case(conn, source="web", category=Category.SPAM, urgent=False, now_ms=5) == 4
+        assert store.get_case(conn, 3) is None and [c.id for c in store.queue(conn)] == [4, 1]
+    engine.dispose()
+
+
+# -- B1, B2, B8: what retention removes and what it keeps ----------------------------------------------
+
+
+async def test_retention_removes_all_content_and_keeps_only_what_still_holds_on_the_homeserver(mods):
+    """Every piece of content goes (reason, contact, evidence, decisions' reasons, status and appeal
+    links, reporter, unmasking requests); the reported account, room and the actions carried out stay
+    only where a ban or suspension may still hold. An unmasking request no longer stops retention."""
+    a = mods.mods["a"]
+    holding = await decided(mods)
+    matrix_report(mods, sender="@other:crossline.local")
+    (warned,) = await service.take_in_matrix_reports(mods)
+    await service.decide(mods, a, warned, ["warn"], "Insults")
+    with mods.engine.begin() as conn:
+        for case_id in (holding, warned):
+            conn.execute(text(
+                "INSERT INTO unmask_requests (case_id, pseudonym_member_id, reason, requested_by, status, "
+                "created_at, expires_at) VALUES (:c, :p, 'Repeated insults', :a, 'expired', 0, 1)"),
+                {"c": case_id, "p": mods.harasser.id, "a": a.id})
+    assert sorted(past_retention(mods)) == [holding, warned]
+    with mods.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM moderation_evidence")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM unmask_requests")).scalar() == 0
+        rows = {r.id: r for r in conn.execute(text("SELECT * FROM moderation_cases"))}
+        for row in rows.values():
+            assert row.status == "deleted" and row.category == "other"
+            assert (row.reason_sealed, row.contact_sealed, row.status_token_hash, row.appeal_token_hash,
+                    row.reporter_member_id, row.reporter_user_id, row.event_id) == (None,) * 7
+        assert (rows[holding].reported_user, rows[holding].room_id) == (HARASSER, "!dialogue:crossline.local")
+        assert (rows[warned].reported_user, rows[warned].room_id) == (None, None)
+        kept = list(conn.execute(text("SELECT case_id, action, reason, reason_sealed FROM moderation_decisions")))
+        assert sorted(kept) == [(holding, "ban_all", "", None), (holding, "suspend", "", None)]
+    assert service.verify_audit(mods)[1] is None
+
+
+async def test_a_lift_leaves_what_a_case_deleted_by_retention_still_holds(mods):
+    """Case 1 banned her from every room and suspended her, never appealed, and retention deleted
+    it; case 2 is appealed and lifted: the bans and the suspension of case 1 stay."""
+    c, d = mods.mods["c"], mods.mods["d"]
+    first = await decided(mods)
+    assert past_retention(mods) == [first]
+    second = await decided(mods)
+    service.appeal(mods, mods.harasser, appeal_link(mods), "I was quoting him")
+    before = len(mods.homeserver.calls)
+    await service.decide(mods, c, second, ["lift"], "Overturned")
+    outcome = await service.agree(mods, d, second)
+    assert "another case's ban from every hub room still holds" in outcome
+    assert "another case's suspension still holds" in outcome
+    assert not [call for call in mods.homeserver.calls[before:] if call[0] in ("unban", "unsuspend")]
+
+
+def test_tombstones_on_sqlite_and_postgresql(engine):  # noqa: F811 - the storage contract's engine
+    """Retention's tombstone, as stored, on both databases: content gone, number kept, what may
+    still hold kept only for the case that holds it."""
+    from crossline.domain.moderation import Action, Category
+    from crossline.storage import moderation as store
+
+    with engine.begin() as conn:
+        moderator = members.add_member(conn, "@m:x", None, None, frozenset({"moderator"}), None, 0)
+        ids = [store.add_case(conn, source="matrix_event", category=Category.THREATS, urgent=True, now_ms=0,
+                              synapse_report=f"event_reports:{n}", room_id="!r:x", event_id="$e", reported_user=who,
+                              reporter_user_id="@r:x", reason_sealed=b"sealed", status_token_hash=f"{n}" * 64)
+               for n, who in ((1, "@banned:x"), (2, "@warned:x"))]
+        for case_id, action in zip(ids, (Action.BAN_ALL, Action.WARN), strict=True):
+            decision = store.add_decision(conn, case_id, action, b"reason", moderator, "pending", False, 0)
+            store.finish_decision(conn, decision, "done", 0)
+            store.set_status(conn, case_id, store.CaseStatus.DECIDED, 0)
+        assert sorted(store.delete_closed_before(conn, 1)) == ids
+        assert store.queue(conn) == [] and store.get_case(conn, ids[0]) is None
+        rows = list(conn.execute(text("SELECT id, status, synapse_report, reported_user, room_id, reason_sealed, "
+                                      "status_token_hash FROM moderation_cases ORDER BY id")))
+        assert rows == [(ids[0], "deleted", "event_reports:1", "@banned:x", "!r:x", None, None),
+                        (ids[1], "deleted", "event_reports:2", None, None, None, None)]
+        assert [(d.case_id, d.action, d.reason_sealed) for d in store.list_decisions(conn, ids[0])] == [
+            (ids[0], Action.BAN_ALL, None)]
+        assert store.list_decisions(conn, ids[1]) == []
+        # Taken in again, the same Synapse report is known: no new case.
+        assert store.add_case(conn, source="matrix_event", category=Category.OTHER, urgent=False, now_ms=2,
+                              synapse_report="event_reports:1") is None
