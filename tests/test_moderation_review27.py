@@ -15,6 +15,7 @@ from crossline.services import moderation as service
 from crossline.storage import members
 from crossline.storage.db import create_database_engine, migrate
 from tests.test_appeals import HARASSER, mods  # noqa: F401 - five moderators on two sides
+from tests.test_moderation import mod  # noqa: F401 - three moderators, a dialogue room
 from tests.test_pseudonym_migration import upgrade
 from tests.test_storage_contract import engine, postgres_url  # noqa: F401 - SQLite and PostgreSQL
 
@@ -190,3 +191,109 @@ def test_tombstones_on_sqlite_and_postgresql(engine):  # noqa: F811 - the storag
         # Taken in again, the same Synapse report is known: no new case.
         assert store.add_case(conn, source="matrix_event", category=Category.OTHER, urgent=False, now_ms=2,
                               synapse_report="event_reports:1") is None
+
+
+# -- B3: both moderators have a side, and the sides differ, whichever order ------------------------
+
+
+def test_sides_are_asked_of_both_moderators_in_either_order_for_heavy_decisions_and_appeals():
+    """Every ordered pair over an admin (no side), two left-bank and a right-bank moderator: a first
+    heavy decision and an appeal are carried exactly when both have a side and the sides differ."""
+    import itertools
+
+    from crossline.domain import moderation as rules
+    from crossline.domain.moderation import Action, CaseFacts, CaseStatus, Moderator
+    from crossline.errors import NotAllowed
+
+    admin, c, e, d = Moderator(9, None, "@admin"), Moderator(3, 1, "@c"), Moderator(5, 1, "@e"), Moderator(4, 2, "@d")
+    everyone = (admin, c, e, d)
+    for on_appeal, (first, second) in itertools.product((False, True), itertools.permutations(everyone, 2)):
+        status = CaseStatus.APPEALED if on_appeal else CaseStatus.OPEN
+        case = CaseFacts(status, "!r", "$e", HARASSER, frozenset({1, 2}) if on_appeal else frozenset(), None)
+        try:
+            rules.check_decision(case, Action.LIFT if on_appeal else Action.BAN_ALL, first, everyone, True)
+            rules.check_second(CaseFacts(CaseStatus.AWAITING_SECOND, *[getattr(case, f) for f in (
+                "room_id", "event_id", "reported_user", "deciders", "reporter_member_id")]),
+                first, second, True, on_appeal, everyone)
+            carried = True
+        except NotAllowed as refusal:
+            carried = False
+            if admin in (first, second):
+                assert "no side" in str(refusal), (first, second, on_appeal)
+        assert carried == (admin not in (first, second) and first.side_id != second.side_id), (first, second)
+        # Who may take each step never names a moderator of no side.
+        assert admin not in rules.who_may(case, everyone, None, True) if on_appeal else True
+    # Without the policy, a moderator of no side may propose and agree as any other.
+    open_case = CaseFacts(CaseStatus.AWAITING_SECOND, "!r", "$e", HARASSER, frozenset(), None)
+    rules.check_second(open_case, admin, c, False)
+    rules.check_second(open_case, c, admin, False)
+
+
+async def test_an_admin_cannot_be_one_of_the_two_sides_of_a_heavy_decision(mods):
+    """The service, with the policy on: an admin proposing a ban from every room is refused with
+    what to do, and an admin's agreement to a left-bank moderator's proposal is refused."""
+    from crossline.errors import NotAllowed
+
+    assert mods.config.moderation.second_moderator_from_other_side
+    matrix_report(mods)
+    (case_id,) = await service.take_in_matrix_reports(mods)
+    with pytest.raises(NotAllowed, match="no side of the line"):
+        await service.decide(mods, mods.admin, case_id, ["ban_all"], "Insults")
+    await service.decide(mods, mods.mods["c"], case_id, ["ban_all"], "Insults")
+    with pytest.raises(NotAllowed, match="You belong to no side of the line"):
+        await service.agree(mods, mods.admin, case_id)
+    assert "banned from" in await service.agree(mods, mods.mods["d"], case_id)
+
+
+# -- B4: a moderator who reported through her pseudonym is the reporter -----------------------------
+
+
+async def test_a_moderator_who_reported_through_her_pseudonym_takes_no_step_on_the_case(mod):
+    """Mona reports through her pseudonym: she may not decide, agree, or take either step of the
+    appeal; what the other moderators' pages say of who may act still names her (it tells them
+    nothing about who is behind the pseudonym), and the case is decided without her."""
+    from crossline.domain.consultations import Phase
+    from crossline.errors import NotAllowed
+    from crossline.services import consultations, pseudonym_pool
+    from crossline.services import pseudonyms as pseudonym_service
+
+    with mod.engine.begin() as conn:
+        line, side = mod.mods["mona"].line_id, mod.mods["mona"].side_id
+        right = mod.mods["rita"].side_id
+        members.set_roles(conn, mod.mods["mona"].id, frozenset({"moderator", "participant"}))
+        for name, on in (("sara", side), ("tina", right)):
+            mod.mods[name] = members.get_member(conn, members.add_member(
+                conn, f"@{name}:crossline.local", line, on, frozenset({"moderator"}), None, 0))
+        mod.harasser = members.get_member(conn, members.add_member(conn, HARASSER, line, right,
+                                                                   frozenset({"participant"}), None, 0))
+        mona = members.get_member(conn, mod.mods["mona"].id)
+    lena, rita, sara, tina = (mod.mods[n] for n in ("lena", "rita", "sara", "tina"))
+    for name in ("mona", "lena", "rita"):
+        pseudonym_service.set_moderator_key(mod, mod.mods[name], f"{name}'s long passphrase")
+    pseudonym_service.set_up_escrow(mod, mod.admin, 2, [mod.mods[n].id for n in ("mona", "lena", "rita")])
+    consultation = consultations.create(mod, mod.facilitator, line, "Bridges", [{"en": "What first?"}], [side],
+                                        premoderation=False)
+    consultations.change_phase(mod, mod.facilitator, consultation.id, Phase.COLLECTING)
+    for _ in range(2):
+        await pseudonym_pool.run_batch(mod)
+    mine = await pseudonym_service.create_pseudonym(mod, mona, consultation.id, "River Voice")
+    mod.homeserver.matrix_reports["user_reports"].append(
+        {"id": 1, "user_id": mine.user_id, "target_user_id": HARASSER, "reason": "Insults"})
+    (case_id,) = await service.take_in_matrix_reports(mod)
+
+    with pytest.raises(NotAllowed, match="You reported this case"):
+        await service.decide(mod, mona, case_id, ["warn"], "Insults")
+    await service.decide(mod, lena, case_id, ["ban_all"], "Insults")
+    with pytest.raises(NotAllowed, match="You reported this case"):
+        await service.agree(mod, mona, case_id)
+    await service.agree(mod, rita, case_id)
+    link = [c[2] for c in mod.homeserver.calls if c[:2] == ("notice", HARASSER)][-1].split("/appeal/")[1]
+    service.appeal(mod, mod.harasser, link, "I was quoting him")
+    with pytest.raises(NotAllowed, match="(?i)you reported this case"):
+        await service.decide(mod, mona, case_id, ["lift"], "Overturned")
+    assert mona.shown_as in service.appeal_deciders(mod, tina, case_id).may  # others' pages name her
+    assert mona.shown_as not in service.appeal_deciders(mod, mona, case_id).may
+    await service.decide(mod, tina, case_id, ["lift"], "Overturned")
+    with pytest.raises(NotAllowed, match="(?i)you reported this case"):
+        await service.agree(mod, mona, case_id)
+    assert "Lift the decision" in await service.agree(mod, sara, case_id)

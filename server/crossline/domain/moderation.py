@@ -137,6 +137,8 @@ def check_decision(case: CaseFacts, action: Action, moderator: Moderator,
                          "she can change her choice on her status page.")
     if case.status is CaseStatus.APPEALED:
         _check_appeal_step(case, moderator, None, others, different_sides)
+    elif different_sides and action in HEAVY_ACTIONS and moderator.side_id is None:
+        raise NotAllowed(NO_SIDE + " A moderator from one side proposes it, one from another agrees.")
     elif action is Action.LIFT:
         raise InvalidInput("“Lift the decision” is only for an appeal: this case has no decision under appeal.")
     if action in NEEDS_EVENT and not (case.event_id and case.room_id):
@@ -158,8 +160,20 @@ def check_second(case: CaseFacts, proposer: Moderator, second: Moderator, differ
         raise NotAllowed("A second moderator must agree: you proposed this action yourself.")
     if case.reporter_member_id == second.member_id:
         raise NotAllowed("You reported this case: another moderator must agree.")
-    if different_sides and (second.side_id is None or second.side_id == proposer.side_id):
+    if different_sides and second.side_id is None:
+        raise NotAllowed(NO_SIDE + " A moderator from another side than the proposer's must agree.")
+    if different_sides and not sides_differ(proposer, second):
         raise NotAllowed("The policy asks for a moderator from another side of the line to agree to this action.")
+
+
+NO_SIDE = ("You belong to no side of the line, and the policy asks two moderators from two different sides to "
+           "decide this.")
+
+
+def sides_differ(first: Moderator, second: Moderator) -> bool:
+    """Both belong to a side, and not the same one: a moderator of no side (an admin, staff) pairs
+    with no one where the policy asks sides to differ, whichever step she takes."""
+    return first.side_id is not None and second.side_id is not None and first.side_id != second.side_id
 
 
 # -- Appeals: two moderators who took no part in the decision under appeal ----------------------
@@ -173,10 +187,12 @@ def appeal_refusal(case: CaseFacts, moderator: Moderator, proposer: Moderator | 
         return "you took part in the decision under appeal (you proposed it or agreed to it)"
     if moderator.member_id == case.reporter_member_id:
         return "you reported this case"
+    if different_sides and moderator.side_id is None:
+        return "you belong to no side of the line"
     if proposer is not None:
         if moderator.member_id == proposer.member_id:
             return "you proposed this decision on appeal yourself, and a second moderator must agree"
-        if different_sides and (moderator.side_id is None or moderator.side_id == proposer.side_id):
+        if different_sides and not sides_differ(moderator, proposer):
             return "the policy asks the two moderators who decide an appeal to be from two different sides"
     return None
 

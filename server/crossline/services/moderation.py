@@ -289,12 +289,18 @@ def _as_moderator(member: Member) -> Moderator:
     return Moderator(member.id, member.side_id, member.shown_as)
 
 
-def _facts(conn, case: Case) -> CaseFacts:
+def _facts(conn, hub: Hub, case: Case, actor: Member | None = None) -> CaseFacts:
     """deciders: everyone who proposed or agreed to a decision not on appeal, carried out or not,
-    so that no one decides the appeal of a decision she took part in."""
+    so that no one decides the appeal of a decision she took part in. The reporter is the acting
+    moderator when she reported through one of her pseudonyms (the case stores the pseudonym's
+    member row); that is looked at for her alone, so that no list of who may act, shown to others,
+    leaves her out and tells them who is behind the pseudonym."""
     first = [d for d in store.list_decisions(conn, case.id) if not d.on_appeal]
     deciders = frozenset(d.proposed_by for d in first) | frozenset(d.agreed_by for d in first if d.agreed_by)
-    return CaseFacts(case.status, case.room_id, case.event_id, case.reported_user, deciders, case.reporter_member_id,
+    reporter = case.reporter_member_id
+    if actor is not None and _is_hers(conn, hub, actor, case.reporter_user_id):
+        reporter = actor.id
+    return CaseFacts(case.status, case.room_id, case.event_id, case.reported_user, deciders, reporter,
                      case.reporter_wants_action)
 
 
@@ -305,13 +311,18 @@ def _moderators(conn, hub: Hub, case: Case) -> tuple[Moderator, ...]:
 
 
 def concerns(conn, hub: Hub, member: Member, case: Case) -> bool:
-    """Whether the case is about this member: her own account, or one of her pseudonyms (known by
-    the keyed tag that keeps one pseudonym per person per consultation, without unmasking)."""
-    if case.reported_user is None:
+    """Whether the case is about this member."""
+    return _is_hers(conn, hub, member, case.reported_user)
+
+
+def _is_hers(conn, hub: Hub, member: Member, user_id: str | None) -> bool:
+    """Whether the account is this member's: her own, or one of her pseudonyms (known by the keyed
+    tag that keeps one pseudonym per person per consultation, without unmasking)."""
+    if user_id is None:
         return False
-    if case.reported_user == member.matrix_user_id:
+    if user_id == member.matrix_user_id:
         return True
-    pseudonym = pseudonym_store.pseudonym_by_user_id(conn, case.reported_user)
+    pseudonym = pseudonym_store.pseudonym_by_user_id(conn, user_id)
     if pseudonym is None:
         return False
     secret = secrets.read_secret(hub.config.paths.secrets_dir, secrets.PSEUDONYM_TAG_KEY).encode("utf-8")
@@ -404,7 +415,7 @@ async def decide(hub: Hub, actor: Member, case_id: int, action_names: list[str],
         if any(d.status == "pending" for d in store.list_decisions(conn, case_id)) \
                 and case.status is not CaseStatus.AWAITING_SECOND:
             raise Conflict("Another moderator's decision on this case is being carried out: reload the page.")
-        facts, others = _facts(conn, case), _moderators(conn, hub, case)
+        facts, others = _facts(conn, hub, case, actor), _moderators(conn, hub, case)
         for action in actions:
             rules.check_decision(facts, action, moderator, others, sides)
         on_appeal = case.status is CaseStatus.APPEALED
@@ -435,7 +446,7 @@ async def agree(hub: Hub, actor: Member, case_id: int) -> str:
         if any(d.agreed_by is not None for d in pending):
             raise Conflict("Another moderator agreed a moment ago: the actions are being carried out.")
         proposer = member_store.get_member(conn, pending[0].proposed_by)
-        rules.check_second(_facts(conn, case), _as_moderator(proposer), second,
+        rules.check_second(_facts(conn, hub, case, actor), _as_moderator(proposer), second,
                            hub.config.moderation.second_moderator_from_other_side, pending[0].on_appeal,
                            _moderators(conn, hub, case))
         store.claim_agreement(conn, case_id, actor.id)  # a second agreement, even at the same moment, finds it
@@ -611,7 +622,7 @@ def appeal_deciders(hub: Hub, actor: Member, case_id: int) -> AppealDeciders | N
             case.status is CaseStatus.AWAITING_SECOND and pending and pending[0].on_appeal)
         if not on_appeal:
             return None
-        facts, moderators = _facts(conn, case), _moderators(conn, hub, case)
+        facts, moderators = _facts(conn, hub, case, actor), _moderators(conn, hub, case)
         proposer = _as_moderator(member_store.get_member(conn, pending[0].proposed_by)) if pending else None
         took_part = tuple(m.shown_as for m in member_store.list_members(conn) if m.id in facts.deciders)
     may = tuple(m.name for m in rules.who_may(facts, moderators, proposer, sides))
@@ -644,7 +655,7 @@ def appeal(hub: Hub, appellant: Member | None, token: str, text: str) -> Case:
         if appellant is None or appellant.matrix_user_id is None:
             raise NotAllowed("Sign in to the hub with the account the decision concerns (your Matrix user name "
                              "and password), then open this link again to appeal.")
-        rules.check_appeal(_facts(conn, case), appellant.matrix_user_id)
+        rules.check_appeal(_facts(conn, hub, case), appellant.matrix_user_id)
         store.add_evidence(conn, case.id, "appeal", "text/plain", seal(hub, text), hub.clock.now_ms())
         store.set_status(conn, case.id, CaseStatus.APPEALED, hub.clock.now_ms())
         _audit(conn, hub, "reported_person", "appealed", case.id, post="an appeal")
