@@ -84,6 +84,7 @@ async def test_a_decision_cut_short_by_a_stop_waits_for_a_decision_again(mod):  
     with mod.engine.connect() as conn:
         last = list(service.audit.entries(conn, heavy))[-1].entry
     assert last["kind"] == "action_failed" and last["details"]["interrupted"] is True
+    assert last["details"]["may_have_taken_effect"] is True
     assert service.recover_interrupted(mod) == []
 
 

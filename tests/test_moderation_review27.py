@@ -16,6 +16,7 @@ from crossline.storage import members
 from crossline.storage.db import create_database_engine, migrate
 from tests.test_appeals import HARASSER, mods  # noqa: F401 - five moderators on two sides
 from tests.test_moderation import mod  # noqa: F401 - three moderators, a dialogue room
+from tests.test_web_reporting import client  # noqa: F401 - the web app
 from tests.test_pseudonym_migration import upgrade
 from tests.test_storage_contract import engine, postgres_url  # noqa: F401 - SQLite and PostgreSQL
 
@@ -297,3 +298,69 @@ async def test_a_moderator_who_reported_through_her_pseudonym_takes_no_step_on_t
     with pytest.raises(NotAllowed, match="(?i)you reported this case"):
         await service.agree(mod, mona, case_id)
     assert "Lift the decision" in await service.agree(mod, sara, case_id)
+
+
+# -- B6: a proposal whose proposer is no longer a moderator --------------------------------------------
+
+
+@pytest.mark.parametrize("on_appeal", [False, True])
+async def test_an_agreement_to_a_proposal_whose_proposer_is_no_longer_a_moderator_is_refused(mods, on_appeal):
+    """The proposal is withdrawn (audited), nothing is carried out, and the case waits for a new
+    proposal, which two moderators can then carry."""
+    from crossline.errors import Conflict
+    from crossline.storage import moderation as store
+
+    c, d, e = mods.mods["c"], mods.mods["d"], mods.mods["e"]
+    if on_appeal:
+        case_id = await decided(mods)
+        service.appeal(mods, mods.harasser, appeal_link(mods), "I was quoting him")
+        proposer, second, action = c, d, "lift"
+    else:
+        matrix_report(mods)
+        (case_id,) = await service.take_in_matrix_reports(mods)
+        proposer, second, action = mods.mods["a"], mods.mods["b"], "ban_all"
+    await service.decide(mods, proposer, case_id, [action], "Insults")
+    with mods.engine.begin() as conn:
+        members.set_roles(conn, proposer.id, frozenset({"participant"}))
+    before = len(mods.homeserver.calls)
+    with pytest.raises(Conflict, match="no longer a moderator.*propose the decision again"):
+        await service.agree(mods, second, case_id)
+    assert mods.homeserver.calls[before:] == []
+    with mods.engine.connect() as conn:
+        case = store.get_case(conn, case_id)
+        assert case.status is (store.CaseStatus.APPEALED if on_appeal else store.CaseStatus.OPEN)
+        assert [d.status for d in store.list_decisions(conn, case_id)][-1] == "withdrawn"
+        last = list(service.audit.entries(conn, case_id))[-1].entry
+    assert last["kind"] == "action_failed" and last["details"]["withdrawn"] == "the proposer is no longer a moderator"
+    # Proposed again, by a moderator who still is one, it is carried.
+    again, agreeing = (e, d) if on_appeal else (c, d)
+    await service.decide(mods, again, case_id, [action], "Insults")
+    outcome = await service.agree(mods, agreeing, case_id)
+    assert ("Lift the decision" if on_appeal else "banned from") in outcome
+
+
+# -- B10: a decision a stop cut short ---------------------------------------------------------------------
+
+
+async def test_a_decision_cut_short_by_a_stop_says_part_of_it_may_have_taken_effect(client):  # noqa: F811
+    """Recovered at start: the decision is 'interrupted', its audit entry says it may have taken
+    effect in part, and so does the case page the next moderator opens."""
+    from crossline.domain.moderation import Action, Category
+    from crossline.storage import moderation as store
+    from crossline.web.keys import HUB
+    from tests.test_appeals import _signed_in
+
+    hub = client.app[HUB]
+    a, _ = _signed_in(hub, "amira")
+    _, cookie = _signed_in(hub, "carmen")
+    with hub.engine.begin() as conn:
+        case_id = store.add_case(conn, source="matrix_user", category=Category.OTHER, urgent=False, now_ms=0,
+                                 reported_user=HARASSER)
+        store.add_decision(conn, case_id, Action.KICK, service.seal(hub, "Shouting"), a, "pending", False, 0)
+    assert service.recover_interrupted(hub) == [case_id]
+    with hub.engine.connect() as conn:
+        assert [d.status for d in store.list_decisions(conn, case_id)] == ["interrupted"]
+        last = list(service.audit.entries(conn, case_id))[-1].entry
+    assert last["details"] == {"action": "kick", "interrupted": True, "may_have_taken_effect": True}
+    page = await (await client.get(f"/moderation/cases/{case_id}", cookies=cookie)).text()
+    assert "interrupted (a stop of the hub cut it short: part of it may have taken effect" in page

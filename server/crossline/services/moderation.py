@@ -85,17 +85,22 @@ def seal_clear_reasons(hub: Hub) -> int:
     return len(clear)
 
 
+INTERRUPTED = "interrupted"  # a decision's status: a stop cut it short, part of it may have taken effect
+
+
 def recover_interrupted(hub: Hub) -> list[int]:
-    """At the hub's start: decisions the hub was carrying out when it stopped are marked failed (the
-    audit log says so) and their cases wait for a decision again, as after an action that failed,
-    so that no case stays locked by a decision no one is carrying out. Returns the cases."""
+    """At the hub's start: decisions the hub was carrying out when it stopped are marked
+    interrupted and their cases wait for a decision again, as after an action that failed, so that
+    no case stays locked by a decision no one is carrying out. Part of one may have taken effect
+    (a ban in 3 rooms of 10): the audit entry and the case page say so, for whoever decides next to
+    check. Returns the cases."""
     now = hub.clock.now_ms()
     with hub.engine.begin() as conn:
         stuck = store.interrupted_decisions(conn)
         for decision in stuck:
-            store.finish_decision(conn, decision.id, "failed", now)
+            store.finish_decision(conn, decision.id, INTERRUPTED, now)
             _audit(conn, hub, "system", "action_failed", decision.case_id, action=decision.action.value,
-                   interrupted=True)
+                   interrupted=True, may_have_taken_effect=True)
         cases = list(dict.fromkeys(d.case_id for d in stuck))
         for case_id in cases:
             on_appeal = any(d.on_appeal for d in stuck if d.case_id == case_id)
@@ -446,15 +451,35 @@ async def agree(hub: Hub, actor: Member, case_id: int) -> str:
         if any(d.agreed_by is not None for d in pending):
             raise Conflict("Another moderator agreed a moment ago: the actions are being carried out.")
         proposer = member_store.get_member(conn, pending[0].proposed_by)
-        rules.check_second(_facts(conn, hub, case, actor), _as_moderator(proposer), second,
-                           hub.config.moderation.second_moderator_from_other_side, pending[0].on_appeal,
-                           _moderators(conn, hub, case))
-        store.claim_agreement(conn, case_id, actor.id)  # a second agreement, even at the same moment, finds it
-        _audit(conn, hub, f"member:{actor.id}", "agreed", case_id, actions=[d.action.value for d in pending])
+        withdrawn = proposer is None or not proposer.has("moderator")
+        if withdrawn:
+            _withdraw(conn, hub, case_id, pending)
+        else:
+            rules.check_second(_facts(conn, hub, case, actor), _as_moderator(proposer), second,
+                               hub.config.moderation.second_moderator_from_other_side, pending[0].on_appeal,
+                               _moderators(conn, hub, case))
+            store.claim_agreement(conn, case_id, actor.id)  # a second agreement, even at the same moment, finds it
+            _audit(conn, hub, f"member:{actor.id}", "agreed", case_id, actions=[d.action.value for d in pending])
+    if withdrawn:  # raised once the withdrawal is stored
+        raise Conflict("The moderator who proposed this is no longer a moderator, so her proposal was withdrawn "
+                       "and nothing was carried out: propose the decision again if it is still right (another "
+                       "moderator must then agree).")
     if pending[0].on_appeal:
         case = replace(case, status=CaseStatus.APPEALED)
     return await _carry_out(hub, case, [(d.id, d.action) for d in pending], actor,
                             agreed_by=actor.id)
+
+
+def _withdraw(conn, hub: Hub, case_id: int, pending: list[store.Decision]) -> None:
+    """A proposal whose proposer is no longer a moderator is not carried out on another's
+    agreement: it is marked withdrawn (audited, as an action not carried out) and the case waits
+    for a decision again."""
+    now = hub.clock.now_ms()
+    for decision in pending:
+        store.finish_decision(conn, decision.id, "withdrawn", now)
+        _audit(conn, hub, "system", "action_failed", case_id, action=decision.action.value,
+               withdrawn="the proposer is no longer a moderator")
+    store.set_status(conn, case_id, CaseStatus.APPEALED if pending[0].on_appeal else CaseStatus.OPEN, now)
 
 
 async def _carry_out(hub: Hub, case: Case, decisions: list[tuple[int, Action]], actor: Member,
