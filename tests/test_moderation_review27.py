@@ -364,3 +364,22 @@ async def test_a_decision_cut_short_by_a_stop_says_part_of_it_may_have_taken_eff
     assert last["details"] == {"action": "kick", "interrupted": True, "may_have_taken_effect": True}
     page = await (await client.get(f"/moderation/cases/{case_id}", cookies=cookie)).text()
     assert "interrupted (a stop of the hub cut it short: part of it may have taken effect" in page
+
+
+async def test_a_pending_proposal_by_a_moderator_of_no_side_is_withdrawn_where_sides_must_differ(mods):
+    """Made before sides were asked of both (or by an admin since): no agreement carries it, and
+    the case does not stay locked by it."""
+    from crossline.errors import Conflict
+    from crossline.storage import moderation as store
+
+    matrix_report(mods)
+    (case_id,) = await service.take_in_matrix_reports(mods)
+    with mods.engine.begin() as conn:
+        store.add_decision(conn, case_id, store.Action.BAN_ALL, service.seal(mods, "Insults"), mods.admin.id,
+                           "pending", False, 0)
+        store.set_status(conn, case_id, store.CaseStatus.AWAITING_SECOND, 0)
+    with pytest.raises(Conflict, match="belongs to no side of the line.*propose the decision again"):
+        await service.agree(mods, mods.mods["d"], case_id)
+    assert not [call for call in mods.homeserver.calls if call[0] == "ban"]
+    await service.decide(mods, mods.mods["c"], case_id, ["ban_all"], "Insults")
+    assert "banned from" in await service.agree(mods, mods.mods["d"], case_id)

@@ -451,9 +451,9 @@ async def agree(hub: Hub, actor: Member, case_id: int) -> str:
         if any(d.agreed_by is not None for d in pending):
             raise Conflict("Another moderator agreed a moment ago: the actions are being carried out.")
         proposer = member_store.get_member(conn, pending[0].proposed_by)
-        withdrawn = proposer is None or not proposer.has("moderator")
+        withdrawn = _proposer_gone(proposer, hub.config.moderation.second_moderator_from_other_side)
         if withdrawn:
-            _withdraw(conn, hub, case_id, pending)
+            _withdraw(conn, hub, case_id, pending, withdrawn)
         else:
             rules.check_second(_facts(conn, hub, case, actor), _as_moderator(proposer), second,
                                hub.config.moderation.second_moderator_from_other_side, pending[0].on_appeal,
@@ -461,24 +461,33 @@ async def agree(hub: Hub, actor: Member, case_id: int) -> str:
             store.claim_agreement(conn, case_id, actor.id)  # a second agreement, even at the same moment, finds it
             _audit(conn, hub, f"member:{actor.id}", "agreed", case_id, actions=[d.action.value for d in pending])
     if withdrawn:  # raised once the withdrawal is stored
-        raise Conflict("The moderator who proposed this is no longer a moderator, so her proposal was withdrawn "
-                       "and nothing was carried out: propose the decision again if it is still right (another "
-                       "moderator must then agree).")
+        raise Conflict(f"The moderator who proposed this {withdrawn}, so her proposal was withdrawn and nothing "
+                       "was carried out: propose the decision again if it is still right (another moderator must "
+                       "then agree).")
     if pending[0].on_appeal:
         case = replace(case, status=CaseStatus.APPEALED)
     return await _carry_out(hub, case, [(d.id, d.action) for d in pending], actor,
                             agreed_by=actor.id)
 
 
-def _withdraw(conn, hub: Hub, case_id: int, pending: list[store.Decision]) -> None:
-    """A proposal whose proposer is no longer a moderator is not carried out on another's
-    agreement: it is marked withdrawn (audited, as an action not carried out) and the case waits
-    for a decision again."""
+def _proposer_gone(proposer: Member | None, different_sides: bool) -> str | None:
+    """Why a pending proposal can no longer be carried out on another moderator's agreement, or None."""
+    if proposer is None or not proposer.has("moderator"):
+        return "is no longer a moderator"
+    if different_sides and proposer.side_id is None:
+        return "belongs to no side of the line, and the policy asks two moderators from two sides"
+    return None
+
+
+def _withdraw(conn, hub: Hub, case_id: int, pending: list[store.Decision], why: str) -> None:
+    """A proposal whose proposer can no longer carry it is not carried out on another's agreement:
+    it is marked withdrawn (audited, as an action not carried out) and the case waits for a
+    decision again."""
     now = hub.clock.now_ms()
     for decision in pending:
         store.finish_decision(conn, decision.id, "withdrawn", now)
         _audit(conn, hub, "system", "action_failed", case_id, action=decision.action.value,
-               withdrawn="the proposer is no longer a moderator")
+               withdrawn=f"the proposer {why}")
     store.set_status(conn, case_id, CaseStatus.APPEALED if pending[0].on_appeal else CaseStatus.OPEN, now)
 
 
