@@ -383,3 +383,66 @@ async def test_a_pending_proposal_by_a_moderator_of_no_side_is_withdrawn_where_s
     assert not [call for call in mods.homeserver.calls if call[0] == "ban"]
     await service.decide(mods, mods.mods["c"], case_id, ["ban_all"], "Insults")
     assert "banned from" in await service.agree(mods, mods.mods["d"], case_id)
+
+
+# -- B7: unmasking requests' reasons are sealed ---------------------------------------------------------
+
+
+UNMASK_REASON = "She posted the address of the shelter 5512"
+
+
+async def test_an_unmasking_requests_reason_is_stored_sealed_and_opened_on_the_case_page(mod):
+    """The reason a moderator gives for unmasking is case content: sealed with the evidence key as
+    decisions' reasons are, opened only for the moderators' case page."""
+    from crossline.domain.consultations import Phase
+    from crossline.services import consultations, pseudonym_pool
+    from crossline.services import pseudonyms as pseudonym_service
+    from tests.test_decision_reasons_sealed import stored_bytes
+
+    lena = mod.mods["lena"]
+    for name in ("mona", "lena", "rita"):
+        pseudonym_service.set_moderator_key(mod, mod.mods[name], f"{name}'s long passphrase")
+    pseudonym_service.set_up_escrow(mod, mod.admin, 2, [m.id for m in mod.mods.values()])
+    with mod.engine.begin() as conn:
+        writer = members.get_member(conn, members.add_member(conn, "@writer:crossline.local", lena.line_id,
+                                                             lena.side_id, frozenset({"participant"}), None, 0))
+    consultation = consultations.create(mod, mod.facilitator, lena.line_id, "Bridges", [{"en": "What first?"}],
+                                        [lena.side_id], premoderation=False)
+    consultations.change_phase(mod, mod.facilitator, consultation.id, Phase.COLLECTING)
+    for _ in range(2):
+        await pseudonym_pool.run_batch(mod)
+    theirs = await pseudonym_service.create_pseudonym(mod, writer, consultation.id, "Quiet Voice")
+    mod.homeserver.matrix_reports["user_reports"].append(
+        {"id": 1, "user_id": "@alice:crossline.local", "target_user_id": theirs.user_id, "reason": "Threats"})
+    (case_id,) = await service.take_in_matrix_reports(mod)
+    pseudonym_service.request_unmasking(mod, lena, case_id, theirs.user_id, UNMASK_REASON)
+    assert UNMASK_REASON.encode() not in stored_bytes(mod)
+    with mod.engine.connect() as conn:
+        assert conn.execute(text("select reason from unmask_requests")).scalars().all() == [""]
+    assert [r.reason for r in pseudonym_service.unmasking_requests(mod, mod.mods["rita"], case_id)] == [UNMASK_REASON]
+
+
+async def test_unmasking_reasons_stored_in_clear_before_0016_are_sealed_when_the_hub_starts(aiohttp_client, tmp_path):
+    from crossline.setup import init_data_dir
+    from crossline.web.app import create_app
+    from crossline.web.keys import HUB
+
+    config = init_data_dir(tmp_path / "data", hub_port=18983, synapse_port=18982)[0]
+    engine = create_database_engine(config.database_url)
+    upgrade(engine, "0015")
+    with engine.begin() as conn:
+        for member_id, user in ((1, "@mod:x"), (2, "@p-x:x")):
+            conn.execute(text("INSERT INTO members (id, matrix_user_id, created_at) VALUES (:i, :u, 0)"),
+                         {"i": member_id, "u": user})
+        conn.execute(text("INSERT INTO moderation_cases (id, source, category, urgent, status, created_at, "
+                          "updated_at) VALUES (1, 'web', 'other', 0, 'open', 0, 0)"))
+        conn.execute(text("INSERT INTO unmask_requests (id, case_id, pseudonym_member_id, reason, requested_by, "
+                          "status, created_at, expires_at) VALUES (1, 1, 2, :r, 1, 'expired', 0, 1)"),
+                     {"r": UNMASK_REASON})
+    engine.dispose()
+    client = await aiohttp_client(create_app(config, background=False))  # the hub starts: migrates, then seals
+    hub = client.app[HUB]
+    with hub.engine.connect() as conn:
+        ((reason, sealed),) = conn.execute(text("select reason, reason_sealed from unmask_requests")).all()
+    assert reason == "" and service.unseal(hub, sealed).decode() == UNMASK_REASON
+    assert service.seal_clear_reasons(hub) == 0

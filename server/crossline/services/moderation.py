@@ -75,14 +75,17 @@ def _opened(hub: Hub, decisions: list[store.Decision]) -> list[store.Decision]:
 
 
 def seal_clear_reasons(hub: Hub) -> int:
-    """At the hub's start: seals reasons stored in clear before migration 0015 (a migration cannot
-    read the key) and empties them; SQLite's secure_delete overwrites what they held. Returns how
-    many it sealed."""
+    """At the hub's start: seals moderators' reasons stored in clear, decisions' before migration
+    0015 and unmasking requests' before 0016 (a migration cannot read the key), and empties them;
+    SQLite's secure_delete overwrites what they held. Returns how many it sealed."""
     with hub.engine.begin() as conn:
         clear = store.clear_reasons(conn)
         for decision_id, reason in clear:
             store.seal_reason(conn, decision_id, seal(hub, reason))
-    return len(clear)
+        requests = pseudonym_store.clear_request_reasons(conn)
+        for request_id, reason in requests:
+            pseudonym_store.seal_request_reason(conn, request_id, seal(hub, reason))
+    return len(clear) + len(requests)
 
 
 INTERRUPTED = "interrupted"  # a decision's status: a stop cut it short, part of it may have taken effect

@@ -255,8 +255,8 @@ def request_unmasking(hub: Hub, actor: Member, case_id: int, pseudonym_user_id: 
             sealed = {h.member_id: (h.index, escrow.seal(keys[h.member_id][0], blinds[h.index]),
                                     escrow.blind_key(blinds[h.index])) for h in holders if keys[h.member_id]}
             del blinds  # the sharing of zero exists nowhere from here on
-            request_id = store.add_request(conn, case_id, pseudonym.member_id, reason, actor.id, now,
-                                           now + REQUEST_LIFETIME_MS, sealed)
+            request_id = store.add_request(conn, case_id, pseudonym.member_id, moderation.seal(hub, reason),
+                                           actor.id, now, now + REQUEST_LIFETIME_MS, sealed)
             _audit(conn, hub, f"member:{actor.id}", "unmasking_requested", case_id, request=request_id)
             return request_id
     except IntegrityError:  # another moderator opened one at the same moment
@@ -290,7 +290,8 @@ def unmasking_requests(hub: Hub, actor: Member, case_id: int) -> list[UnmaskingR
     now = hub.clock.now_ms()
     with hub.engine.connect() as conn:
         moderation.case_for(conn, hub, actor, case_id)
-        return [UnmaskingRequest(r.id, member_store.get_member(conn, r.pseudonym_member_id).matrix_user_id, r.reason,
+        return [UnmaskingRequest(r.id, member_store.get_member(conn, r.pseudonym_member_id).matrix_user_id,
+                                 moderation.unseal(hub, r.reason_sealed).decode("utf-8") if r.reason_sealed else r.reason,
                                  "expired" if r.status == "open" and r.expires_at <= now else r.status)
                 for r in store.requests_for_case(conn, case_id)]
 

@@ -174,17 +174,28 @@ def pseudonym_by_user_id(conn: Connection, user_id: str):
                         .where(members.c.matrix_user_id == user_id)).first()
 
 
-def add_request(conn: Connection, case_id: int, pseudonym_member_id: int, reason: str, requested_by: int,
+def add_request(conn: Connection, case_id: int, pseudonym_member_id: int, reason_sealed: bytes, requested_by: int,
                 now_ms: int, expires_at: int, blinds: dict[int, tuple[int, bytes, bytes]]) -> int:
     """A new open request with each holder's (index, sealed blind, blind key). A second open
     request for the same pseudonym fails on a unique index (IntegrityError)."""
     request_id = conn.execute(insert(unmask_requests).values(
-        case_id=case_id, pseudonym_member_id=pseudonym_member_id, reason=reason, requested_by=requested_by,
-        status="open", created_at=now_ms, expires_at=expires_at)).inserted_primary_key[0]
+        case_id=case_id, pseudonym_member_id=pseudonym_member_id, reason="", reason_sealed=reason_sealed,
+        requested_by=requested_by, status="open", created_at=now_ms, expires_at=expires_at)).inserted_primary_key[0]
     for member_id, (index, sealed_blind, key) in blinds.items():
         conn.execute(insert(unmask_partials).values(request_id=request_id, member_id=member_id, share_index=index,
                                                     sealed_blind=sealed_blind, blind_key=key))
     return request_id
+
+
+def clear_request_reasons(conn: Connection) -> list[tuple[int, str]]:
+    """(request, reason) for reasons still stored in clear (written before migration 0016)."""
+    return [tuple(r) for r in conn.execute(
+        select(unmask_requests.c.id, unmask_requests.c.reason).where(unmask_requests.c.reason != ""))]
+
+
+def seal_request_reason(conn: Connection, request_id: int, reason_sealed: bytes) -> None:
+    conn.execute(update(unmask_requests).where(unmask_requests.c.id == request_id)
+                 .values(reason="", reason_sealed=reason_sealed))
 
 
 def get_request(conn: Connection, request_id: int):
