@@ -5,20 +5,32 @@ pseudonym is the reporter, and decisions whose proposer or run ended halfway say
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import text
 
+from crossline.domain import moderation as rules
 from crossline.domain.audit_listing import parse_filters
-from crossline.errors import NotFound
-from crossline.services import audit_listing
+from crossline.domain.consultations import Phase
+from crossline.domain.moderation import Action, CaseFacts, CaseStatus, Category, Moderator
+from crossline.errors import Conflict, NotAllowed, NotFound
+from crossline.services import audit_listing, consultations, pseudonym_pool
 from crossline.services import moderation as service
+from crossline.services import pseudonyms as pseudonym_service
+from crossline.setup import init_data_dir
 from crossline.storage import members
+from crossline.storage import moderation as store
 from crossline.storage.db import create_database_engine, migrate
-from tests.test_appeals import HARASSER, mods  # noqa: F401 - five moderators on two sides
+from crossline.web.app import create_app
+from crossline.web.keys import HUB
+from tests.test_appeals import HARASSER, _signed_in, mods  # noqa: F401 - five moderators on two sides
+from tests.test_decision_reasons_sealed import stored_bytes
 from tests.test_moderation import mod  # noqa: F401 - three moderators, a dialogue room
-from tests.test_web_reporting import client  # noqa: F401 - the web app
 from tests.test_pseudonym_migration import upgrade
 from tests.test_storage_contract import engine, postgres_url  # noqa: F401 - SQLite and PostgreSQL
+from tests.test_web_reporting import client  # noqa: F401 - the web app
 
 DAY_MS = 86_400_000
 
@@ -107,8 +119,6 @@ def test_cases_removed_before_tombstones_keep_their_numbers_after_the_upgrade(tm
     with engine.begin() as conn:
         assert list(conn.execute(text("SELECT id, status, created_at, updated_at FROM moderation_cases "
                                       "WHERE id > 1 ORDER BY id"))) == [(2, "deleted", 2, 2), (3, "deleted", 3, 4)]
-        from crossline.storage import moderation as store
-        from crossline.domain.moderation import Category
         assert store.add_case(conn, source="web", category=Category.SPAM, urgent=False, now_ms=5) == 4
         assert store.get_case(conn, 3) is None and [c.id for c in store.queue(conn)] == [4, 1]
     engine.dispose()
@@ -167,8 +177,6 @@ async def test_a_lift_leaves_what_a_case_deleted_by_retention_still_holds(mods):
 def test_tombstones_on_sqlite_and_postgresql(engine):  # noqa: F811 - the storage contract's engine
     """Retention's tombstone, as stored, on both databases: content gone, number kept, what may
     still hold kept only for the case that holds it."""
-    from crossline.domain.moderation import Action, Category
-    from crossline.storage import moderation as store
 
     with engine.begin() as conn:
         moderator = members.add_member(conn, "@m:x", None, None, frozenset({"moderator"}), None, 0)
@@ -179,7 +187,7 @@ def test_tombstones_on_sqlite_and_postgresql(engine):  # noqa: F811 - the storag
         for case_id, action in zip(ids, (Action.BAN_ALL, Action.WARN), strict=True):
             decision = store.add_decision(conn, case_id, action, b"reason", moderator, "pending", False, 0)
             store.finish_decision(conn, decision, "done", 0)
-            store.set_status(conn, case_id, store.CaseStatus.DECIDED, 0)
+            store.set_status(conn, case_id, CaseStatus.DECIDED, 0)
         assert sorted(store.delete_closed_before(conn, 1)) == ids
         assert store.queue(conn) == [] and store.get_case(conn, ids[0]) is None
         rows = list(conn.execute(text("SELECT id, status, synapse_report, reported_user, room_id, reason_sealed, "
@@ -200,11 +208,6 @@ def test_tombstones_on_sqlite_and_postgresql(engine):  # noqa: F811 - the storag
 def test_sides_are_asked_of_both_moderators_in_either_order_for_heavy_decisions_and_appeals():
     """Every ordered pair over an admin (no side), two left-bank and a right-bank moderator: a first
     heavy decision and an appeal are carried exactly when both have a side and the sides differ."""
-    import itertools
-
-    from crossline.domain import moderation as rules
-    from crossline.domain.moderation import Action, CaseFacts, CaseStatus, Moderator
-    from crossline.errors import NotAllowed
 
     admin, c, e, d = Moderator(9, None, "@admin"), Moderator(3, 1, "@c"), Moderator(5, 1, "@e"), Moderator(4, 2, "@d")
     everyone = (admin, c, e, d)
@@ -213,17 +216,16 @@ def test_sides_are_asked_of_both_moderators_in_either_order_for_heavy_decisions_
         case = CaseFacts(status, "!r", "$e", HARASSER, frozenset({1, 2}) if on_appeal else frozenset(), None)
         try:
             rules.check_decision(case, Action.LIFT if on_appeal else Action.BAN_ALL, first, everyone, True)
-            rules.check_second(CaseFacts(CaseStatus.AWAITING_SECOND, *[getattr(case, f) for f in (
-                "room_id", "event_id", "reported_user", "deciders", "reporter_member_id")]),
-                first, second, True, on_appeal, everyone)
+            rules.check_second(replace(case, status=CaseStatus.AWAITING_SECOND), first, second, True, on_appeal,
+                               everyone)
             carried = True
         except NotAllowed as refusal:
             carried = False
             if admin in (first, second):
                 assert "no side" in str(refusal), (first, second, on_appeal)
         assert carried == (admin not in (first, second) and first.side_id != second.side_id), (first, second)
-        # Who may take each step never names a moderator of no side.
-        assert admin not in rules.who_may(case, everyone, None, True) if on_appeal else True
+        if on_appeal:  # who may take each step never names a moderator of no side
+            assert admin not in rules.who_may(case, everyone, None, True)
     # Without the policy, a moderator of no side may propose and agree as any other.
     open_case = CaseFacts(CaseStatus.AWAITING_SECOND, "!r", "$e", HARASSER, frozenset(), None)
     rules.check_second(open_case, admin, c, False)
@@ -233,7 +235,6 @@ def test_sides_are_asked_of_both_moderators_in_either_order_for_heavy_decisions_
 async def test_an_admin_cannot_be_one_of_the_two_sides_of_a_heavy_decision(mods):
     """The service, with the policy on: an admin proposing a ban from every room is refused with
     what to do, and an admin's agreement to a left-bank moderator's proposal is refused."""
-    from crossline.errors import NotAllowed
 
     assert mods.config.moderation.second_moderator_from_other_side
     matrix_report(mods)
@@ -253,10 +254,6 @@ async def test_a_moderator_who_reported_through_her_pseudonym_takes_no_step_on_t
     """Mona reports through her pseudonym: she may not decide, agree, or take either step of the
     appeal; what the other moderators' pages say of who may act still names her (it tells them
     nothing about who is behind the pseudonym), and the case is decided without her."""
-    from crossline.domain.consultations import Phase
-    from crossline.errors import NotAllowed
-    from crossline.services import consultations, pseudonym_pool
-    from crossline.services import pseudonyms as pseudonym_service
 
     with mod.engine.begin() as conn:
         line, side = mod.mods["mona"].line_id, mod.mods["mona"].side_id
@@ -307,8 +304,6 @@ async def test_a_moderator_who_reported_through_her_pseudonym_takes_no_step_on_t
 async def test_an_agreement_to_a_proposal_whose_proposer_is_no_longer_a_moderator_is_refused(mods, on_appeal):
     """The proposal is withdrawn (audited), nothing is carried out, and the case waits for a new
     proposal, which two moderators can then carry."""
-    from crossline.errors import Conflict
-    from crossline.storage import moderation as store
 
     c, d, e = mods.mods["c"], mods.mods["d"], mods.mods["e"]
     if on_appeal:
@@ -328,7 +323,7 @@ async def test_an_agreement_to_a_proposal_whose_proposer_is_no_longer_a_moderato
     assert mods.homeserver.calls[before:] == []
     with mods.engine.connect() as conn:
         case = store.get_case(conn, case_id)
-        assert case.status is (store.CaseStatus.APPEALED if on_appeal else store.CaseStatus.OPEN)
+        assert case.status is (CaseStatus.APPEALED if on_appeal else CaseStatus.OPEN)
         assert [d.status for d in store.list_decisions(conn, case_id)][-1] == "withdrawn"
         last = list(service.audit.entries(conn, case_id))[-1].entry
     assert last["kind"] == "action_failed" and last["details"]["withdrawn"] == "the proposer is no longer a moderator"
@@ -345,10 +340,6 @@ async def test_an_agreement_to_a_proposal_whose_proposer_is_no_longer_a_moderato
 async def test_a_decision_cut_short_by_a_stop_says_part_of_it_may_have_taken_effect(client):  # noqa: F811
     """Recovered at start: the decision is 'interrupted', its audit entry says it may have taken
     effect in part, and so does the case page the next moderator opens."""
-    from crossline.domain.moderation import Action, Category
-    from crossline.storage import moderation as store
-    from crossline.web.keys import HUB
-    from tests.test_appeals import _signed_in
 
     hub = client.app[HUB]
     a, _ = _signed_in(hub, "amira")
@@ -369,15 +360,13 @@ async def test_a_decision_cut_short_by_a_stop_says_part_of_it_may_have_taken_eff
 async def test_a_pending_proposal_by_a_moderator_of_no_side_is_withdrawn_where_sides_must_differ(mods):
     """Made before sides were asked of both (or by an admin since): no agreement carries it, and
     the case does not stay locked by it."""
-    from crossline.errors import Conflict
-    from crossline.storage import moderation as store
 
     matrix_report(mods)
     (case_id,) = await service.take_in_matrix_reports(mods)
     with mods.engine.begin() as conn:
-        store.add_decision(conn, case_id, store.Action.BAN_ALL, service.seal(mods, "Insults"), mods.admin.id,
+        store.add_decision(conn, case_id, Action.BAN_ALL, service.seal(mods, "Insults"), mods.admin.id,
                            "pending", False, 0)
-        store.set_status(conn, case_id, store.CaseStatus.AWAITING_SECOND, 0)
+        store.set_status(conn, case_id, CaseStatus.AWAITING_SECOND, 0)
     with pytest.raises(Conflict, match="belongs to no side of the line.*propose the decision again"):
         await service.agree(mods, mods.mods["d"], case_id)
     assert not [call for call in mods.homeserver.calls if call[0] == "ban"]
@@ -394,10 +383,6 @@ UNMASK_REASON = "She posted the address of the shelter 5512"
 async def test_an_unmasking_requests_reason_is_stored_sealed_and_opened_on_the_case_page(mod):
     """The reason a moderator gives for unmasking is case content: sealed with the evidence key as
     decisions' reasons are, opened only for the moderators' case page."""
-    from crossline.domain.consultations import Phase
-    from crossline.services import consultations, pseudonym_pool
-    from crossline.services import pseudonyms as pseudonym_service
-    from tests.test_decision_reasons_sealed import stored_bytes
 
     lena = mod.mods["lena"]
     for name in ("mona", "lena", "rita"):
@@ -423,9 +408,6 @@ async def test_an_unmasking_requests_reason_is_stored_sealed_and_opened_on_the_c
 
 
 async def test_unmasking_reasons_stored_in_clear_before_0016_are_sealed_when_the_hub_starts(aiohttp_client, tmp_path):
-    from crossline.setup import init_data_dir
-    from crossline.web.app import create_app
-    from crossline.web.keys import HUB
 
     config = init_data_dir(tmp_path / "data", hub_port=18983, synapse_port=18982)[0]
     engine = create_database_engine(config.database_url)
