@@ -5,7 +5,8 @@
   a week cannot come again.
 - Room events the bot could not decrypt are kept until their keys arrive, for a day at most.
 - Web submission ids guard against a retried form counting twice; a retry comes within minutes.
-- Closed moderation cases go after the configured retention (see services/moderation).
+- Decided and closed moderation cases are emptied after the configured retention, keeping only
+  a numbered tombstone (see services/moderation.apply_retention).
 """
 
 from __future__ import annotations
