@@ -14,7 +14,7 @@ from nacl.signing import SigningKey
 from crossline import secrets
 from crossline.cli import main
 from crossline.domain.audit import GENESIS, KnownHead, StoredEntry, audit_key, check, entry_hash, entry_mac
-from crossline.domain.audit_heads import MAX_HEADS, PREFIX, Head, read, sign
+from crossline.domain.audit_heads import MAX_TOLD, PREFIX, Head, read, sign
 from crossline.reports.signing import signing_key_from_secret
 from crossline.services import audit_heads
 
@@ -23,6 +23,9 @@ HUB_KEY = SigningKey(b"\1" * 32)
 OTHER_KEY = SigningKey(b"\2" * 32)
 HASH = "ab" * 32
 COPY_AGAIN = "copy it again, whole, from the moderators' room"
+
+NO_MAC_NOTE = ("entries 1 to 3 carry no MAC: written before entries were keyed, they are not authenticated by the "
+               "hub's key; only the chain and signed heads cover them.")
 
 
 def b64(data: bytes) -> str:
@@ -114,12 +117,13 @@ def test_a_signed_content_that_is_not_a_head_is_refused():
         assert only_problem(text).startswith(f"head 1: its content cannot be read as a head; {COPY_AGAIN}")
 
 
-def test_a_huge_paste_is_read_up_to_a_limit():
+def test_a_huge_paste_is_read_whole_and_tells_a_few_problems():
     genuine = token()
     (head,), bad = read("noise " * 300_000 + genuine + " noise" * 300_000)
     assert bad == [] and head.token == genuine
-    good, bad = read("\n".join([genuine] * (MAX_HEADS + 5)))
-    assert len(good) == MAX_HEADS and bad == [f"more than {MAX_HEADS} heads: the rest were not read"]
+    good, bad = read("\n".join([genuine] * 1500 + [PREFIX] * 100 + [token(seq=9)]))  # the newest comes last
+    assert len(good) == 1501 and good[-1].head.seq == 9
+    assert len(bad) == MAX_TOLD + 1 and bad[-1] == f"{100 - MAX_TOLD} more heads cannot be used either"
     huge_body = f"{PREFIX}{'A' * 5000}.{'B' * 86}"
     assert only_problem(huge_body).startswith("head 1 is cut short or broken")
 
@@ -217,8 +221,8 @@ def test_the_same_head_given_twice_names_each_problem_once():
 def test_two_heads_that_disagree_show_the_log_was_rewritten_between_them():
     entries = genuine_log(4)
     verdict = check(entries, KEY, [head(entries, 4), KnownHead(4, "cd" * 32, "the head signed yesterday")])
-    assert verdict.problems == ["entry 4 is not the one in the head signed yesterday: the log up to it was "
-                                "rewritten"]
+    assert verdict.problems == ["entries 1 to 4 may each have been removed, replaced or rewritten: entry 4 is not "
+                                "the one in the head signed yesterday"]
 
 
 def test_rows_written_by_hand_are_named_and_never_stop_the_check():
@@ -246,11 +250,11 @@ def test_entries_without_a_mac_count_as_older_than_keys_only_before_any_keyed_en
     legacy = genuine_log(3, key=None)
     keyed = genuine_log(6)[3:]  # entries 4 to 6, chained after the legacy ones (same content)
     verdict = check(legacy + keyed, KEY, [])
-    assert verdict.verifies and "entries 1 to 3 predate keyed entries; the chain and signed heads cover them." \
+    assert verdict.verifies and NO_MAC_NOTE \
         in verdict.notes
     stripped = legacy + [keyed[0], keyed[1]._replace(mac=None), keyed[2]]
     assert check(stripped, KEY, []).problems[0].startswith("entry 5 lost its authentication")
     all_stripped = genuine_log(6, key=None)  # every MAC removed: after the head they are missed
     assert check(all_stripped, KEY, [head(all_stripped, 2)]).problems == [
         "entries 3 to 6 lost their authentication (every entry after the first keyed one, or after a signed head, "
-        "carries one): they may have been rewritten outside the hub"]
+        "carries one, and every entry once the hub keyed its older ones): they may have been rewritten outside the hub"]

@@ -117,12 +117,15 @@ def test_no_head_is_signed_over_a_log_that_no_longer_extends_the_kept_one(hub, t
     assert alert.endswith("restored from a backup on purpose, the operator moves the hub's audit-head.txt aside "
                           "once the moderators have checked the log.")
 
-    # Told once: not again at the next keep, nor at the next day's; and a decision posts no head.
+    # Told once by the keeper: not again at the next keep, nor at the next day's; a decision posts no
+    # head and tells the rooms again (what was told is kept outside the database: review of issue 27).
     audit_heads.keep(hub)
     hub.clock.now += audit_heads.DAY_MS
     audit_heads.keep(hub)
-    write_entries(hub, 1)  # a decision
     assert taken_from_the_outbox(hub) == []
+    write_entries(hub, 1)  # a decision
+    (again,) = taken_from_the_outbox(hub)
+    assert again.startswith("Moderation record: ") and "crossline-audit-head" not in again
     assert hub.config.paths.audit_head.read_bytes() == kept
 
 
@@ -144,20 +147,25 @@ def test_once_the_log_is_restored_the_same_problem_is_told_again(hub):
     assert len(taken_from_the_outbox(hub)) == 1
 
 
-def test_entries_written_before_keys_are_noted_and_a_missing_mac_after_a_keyed_one_is_flagged(hub):
+def test_entries_written_before_keys_are_keyed_once_and_from_then_on_a_missing_mac_is_flagged(hub):
+    """The first keep MACs the entries written before keys, after checking them, and notes outside
+    the database that it did: from then on an entry without a MAC lost it, even with no head kept
+    (review of issue 27, A finding 4: every MAC stripped and the log rewritten passed as old)."""
     write_entries(hub, 3, decision_last=False)
     sql(hub, "update audit_log set mac = NULL")  # as written before migration 0014
     assert audit_heads.keep(hub).problem is None and kept_seq(hub) == 3
-    write_entries(hub, 3, decision_last=False)
-    assert audit_heads.keep(hub).problem is None and kept_seq(hub) == 6
+    assert json.loads(hub.config.paths.audit_state.read_text("utf-8"))["keyed_through"] == 3
+    assert hub.config.paths.audit_state.stat().st_mode & 0o777 == 0o600
     verdict = audit_heads.verify(hub).verdict
-    assert verdict.verifies and verdict.entries == 6
-    assert "entries 1 to 3 predate keyed entries; the chain and signed heads cover them." in verdict.notes
+    assert verdict.verifies and verdict.authenticated and verdict.notes == []
 
-    sql(hub, "update audit_log set mac = NULL where seq = 5")
+    hub.config.paths.audit_head.unlink()  # no kept head either: the note outside the database still holds
+    sql(hub, "update audit_log set mac = NULL")
     verdict = audit_heads.verify(hub).verdict
-    assert verdict.problems == ["entry 5 lost its authentication (every entry after the first keyed one, or "
-                                "after a signed head, carries one): it may have been rewritten outside the hub"]
+    assert verdict.problems == ["entries 1 to 3 lost their authentication (every entry after the first keyed one, "
+                                "or after a signed head, carries one, and every entry once the hub keyed its older "
+                                "ones): they may have been rewritten outside the hub"]
+    assert "lost their authentication" in audit_heads.keep(hub).problem
 
 
 def test_a_log_written_before_entries_were_keyed_is_carried_on(hub):
@@ -182,9 +190,10 @@ def test_a_log_written_before_entries_were_keyed_is_carried_on(hub):
     (posted,) = taken_from_the_outbox(hub)
     assert read(posted)[0][0].head.seq == 5
     assert audit_heads.keep(hub).problem is None and kept_seq(hub) == 5
-    verdict = audit_heads.verify(hub).verdict
-    assert verdict.verifies and verdict.entries == 5
-    assert verdict.notes[0] == "entries 1 to 3 predate keyed entries; the chain and signed heads cover them."
+    verdict = audit_heads.verify(hub).verdict  # the keep keyed the old entries
+    assert verdict.verifies and verdict.entries == 5 and verdict.authenticated
+    with hub.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from audit_log where mac is null")).scalar() == 0
 
 
 async def test_a_kept_head_that_cannot_be_read_is_told_and_decisions_still_go_through(hub):

@@ -142,7 +142,7 @@ async def test_a_hand_written_row_cannot_drive_the_terminal(record, capsys):
     (verify says the row was changed; the listing still prints it, harmlessly)."""
     with record.engine.begin() as conn:
         conn.execute(text("update audit_log set kind = :kind, details = :details where seq = 1"),
-                     {"kind": "made_up\x1b]0;owned\x07", "details": '{"note": "\\u001b[2Jcleared", "n": [1, 2]}'})
+                     {"kind": "made_up\x1b]0;owned\x07", "details": '{"n": [1, 2], "note": "\\u001b[2Jcleared"}'})
     code, lines, _ = listing(record, capsys, "--case", str(record.cases[0]))
     assert code == 0
     assert not any(c in line for line in lines for c in "\x1b\x07")

@@ -59,35 +59,61 @@ def run(args: argparse.Namespace, data_dir: Path) -> int:
 def _read_heads(files: list[Path]) -> list[str] | str:
     texts = []
     for path in files:
-        try:
-            if path.stat().st_size > MAX_HEAD_FILE:
-                return f"{path} is too large to be a file of signed heads (at most {MAX_HEAD_FILE} bytes)."
-            texts.append(path.read_bytes().decode("utf-8", errors="replace"))
+        try:  # read, not stat: a device or a pipe has no size to check first
+            with open(path, "rb") as handle:
+                data = handle.read(MAX_HEAD_FILE + 1)
         except OSError as error:
             return f"cannot read {path}: {error.strerror}."
+        if len(data) > MAX_HEAD_FILE:
+            return f"{path} is too large to be a file of signed heads (at most {MAX_HEAD_FILE} bytes)."
+        texts.append(data.decode("utf-8", errors="replace"))
     return texts
 
 
+def not_checked(error: Exception) -> str:
+    """Why the record could not be checked, as a sentence (never a traceback)."""
+    from crossline.secrets import SecretError
+
+    if isinstance(error, SecretError):
+        return str(error)
+    return (f"the database cannot be read ({type(error).__name__}); is it reachable, and has the hub run since "
+            "its last upgrade?")
+
+
 def cmd_verify(data_dir: Path, head_files: list[Path]) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from crossline.domain.audit_heads import read
+    from crossline.secrets import SecretError
     from crossline.services import audit_heads
 
     texts = _read_heads(head_files)
     if isinstance(texts, str):
         print(f"crossline audit verify: {texts}", file=sys.stderr)
         return 2
-    for path, text in zip(head_files, texts, strict=True):
-        if not read(text)[0] and not read(text)[1]:
+    parsed = [read(text) for text in texts]  # each file read once
+    for path, (good, bad) in zip(head_files, parsed, strict=True):
+        if not good and not bad:
             print(f"crossline audit verify: {path} holds no signed head (a line beginning "
                   "'crossline-audit-head.v1.'). Copy the whole message from the moderators' room.", file=sys.stderr)
             return 2
-    hub = offline_hub(data_dir)
-    for path, text in zip(head_files, texts, strict=True):
-        usable, unusable = audit_heads.own_heads(hub, text)
-        if not usable:  # she asked for a check against it: no verdict without it
-            print(f"crossline audit verify: no head in {path} can be used: {'; '.join(unusable)}.", file=sys.stderr)
-            return 2
-    checked = audit_heads.verify(hub, texts)
+    hub = offline_hub(data_dir, migrated=False)  # the database as it is: checking it never changes it
+    try:
+        given, not_used = [], []
+        for path, (good, bad) in zip(head_files, parsed, strict=True):
+            usable, unusable = audit_heads.mine(hub, good, bad)
+            if not usable:  # she asked for a check against it: no verdict without it
+                print(f"crossline audit verify: no head in {path} can be used: {'; '.join(unusable)}.",
+                      file=sys.stderr)
+                return 2
+            given += usable
+            not_used += unusable
+        checked = audit_heads.verify(hub, given, not_used)
+    except (SQLAlchemyError, SecretError) as error:
+        print(f"crossline audit verify: not checked: {not_checked(error)}", file=sys.stderr)
+        return 2
+    finally:
+        hub.engine.dispose()
     verdict = checked.verdict
     for why in checked.unusable:
         print(f"Not used: {why}.", file=sys.stderr)
@@ -102,8 +128,8 @@ def cmd_verify(data_dir: Path, head_files: list[Path]) -> int:
               file=sys.stderr)
         return 1
     against = f" It holds the latest signed head known (entry {verdict.head_seq})." if verdict.head_seq else ""
-    print(f"Audit log verifies: {verdict.entries} entries, each chained to the one before and authenticated by "
-          f"the hub's key.{against}")
+    keyed = " and authenticated by the hub's key" if verdict.authenticated else ""
+    print(f"Audit log verifies: {verdict.entries} entries, each chained to the one before{keyed}.{against}")
     for note in verdict.notes:
         print(note)
     return 0
@@ -124,12 +150,8 @@ def record_status(data_dir: Path) -> dict:
     hub = offline_hub(data_dir, migrated=False)
     try:
         checked = audit_heads.verify(hub)
-    except SecretError as error:
-        return {"verifies": None, "line": f"Audit log: not checked: {error}"}
-    except SQLAlchemyError as error:
-        return {"verifies": None, "line": f"Audit log: not checked: the database cannot be read "
-                                          f"({type(error).__name__}); is it reachable, and has the hub run since "
-                                          "its last upgrade?"}
+    except (SQLAlchemyError, SecretError) as error:
+        return {"verifies": None, "line": f"Audit log: not checked: {not_checked(error)}"}
     finally:
         hub.engine.dispose()
     verdict = checked.verdict
@@ -148,6 +170,8 @@ def _printable(text: str) -> str:
 
 
 def cmd_list(data_dir: Path, args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from crossline.domain.audit_listing import parse_filters
     from crossline.errors import InvalidInput
     from crossline.services import audit_listing
@@ -155,9 +179,16 @@ def cmd_list(data_dir: Path, args: argparse.Namespace) -> int:
     try:
         filters = parse_filters(case=args.case, moderator=args.moderator, since=args.since, until=args.until,
                                 limit=args.limit, before=args.before, default_limit=LIST_LIMIT)
-        listing = audit_listing.for_operator(offline_hub(data_dir), filters)
+        hub = offline_hub(data_dir, migrated=False)  # reading only: the database as it is
+        try:
+            listing = audit_listing.for_operator(hub, filters)
+        finally:
+            hub.engine.dispose()
     except InvalidInput as error:
         print(f"crossline audit list: {error.message}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as error:
+        print(f"crossline audit list: not read: {not_checked(error)}", file=sys.stderr)
         return 2
     if not listing.rows:
         print("No entries match.")

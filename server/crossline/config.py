@@ -202,6 +202,11 @@ class Paths:
         return self.data_dir / "audit-head.txt"
 
     @property
+    def audit_state(self) -> Path:
+        """Beside it: heads posted, the alert told, old entries keyed (services/audit_state.py)."""
+        return self.data_dir / "audit-state.json"
+
+    @property
     def hub_database(self) -> Path:
         return self.data_dir / "hub.sqlite3"
 

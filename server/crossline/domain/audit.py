@@ -21,6 +21,8 @@ from typing import NamedTuple
 
 from canonicaljson import encode_canonical_json
 
+from crossline.errors import CrosslineError
+
 GENESIS = "0" * 64
 _KEY_LABEL = b"crossline audit log entries\0"
 
@@ -31,6 +33,18 @@ class StoredEntry(NamedTuple):
     previous_hash: str
     hash: str
     mac: str | None  # None: written before entries were keyed
+    unexpected: tuple[str, ...] = ()  # fields holding what the hub never writes (read as text)
+
+
+class NotRecorded(CrosslineError):
+    """The database did not store an entry as written: the action it records is not taken."""
+
+    status = 503
+
+    def __init__(self, seq: int):
+        super().__init__(f"The moderation record did not store entry {seq} as it was written (something in the "
+                         "database drops or changes entries), so nothing was done. Tell the hub's operator: "
+                         "`crossline audit verify` names what the database holds that the hub never made.")
 
 
 def entry_hash(previous: str, entry: dict) -> str:
@@ -73,6 +87,7 @@ class Verdict:
     problems: list[str]  # the first names the earliest broken entry; empty: the log verifies
     notes: list[str]  # what was and was not checked
     head_seq: int | None  # the latest head the log was checked against
+    authenticated: bool = False  # every entry carries a MAC, checked with the hub's key
 
     @property
     def verifies(self) -> bool:
@@ -94,21 +109,26 @@ def _spans(numbers: list[int]) -> list[tuple[int, int]]:
 
 
 def check(entries: Sequence[StoredEntry], key: bytes | None, heads: Sequence[KnownHead],
-          after: KnownHead | None = None) -> Verdict:
+          after: KnownHead | None = None, all_keyed: bool = False) -> Verdict:
     """Everything wrong with the stored log, earliest first, checked against the chain, the key (if
     given: only the hub's secrets hold it) and every head given. Each problem names what to look at.
-    after: check only the entries after this one, already known to be right."""
+    after: check only the entries after this one, already known to be right.
+    all_keyed: every entry carries a MAC (the hub keyed those written before 0014, outside the
+    database's say): one without has lost it."""
     problems: list[tuple[int, str]] = []
     notes: list[str] = []
     previous, expected = (after.hash, after.seq + 1) if after else (GENESIS, 1)
     unkeyed, bad_mac, legacy_until = [], [], 0
     # Every head was signed by a hub that keys each entry it writes: an entry after a head without
     # a MAC lost it (stripped to pass a rewritten entry off as one written before keys).
-    seen_keyed, keyed_after = False, min((h.seq for h in heads), default=None)
+    seen_keyed, keyed_after = all_keyed, min((h.seq for h in heads), default=None)
     by_seq: dict[int, str] = {}
     numbered = {stored.hash: stored.seq for stored in entries}  # to name where a moved entry was
     for stored in entries:
         seq = stored.seq
+        if stored.unexpected:
+            problems.append((seq, f"entry {seq} holds what the hub never writes (its {', '.join(stored.unexpected)}"
+                                  f"): it was written or changed outside the hub"))
         if seq < 1:
             problems.append((seq, f"entry {seq} cannot be: entries are numbered from 1 (a number was changed)"))
         elif seq < expected:
@@ -134,8 +154,8 @@ def check(entries: Sequence[StoredEntry], key: bytes | None, heads: Sequence[Kno
                 legacy_until = seq
         else:
             seen_keyed = True
-            if key is not None and not hmac.compare_digest(stored.mac.encode("utf-8"),
-                                                           entry_mac(key, seq, stored.hash).encode("ascii")):
+            if key is not None and not hmac.compare_digest(str(stored.mac).encode("utf-8"),
+                                                           entry_mac(key, seq, str(stored.hash)).encode("ascii")):
                 bad_mac.append(seq)
         by_seq[seq] = stored.hash
         previous, expected = stored.hash, max(expected, seq + 1)
@@ -145,29 +165,37 @@ def check(entries: Sequence[StoredEntry], key: bytes | None, heads: Sequence[Kno
     for first, last in _spans(unkeyed):
         its, it = ("its", "it") if first == last else ("their", "they")
         problems.append((first, f"{_span(first, last)} lost {its} authentication (every entry after the first "
-                                f"keyed one, or after a signed head, carries one): {it} may have been rewritten "
-                                "outside the hub"))
+                                "keyed one, or after a signed head, carries one, and every entry once the hub keyed "
+                                f"its older ones): {it} may have been rewritten outside the hub"))
     last_seq = entries[-1].seq if entries else expected - 1
     latest = max(heads, key=lambda h: h.seq, default=None)
+    # The entries heads vouch for, as stored: a head that does not match names the span after the last of them.
+    vouched = [h.seq for h in heads if by_seq.get(h.seq) == h.hash] + ([after.seq] if after else [])
     for head in sorted(heads, key=lambda h: h.seq):
+        matched = max((seq for seq in vouched if seq < head.seq), default=0)
         if head.seq > last_seq:
             ending = f"the log ends at entry {last_seq}" if entries else "the log holds no entries"
             problems.append((last_seq + 1, f"{_span(last_seq + 1, head.seq)} {'is' if last_seq + 1 == head.seq else 'are'}"
                                            f" missing at the end: {head.label} names entry {head.seq}, and {ending}"))
         elif head.seq in by_seq and by_seq[head.seq] != head.hash:
-            problems.append((head.seq, f"entry {head.seq} is not the one in {head.label}: the log up to it was "
-                                       "rewritten"))
+            # Which entries since the last head that matches were replaced, no stored hash can tell.
+            span = _span(matched + 1, head.seq)
+            problems.append((matched + 1, f"{span} may {'each ' if matched + 1 < head.seq else ''}have been removed,"
+                                          f" replaced or rewritten: entry {head.seq} is not the one in {head.label}"
+                                          + (f" (entry {matched} is the last a head vouches for)" if matched else "")))
     if legacy_until:
-        notes.append(f"{_span(1, legacy_until)} predate{'s' if legacy_until == 1 else ''} keyed entries; the "
-                     "chain and signed heads cover them.")
+        notes.append(f"{_span(1, legacy_until)} carr{'ies' if legacy_until == 1 else 'y'} no MAC: written before "
+                     "entries were keyed, they are not authenticated by the hub's key; only the chain and signed "
+                     "heads cover them.")
     if key is None:
         notes.append("The hub's key was not available: entries' authentication was not checked.")
     if latest is None:
         notes.append("No signed head was given or found: entries removed from the end cannot be detected. "
                      "Give the latest head from the moderators' room with --head FILE.")
     elif latest.seq < last_seq:
+        keyed = key is not None and legacy_until <= latest.seq
         notes.append(f"{_span(latest.seq + 1, last_seq)} came after {latest.label}"
-                     + ("; each is authenticated by the hub's key." if key is not None else "."))
+                     + ("; each is authenticated by the hub's key." if keyed else "."))
     problems.sort(key=lambda p: p[0])
     return Verdict(len(entries), last_seq, list(dict.fromkeys(p for _, p in problems)), notes,
-                   latest.seq if latest else None)
+                   latest.seq if latest else None, key is not None and not legacy_until)

@@ -24,8 +24,8 @@ from nacl.signing import SigningKey, VerifyKey
 from crossline.domain.audit import KnownHead
 
 PREFIX = "crossline-audit-head.v1."
-# Heads are short: a limit on what is read keeps a hostile paste from costing anything.
-MAX_HEADS = 1000
+# Every head in a text is read (the newest may come last); what is wrong is told for the first few.
+MAX_TOLD = 20
 _TOKEN = re.compile(re.escape(PREFIX) + r"([A-Za-z0-9_-]{1,2000})\.([A-Za-z0-9_-]{86})(?![A-Za-z0-9_-])")
 _LATEST_MS = 253_402_300_799_999  # the end of year 9999: a time a head can name and print
 AGAIN = "copy it again, whole, from the moderators' room"
@@ -97,12 +97,10 @@ def _parse(body: str, signature: str) -> SignedHead:
 
 def read(text: str) -> tuple[list[SignedHead], list[str]]:
     """Every head in a text (a pasted message, a downloaded file, several at once): those whose
-    signature holds, and what is wrong with the others."""
+    signature holds, and what is wrong with the others. The callers bound the text's size (each
+    head costs a signature check), never the number of heads: a cap would drop the newest."""
     good, bad = [], []
     for number, start in enumerate((found.start() for found in re.finditer(re.escape(PREFIX), text)), start=1):
-        if number > MAX_HEADS:
-            bad.append(f"more than {MAX_HEADS} heads: the rest were not read")
-            break
         match = _TOKEN.match(text, start)
         if match is None:
             bad.append(f"head {number} is cut short or broken (a head is one unbroken line: "
@@ -112,6 +110,8 @@ def read(text: str) -> tuple[list[SignedHead], list[str]]:
             good.append(_parse(match.group(1), match.group(2)))
         except HeadError as error:
             bad.append(f"head {number}: {error}")
+    if len(bad) > MAX_TOLD:
+        bad[MAX_TOLD:] = [f"{len(bad) - MAX_TOLD} more heads cannot be used either"]
     return good, bad
 
 

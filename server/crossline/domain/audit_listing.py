@@ -25,7 +25,7 @@ ACTOR_WORDS = {
     "bot": "the hub's bot",
     "hub": "the hub",
     "quorum": "the unmasking quorum",
-    "system": "the hub (retention)",
+    "system": "the hub",
 }
 
 # Every kind of entry the hub writes (services/moderation.py, pseudonyms.py, pseudonym_pool.py;
@@ -177,10 +177,12 @@ def members_named(entry: dict) -> set[int]:
     return {n for n in named if isinstance(n, int) and not isinstance(n, bool)}
 
 
-def utc(at_ms: int) -> str:
+def utc(at_ms: object) -> str:
     try:
+        if type(at_ms) is not int:
+            raise TypeError
         return (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=at_ms)).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except OverflowError:  # only a hand-edited row holds such a time
+    except (OverflowError, TypeError):  # only a hand-edited row holds such a time
         return f"{at_ms} (not a time)"
 
 

@@ -8,20 +8,25 @@
 - `keep` (every 30 s, and at shutdown) checks what was written since the head last kept in
   `DATA_DIR/audit-head.txt` (outside the database), then signs the new head there, and posts one
   to each moderators' room at least daily (to a new room within a keep). It never signs over a log
-  that no longer extends the kept head: it tells the moderators instead.
+  that no longer extends the kept head: it tells the moderators instead. Its first run keys the
+  entries written before keys (migration 0014), once.
 - `verify` checks the whole log against the chain, the key and every head it is given or keeps.
+- None of them calls a log good while the database holds a trigger, rule or row-security policy
+  (the hub makes none): each could keep chosen entries or heads from ever being written.
+What says when each room was last sent a head, and which problem was told, is kept outside the
+database too (services/audit_state.py): whoever writes it could otherwise silence both.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from crossline import secrets
 from crossline.domain import audit as chain
 from crossline.domain import audit_heads as heads
 from crossline.reports.signing import fingerprint, signing_key_from_secret
+from crossline.services import audit_state
 from crossline.services.hub import Hub
 from crossline.storage import audit
 from crossline.storage import bot as bot_state
@@ -31,8 +36,7 @@ logger = logging.getLogger(__name__)
 
 MODERATION_TEMPLATE = "moderation"
 DAY_MS = 86_400_000
-POSTED = "audit_head_posted"  # bot_state: {room id: when it was last sent a head}
-ALERTED = "audit_head_alert"  # bot_state: the problem the moderators were last told of
+MAX_KEPT_FILE = 1_000_000  # the kept head file holds one head; a larger one was not written by the hub
 
 
 def _signing_secret(hub: Hub) -> str:
@@ -58,47 +62,51 @@ def moderators_rooms(conn) -> list[str]:
 
 def record(conn, hub: Hub, actor: str, kind: str, case_id: int | None, details: dict,
            post: str | None = None) -> None:
-    """Appends an entry in the caller's transaction. post: why the head goes to the moderators'
-    rooms now (a decision), or None."""
+    """Appends an entry in the caller's transaction (NotRecorded if the database did not store it
+    as written: then the action is not taken). post: why the head goes to the moderators' rooms
+    now (a decision), or None. A decision never fails on its check: a problem found, or a check
+    that fails, is told to the rooms at every decision, and no head is signed."""
     seq, digest = audit.append(conn, key(hub), hub.clock.now_ms(), actor, kind, case_id, details)
     if post:
         # Never a head over a log that no longer extends the kept one: it would vouch for the change.
-        kept, _newer, problem = _since_kept(conn, hub)
-        if problem:
-            _alert(conn, hub, problem, kept)
+        kept, _newer, broken = _checked(conn, hub, savepoint=True)
+        if broken:
+            _alert(conn, hub, broken, again=True)
         else:
             _queue(conn, hub, _sign(hub, seq, digest), post)
 
 
 def _queue(conn, hub: Hub, signed: heads.SignedHead, reason: str, rooms: list[str] | None = None) -> None:
-    """To `rooms` (default: every moderators' room), each noted as posted to now."""
+    """To `rooms` (default: every moderators' room), each noted (outside the database) as posted to now."""
     rooms = moderators_rooms(conn) if rooms is None else rooms
     text = heads.message(signed, hub_fingerprint(hub), reason)
     for room_id in rooms:
         bot_state.queue_message(conn, room_id, f"audit-head-{signed.head.seq}-{signed.head.at_ms}-{room_id}",
                                 {"msgtype": "m.notice", "body": text, "org.crossline.audit_head": signed.token},
                                 "audit_head", hub.clock.now_ms())
-    bot_state.set_state(conn, POSTED, json.dumps({**_posted(conn), **dict.fromkeys(rooms, signed.head.at_ms)}))
-
-
-def _posted(conn) -> dict[str, int]:
-    """When each moderators' room was last sent a head."""
-    return json.loads(bot_state.get_state(conn, POSTED) or "{}")
+    try:
+        audit_state.posted(hub.config.paths.audit_state, rooms, signed.head.at_ms)
+    except OSError as error:  # the rooms then get the daily head again sooner: nothing is lost
+        logger.warning("Could not note the audit head as posted: %s", error.strerror)
 
 
 # -- The head kept outside the database ----------------------------------------------------------
 
 
+def mine(hub: Hub, good: list[heads.SignedHead], bad: list[str]) -> tuple[list[heads.SignedHead], list[str]]:
+    """Of heads read (audit_heads.read), those signed with this hub's key, and what is wrong with the others."""
+    own, name = bytes(signing_key_from_secret(_signing_secret(hub)).verify_key), hub.config.synapse.server_name
+    bad = bad + [f"a head for entry {h.head.seq} is signed with another key ({fingerprint(h.public_key)}), not "
+                 f"this hub's ({fingerprint(own)}): give a head from this hub's moderators' room" for h in good
+                 if h.public_key != own]
+    bad += [f"a head for entry {h.head.seq} names the hub {h.head.hub!r}, not this one ({name})" for h in good
+            if h.public_key == own and h.head.hub != name]
+    return [h for h in good if h.public_key == own and h.head.hub == name], bad
+
+
 def own_heads(hub: Hub, text: str) -> tuple[list[heads.SignedHead], list[str]]:
     """The heads in a text signed with this hub's key, and what is wrong with the others."""
-    good, bad = heads.read(text)
-    mine, name = bytes(signing_key_from_secret(_signing_secret(hub)).verify_key), hub.config.synapse.server_name
-    bad += [f"a head for entry {h.head.seq} is signed with another key ({fingerprint(h.public_key)}), not this "
-            f"hub's ({fingerprint(mine)}): give a head from this hub's moderators' room" for h in good
-            if h.public_key != mine]
-    bad += [f"a head for entry {h.head.seq} names the hub {h.head.hub!r}, not this one ({name})" for h in good
-            if h.public_key == mine and h.head.hub != name]
-    return [h for h in good if h.public_key == mine and h.head.hub == name], bad
+    return mine(hub, *heads.read(text))
 
 
 def _kept_text(hub: Hub) -> str | None:
@@ -106,10 +114,18 @@ def _kept_text(hub: Hub) -> str | None:
     must not fail on it: it is told instead)."""
     path = hub.config.paths.audit_head
     try:
-        return path.read_text("utf-8", errors="replace") if path.exists() else None
+        if not path.exists():
+            return None
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_KEPT_FILE + 1)
     except OSError as error:
         raise heads.HeadError(f"the head the hub keeps in {path} cannot be read ({error.strerror}); an operator "
                               "makes it readable to the hub again") from None
+    if len(data) > MAX_KEPT_FILE:
+        raise heads.HeadError(f"the head the hub keeps in {path} is larger than any head the hub writes (the file "
+                              "was changed); once the log is checked against the latest head from the moderators' "
+                              "room, an operator moves that file aside")
+    return data.decode("utf-8", errors="replace")
 
 
 def kept_head(hub: Hub) -> heads.SignedHead | None:
@@ -127,16 +143,35 @@ def kept_head(hub: Hub) -> heads.SignedHead | None:
     return max(found, key=lambda h: h.head.seq)
 
 
-def _since_kept(conn, hub: Hub) -> tuple[heads.SignedHead | None, list[chain.StoredEntry], str | None]:
+@dataclass(frozen=True)
+class Broken:
+    problem: str  # told to the moderators
+    about: str  # the same for as long as it is the same problem: told once by keep, however the log grows
+
+
+def _rewriters(conn) -> Broken | None:
+    found = audit.rewriters(conn)
+    if not found:
+        return None
+    return Broken(f"the hub's database holds {', '.join(found)}. The hub makes none: each can keep entries or "
+                  "heads from being written, or change them as they are, unseen by any check of what is stored. "
+                  "An operator finds who added it, removes it, and the moderators compare the log with their "
+                  "heads", "rewriters:" + ",".join(found))
+
+
+def _since_kept(conn, hub: Hub) -> tuple[heads.SignedHead | None, list[chain.StoredEntry], Broken | None]:
     """The kept head, the entries written after it, and the first reason the log no longer
     extends it (None: it does). Reads only what came after the kept head, so it stays cheap."""
     try:
         kept = kept_head(hub)
     except heads.HeadError as error:
-        return None, [], str(error)
+        return None, [], Broken(str(error), str(error))
+    if rewriters := _rewriters(conn):
+        return kept, [], rewriters
     after = kept.known() if kept else None
     newer = list(audit.entries(conn, after_seq=after.seq if after else 0))
-    verdict = chain.check(newer, key(hub), [after] if after else [], after=after)
+    all_keyed = audit_state.load(hub.config.paths.audit_state).keyed_through is not None
+    verdict = chain.check(newer, key(hub), [after] if after else [], after=after, all_keyed=all_keyed)
     if verdict.problems or after is None:
         problem = verdict.problems[0] if verdict.problems else None
     elif (at_kept := audit.hash_at(conn, after.seq)) is None:
@@ -147,7 +182,26 @@ def _since_kept(conn, hub: Hub) -> tuple[heads.SignedHead | None, list[chain.Sto
     else:
         problem = None if at_kept == after.hash else \
             f"entry {after.seq} is not the one in {after.label}: the log up to it was rewritten"
-    return kept, newer, problem and f"the audit log no longer extends the head the hub kept: {problem}"
+    if problem is None:
+        return kept, newer, None
+    return kept, newer, Broken(f"the audit log no longer extends the head the hub kept: {problem}",
+                               kept.token if kept else problem)
+
+
+def _checked(conn, hub: Hub, savepoint: bool) -> tuple[heads.SignedHead | None, list[chain.StoredEntry],
+                                                      Broken | None]:
+    """_since_kept, where a check that fails (on anything a database can hold) is itself the
+    problem told: never a failed decision or keep, never a head. savepoint: so that a database
+    error leaves the caller's transaction usable (a decision's)."""
+    try:
+        if not savepoint:
+            return _since_kept(conn, hub)
+        with conn.begin_nested():
+            return _since_kept(conn, hub)
+    except Exception as error:  # noqa: BLE001 - told to the moderators; only the type is logged
+        logger.exception("Checking the audit log failed")
+        problem = f"the audit log could not be checked ({type(error).__name__}): run `crossline audit verify`"
+        return None, [], Broken(problem, problem)
 
 
 @dataclass(frozen=True)
@@ -159,26 +213,45 @@ class Kept:
 def keep(hub: Hub, daily: bool = True) -> Kept:
     """Signs the log's new head into the file, after checking that everything written since the
     kept head extends it; and, if `daily`, queues a head to each moderators' room that had none in
-    the last day or none yet (the same head again if nothing was written: the log still ends there)."""
-    with hub.engine.begin() as conn:
-        previous, newer, problem = _since_kept(conn, hub)
-        if problem:
-            _alert(conn, hub, problem, previous)
-            return Kept(previous, problem)
-        if bot_state.get_state(conn, ALERTED):  # resolved (the log restored): a new problem is told again
-            bot_state.set_state(conn, ALERTED, "")
-    current = previous
-    if newer:
-        current = _sign(hub, newer[-1].seq, newer[-1].hash)
-        secrets.write_private_file(hub.config.paths.audit_head, _head_file(hub, current))
+    the last day or none yet (the same head again if nothing was written: the log still ends there).
+    One keep at a time (the keeper and a head download may run at once): the file never goes back."""
+    paths = hub.config.paths
+    with audit_state.locked(paths.audit_head):
+        with hub.engine.connect() as conn:  # reading only: decisions are not held up meanwhile
+            previous, newer, broken = _checked(conn, hub, savepoint=False)
+        if broken:
+            with hub.engine.begin() as conn:
+                _alert(conn, hub, broken, again=False)
+            return Kept(previous, broken.problem)
+        state = audit_state.load(paths.audit_state)
+        if state.alerted:  # resolved (the log restored): a new problem is told again
+            audit_state.update(paths.audit_state, lambda s: replace(s, alerted=None))
+        if state.keyed_through is None:
+            _key_old_entries(hub, newer[-1].seq if newer else previous.head.seq if previous else 0)
+        current = previous
+        if newer:
+            current = _sign(hub, newer[-1].seq, newer[-1].hash)
+            secrets.write_private_file(paths.audit_head, _head_file(hub, current))
     if daily and current is not None:
+        now, posted = hub.clock.now_ms(), audit_state.load(paths.audit_state).posted
         with hub.engine.begin() as conn:
-            # Per room: a room made since the last head gets the current one now, not a day later.
-            posted = _posted(conn)
-            due = [room for room in moderators_rooms(conn) if hub.clock.now_ms() - posted.get(room, 0) >= DAY_MS]
+            # Per room: a room made since the last head gets the current one now, not a day later. A
+            # time to come (a clock set back, a changed file) is due too.
+            due = [room for room in moderators_rooms(conn) if not 0 <= now - posted.get(room, now - DAY_MS) < DAY_MS]
             if due:
                 _queue(conn, hub, _sign(hub, current.head.seq, current.head.hash), "the daily head", due)
     return Kept(current, None)
+
+
+def _key_old_entries(hub: Hub, through: int) -> None:
+    """Once, after the check that the log extends the kept head: MACs the entries written before
+    keys, and notes outside the database that it was done, so that from then on an entry without a
+    MAC is one that lost it (checked entries only: up to `through`)."""
+    with hub.engine.begin() as conn:
+        keyed = audit.add_macs(conn, key(hub), through)
+    audit_state.update(hub.config.paths.audit_state, lambda s: replace(s, keyed_through=keyed))
+    if keyed:
+        logger.info("Audit log: entries 1 to %d, written before entries were keyed, now carry a MAC", keyed)
 
 
 def _head_file(hub: Hub, signed: heads.SignedHead) -> str:
@@ -191,21 +264,27 @@ def download(hub: Hub) -> str | None:
     return _head_file(hub, kept) if kept else None
 
 
-def _alert(conn, hub: Hub, problem: str, kept: heads.SignedHead | None) -> None:
-    """Tells the moderators' rooms, in the caller's transaction, once for each kept head the log no
-    longer extends (nothing is signed until it does again, however the log changes meanwhile)."""
-    logger.error("The audit log's head is not signed: %s. Run `crossline audit verify`.", problem)
-    about = kept.token if kept else problem
-    if bot_state.get_state(conn, ALERTED) == about:
+def _alert(conn, hub: Hub, broken: Broken, again: bool) -> None:
+    """Tells the moderators' rooms, in the caller's transaction: at every decision (`again`), and
+    otherwise once for each problem (nothing is signed until the log extends the kept head again,
+    however it changes meanwhile). What was told is kept outside the database."""
+    path = hub.config.paths.audit_state
+    told = audit_state.load(path).alerted == broken.about
+    if not told:
+        logger.error("The audit log's head is not signed: %s. Run `crossline audit verify`.", broken.problem)
+    if told and not again:
         return
-    bot_state.set_state(conn, ALERTED, about)
-    text = (f"Moderation record: {problem}. No new head will be signed until this is resolved. Run "
+    text = (f"Moderation record: {broken.problem}. No new head will be signed until this is resolved. Run "
             "`crossline audit verify --head FILE` with the latest head from this room to see every change. "
             "If the database was restored from a backup on purpose, the operator moves the hub's audit-head.txt "
             "aside once the moderators have checked the log.")
     for room_id in moderators_rooms(conn):
         bot_state.queue_message(conn, room_id, f"audit-alert-{hub.clock.now_ms()}-{room_id}",
                                 {"msgtype": "m.notice", "body": text}, "audit_head", hub.clock.now_ms())
+    try:
+        audit_state.update(path, lambda s: replace(s, alerted=broken.about))
+    except OSError as error:  # then it is told again at the next keep: nothing is lost
+        logger.warning("Could not note the audit alert as told: %s", error.strerror)
 
 
 # -- Verification -----------------------------------------------------------------------------------
@@ -217,21 +296,24 @@ class Checked:
     unusable: list[str]  # heads given that could not be used, and why
 
 
-def verify(hub: Hub, given: list[str] = ()) -> Checked:
-    """The whole log against the chain, the key, the kept head and every head in `given` texts."""
-    found, unusable = [], []
-    texts = [("", text) for text in given]
+def verify(hub: Hub, given: list[heads.SignedHead] = (), not_used: list[str] = ()) -> Checked:
+    """The whole log against the chain, the key, the kept head and every head `given` (read with
+    `mine`; `not_used`: what was wrong with the others)."""
+    found, unusable = list(given), list(not_used)
     try:
         kept = _kept_text(hub)
     except heads.HeadError as error:
-        kept, unusable = None, [str(error)]
+        kept, unusable = None, [*unusable, str(error)]
     if kept is not None:
-        texts.append((f"the head kept in {hub.config.paths.audit_head}: ", kept))
-    for source, text in texts:
-        good, bad = own_heads(hub, text)
+        good, bad = own_heads(hub, kept)
         found += good
-        unusable += [source + why for why in bad]
+        unusable += [f"the head kept in {hub.config.paths.audit_head}: {why}" for why in bad]
     with hub.engine.connect() as conn:
+        rewriters = _rewriters(conn)
         stored = list(audit.entries(conn))
     known = list({h.token: h.known() for h in found}.values())
-    return Checked(chain.check(stored, key(hub), known), unusable)
+    all_keyed = audit_state.load(hub.config.paths.audit_state).keyed_through is not None
+    verdict = chain.check(stored, key(hub), known, all_keyed=all_keyed)
+    if rewriters:
+        verdict = replace(verdict, problems=[rewriters.problem, *verdict.problems])
+    return Checked(verdict, unusable)

@@ -85,6 +85,8 @@ def for_moderator(hub: Hub, actor: Member, filters: Filters) -> Listing:
         def shown(case_id: int | None) -> bool | None:
             if case_id is None:
                 return True
+            if type(case_id) is not int:  # written by hand: whom it concerns is unknown, as for a deleted case
+                return None
             if case_id not in seen:
                 case = case_store.get_case(conn, case_id)
                 seen[case_id] = None if case is None else not concerns(conn, hub, actor, case)
