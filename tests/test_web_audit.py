@@ -257,3 +257,16 @@ async def test_no_head_to_download_from_an_empty_record(aiohttp_client, tmp_path
     assert response.status == 404 and "There is no signed head to download" in page
     response, page = await get(client, "mona", "/moderation/audit")
     assert response.status == 200 and "The record verifies: 0 entries" in page and "No entries match." in page
+
+
+async def test_a_hand_written_value_is_named_on_the_page_never_a_server_error(site):
+    """A one-byte BLOB where the hub writes text (an SQLite file edited): the page names the entry,
+    the download says why there is no head, and a decision still goes through (review of issue 27)."""
+    hub = site.app[HUB]
+    with hub.engine.begin() as conn:
+        conn.execute(text("update audit_log set mac = X'00', actor = X'00' where seq = 2"))
+    response, page = await get(site, "mona", "/moderation/audit")
+    assert response.status == 200 and "BROKEN: entry 2 holds what the hub never writes (its actor, mac)" in page
+    response, _ = await get(site, "mona", "/moderation/audit/head")
+    assert response.status in (200, 404)
+    await service.decide(hub, site.people["rita"], site.cases["lena"], ["dismiss"], "Not abuse")

@@ -159,7 +159,7 @@ async def _housekeeping_forever(hub: Hub) -> None:
 async def _keep_audit_head_forever(hub: Hub) -> None:
     while True:
         try:
-            audit_heads.keep(hub)
+            await asyncio.to_thread(audit_heads.keep, hub)  # the first keep may check the whole log
         except Exception:  # noqa: BLE001 - retried; only the type is logged
             logger.exception("Keeping the audit log's signed head failed")
         await asyncio.sleep(AUDIT_HEAD_INTERVAL_S)
