@@ -257,4 +257,5 @@ def test_entries_without_a_mac_count_as_older_than_keys_only_before_any_keyed_en
     all_stripped = genuine_log(6, key=None)  # every MAC removed: after the head they are missed
     assert check(all_stripped, KEY, [head(all_stripped, 2)]).problems == [
         "entries 3 to 6 lost their authentication (every entry after the first keyed one, or after a signed head, "
-        "carries one, and every entry once the hub keyed its older ones): they may have been rewritten outside the hub"]
+        "carries one, and every entry once the hub keyed its older ones): they may have been rewritten outside the "
+        "hub"]

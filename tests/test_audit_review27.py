@@ -183,7 +183,8 @@ def test_every_mac_stripped_with_no_head_kept_is_named(hub, capsys):
     write_entries(hub, 6, decision_last=False)
     audit_heads.keep(hub)
     hub.config.paths.audit_head.unlink()
-    sql(hub, "update audit_log set mac = NULL", "update audit_log set details = '{\"note\": \"nothing\"}' where seq = 3")
+    sql(hub, "update audit_log set mac = NULL",
+        "update audit_log set details = '{\"note\": \"nothing\"}' where seq = 3")
     from tests.test_audit_tamper import rehash
     rehash(hub, 1, key=None)
     code, _out, err = verify(hub, capsys)

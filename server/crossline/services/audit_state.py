@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import json
-import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -21,7 +21,6 @@ from pathlib import Path
 
 from crossline.secrets import write_private_file
 
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,12 @@ def locked(path: Path) -> Iterator[None]:
     """Held across processes and threads (each holder opens the lock file itself)."""
     lock = path.parent / f".{path.name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(lock, "a") as handle:
+    handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(handle)  # releases the lock
 
 
 def _parse(text: str) -> State:
