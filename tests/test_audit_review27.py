@@ -305,3 +305,11 @@ def test_a_problem_is_logged_once_not_every_keep(hub, caplog):
         for _ in range(3):
             assert audit_heads.keep(hub).problem
     assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+
+
+def test_what_the_hub_does_by_itself_is_worded_as_the_hub():
+    """Not "the hub (retention)": it also marks decisions a stop cut short (finding 6)."""
+    from crossline.domain.audit_listing import describe
+
+    entry = {"seq": 1, "at": 0, "actor": "system", "kind": "action_failed", "case_id": 3, "details": {}}
+    assert describe(entry, {}).who == "the hub"
