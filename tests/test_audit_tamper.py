@@ -2,7 +2,9 @@
 PostgreSQL server: `crossline audit verify` (the command, its exit code and what it prints) names
 what was done, against the signed head the hub queued for the moderators' room (the text a
 moderator's client receives) or the head it keeps outside the database. A genuine log verifies.
-(issue 27: deleting the newest entry with the hub stopped went unnoticed, 252 -> 251.)"""
+(issue 27: deleting the newest entry with the hub stopped went unnoticed, 252 -> 251.)
+The room's head here is the text the bot would send, taken from the outbox; only
+tests/test_e2e_audit_heads.py (SQLite) reads it from a real room, decrypted by a nio client."""
 
 from __future__ import annotations
 
