@@ -190,18 +190,12 @@ def cmd_status(data_dir: Path, as_json: bool) -> int:
 
 
 def cmd_setup_link(data_dir: Path) -> int:
-    from crossline.clock import SystemClock, random_token
-    from crossline.services.hub import Hub
     from crossline.services.onboarding import issue_setup_link
-    from crossline.storage.db import create_database_engine, migrate
 
-    config = load_config(data_dir)
-    engine = create_database_engine(config.database_url)
-    migrate(engine)
-    hub = Hub(config, engine, homeserver=None, clock=SystemClock(), new_token=random_token, room_templates={})  # type: ignore[arg-type]
+    hub = cli_audit.offline_hub(data_dir)
     link = issue_setup_link(hub)
     if link is None:
-        print("An administrator already exists; log in at " + config.hub_url + "/login")
+        print("An administrator already exists; log in at " + hub.config.hub_url + "/login")
         return 1
     print(link)
     return 0

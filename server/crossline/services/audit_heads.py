@@ -43,17 +43,21 @@ def _signing_secret(hub: Hub) -> str:
     return secrets.read_secret(hub.config.paths.secrets_dir, secrets.REPORT_SIGNING_KEY)
 
 
+def _signing_key(hub: Hub):
+    return signing_key_from_secret(_signing_secret(hub))
+
+
 def key(hub: Hub) -> bytes:
     return chain.audit_key(_signing_secret(hub))
 
 
 def _sign(hub: Hub, seq: int, digest: str) -> heads.SignedHead:
     head = heads.Head(hub.config.synapse.server_name, seq, digest, hub.clock.now_ms())
-    return heads.sign(head, signing_key_from_secret(_signing_secret(hub)))
+    return heads.sign(head, _signing_key(hub))
 
 
 def hub_fingerprint(hub: Hub) -> str:
-    return fingerprint(bytes(signing_key_from_secret(_signing_secret(hub)).verify_key))
+    return fingerprint(bytes(_signing_key(hub).verify_key))
 
 
 def moderators_rooms(conn) -> list[str]:
@@ -95,7 +99,7 @@ def _queue(conn, hub: Hub, signed: heads.SignedHead, reason: str, rooms: list[st
 
 def mine(hub: Hub, good: list[heads.SignedHead], bad: list[str]) -> tuple[list[heads.SignedHead], list[str]]:
     """Of heads read (audit_heads.read), those signed with this hub's key, and what is wrong with the others."""
-    own, name = bytes(signing_key_from_secret(_signing_secret(hub)).verify_key), hub.config.synapse.server_name
+    own, name = bytes(_signing_key(hub).verify_key), hub.config.synapse.server_name
     bad = bad + [f"a head for entry {h.head.seq} is signed with another key ({fingerprint(h.public_key)}), not "
                  f"this hub's ({fingerprint(own)}): give a head from this hub's moderators' room" for h in good
                  if h.public_key != own]
